@@ -1,0 +1,297 @@
+// Package driver defines what a kombu transport implements.
+//
+// Users never call these interfaces directly: package kombu wraps them in
+// concrete types (Connection, Channel, Producer, Consumer) that own
+// serialization, compression, retries, decoding and error wrapping. A
+// transport only moves messages, as database/sql/driver does for SQL.
+//
+// Non-AMQP transports do not implement Channel by hand: they implement the
+// much smaller virtual.Store and get exchange routing, QoS and unacked
+// tracking from package virtual.
+//
+// # Growing the contract
+//
+// New capabilities arrive as optional interfaces that a Channel or Conn may
+// implement (Pinger, BatchPublisher, LeaseExtender, ReturnNotifier), never as
+// new required methods, so existing transports keep compiling.
+//
+// # Concurrency
+//
+// Conn and Channel must be safe for concurrent use by multiple goroutines.
+// After Close, every method returns an error that wraps ErrClosed.
+package driver
+
+import (
+	"context"
+	"net/url"
+	"time"
+)
+
+// Transport is the value a transport registers for its URL schemes.
+type Transport interface {
+	// OpenConnector parses and validates u without doing any I/O. The
+	// returned Connector is reused for every (re)dial, so failover and
+	// reconnects never parse again. Unknown or invalid query options are
+	// errors that wrap ErrInvalidURL and never contain the password.
+	OpenConnector(u *url.URL) (Connector, error)
+}
+
+// Describer is implemented by transports that publish their URL defaults
+// and capabilities. kombu uses it for Connection.Info and to fill in
+// missing URL parts in Connection.URI.
+type Describer interface {
+	Describe() Description
+}
+
+// Description holds a transport's URL defaults and its Features.
+type Description struct {
+	Name            string // canonical name, e.g. "amqp", "redis", "memory"
+	DefaultHost     string
+	DefaultPort     int
+	DefaultUser     string
+	DefaultPassword string
+	DefaultVHost    string
+	Features        Features
+}
+
+// PriorityOrder says which priority a transport serves first.
+type PriorityOrder int
+
+const (
+	// PriorityNone: the transport ignores priority (FIFO).
+	PriorityNone PriorityOrder = iota
+	// PriorityHighFirst: 9 before 0, as AMQP.
+	PriorityHighFirst
+	// PriorityLowFirst: 0 before 9, as Python kombu's redis transport.
+	PriorityLowFirst
+)
+
+// Features declares how a transport differs from full AMQP semantics. The
+// conformance suite adapts to them, and docs/transports.md lists them.
+type Features struct {
+	Priority        PriorityOrder
+	PriorityLevels  []int // the distinct levels served, e.g. redis [0,3,6,9]; nil means 0..9 all distinct
+	TTL             bool  // per-message expiration is honoured
+	QueueLimits     bool  // x-max-length and friends are enforced
+	Headers         bool  // headers exchanges route
+	DurableFanout   bool  // fanout copies wait in queues that have no live consumer
+	Mandatory       bool  // unroutable mandatory publishes are reported
+	Persistent      bool  // messages survive a restart of the client process
+	Leases          bool  // a delivery's lease can be extended (visibility timeout)
+	Confirms        bool  // publishes are confirmed by the broker
+	ExchangeBinding bool  // exchange-to-exchange bindings
+	SharedState     bool  // declarations made by one connection are seen by others
+}
+
+// Connector dials a connection. It holds parsed options only.
+type Connector interface {
+	// Connect dials. ctx bounds the dial only and is never retained.
+	// Errors that mean "the broker could not be reached" wrap
+	// ErrConnectionLost so that kombu can try the next failover URL.
+	Connect(ctx context.Context) (Conn, error)
+}
+
+// Conn is one live connection to a broker.
+type Conn interface {
+	// Channel opens a new channel. Channels are cheap on virtual
+	// transports and map to AMQP channels on amqp.
+	Channel(ctx context.Context) (Channel, error)
+	// Close closes every channel of the connection (returning their
+	// unacked messages) and then the connection. It is idempotent.
+	Close() error
+}
+
+// Pinger is implemented by Conns that can check the broker is alive.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Channel mirrors the AMQP 0-9-1 channel methods that kombu uses.
+//
+// Every method may block on network I/O and honours ctx. Context errors are
+// returned unwrapped. After Close, every method returns ErrClosed.
+type Channel interface {
+	// ExchangeDeclare declares e. With e.Passive it only checks that e
+	// exists (ErrNotFound otherwise). Redeclaring with other attributes
+	// returns ErrPreconditionFailed where the broker checks it.
+	ExchangeDeclare(ctx context.Context, e Exchange) error
+	ExchangeDelete(ctx context.Context, name string, ifUnused bool) error
+
+	// QueueDeclare declares q and returns its current counts. An empty
+	// name asks the broker to generate one, returned in QueueInfo.Name.
+	QueueDeclare(ctx context.Context, q Queue) (QueueInfo, error)
+	QueueBind(ctx context.Context, b Binding) error
+	QueueUnbind(ctx context.Context, b Binding) error
+	// QueuePurge removes ready messages and returns how many.
+	QueuePurge(ctx context.Context, queue string) (int, error)
+	// QueueDelete deletes a queue and returns how many ready messages it
+	// held. A queue that does not exist is not an error.
+	QueueDelete(ctx context.Context, queue string, ifUnused, ifEmpty bool) (int, error)
+
+	// Publish routes p. A mandatory publish that no queue takes returns
+	// an error wrapping ErrUnroutable (a *ReturnError) when the channel
+	// knows it synchronously; otherwise it is reported to the handler
+	// set with ReturnNotifier.
+	Publish(ctx context.Context, p *Publishing) error
+
+	// Get fetches one message from queue, or returns ErrEmpty.
+	Get(ctx context.Context, queue string, noAck bool) (*Delivery, error)
+
+	// Consume starts delivering queue's messages under consumerTag to
+	// Receive. A tag already in use returns ErrPreconditionFailed.
+	Consume(ctx context.Context, c ConsumeArgs) error
+	// Cancel stops a consumer. Deliveries already handed out stay unacked
+	// until settled. Unknown tags are not an error.
+	Cancel(ctx context.Context, consumerTag string) error
+	// Receive returns up to max deliveries for the channel's consumers.
+	// It blocks until at least one is ready, about one second passes, or
+	// ctx is done, and may return none (nil, nil). It never returns more
+	// than the QoS window allows.
+	Receive(ctx context.Context, max int) ([]*Delivery, error)
+
+	// Ack acknowledges tag (and every earlier tag when multiple).
+	// Unknown tags return ErrUnknownDeliveryTag.
+	Ack(ctx context.Context, tag uint64, multiple bool) error
+	// Reject rejects tag, requeueing it (marked redelivered) or dropping
+	// it (dead-lettering it where the broker does that).
+	Reject(ctx context.Context, tag uint64, requeue bool) error
+	// Recover redelivers every unacked message of the channel: requeued
+	// when requeue is true, else sent again to the same consumer.
+	Recover(ctx context.Context, requeue bool) error
+	// Qos limits unacked deliveries per channel; 0 is unlimited.
+	Qos(ctx context.Context, prefetchCount int) error
+	// Flow pauses (false) or resumes (true) deliveries to Receive.
+	Flow(ctx context.Context, active bool) error
+
+	// Close returns every unacked delivery to its queue (redelivered) and
+	// releases the channel. It is idempotent.
+	Close() error
+}
+
+// ConsumeArgs are the arguments of Channel.Consume.
+type ConsumeArgs struct {
+	Queue       string
+	ConsumerTag string
+	NoAck       bool
+	Exclusive   bool
+	Args        map[string]any
+}
+
+// BatchPublisher is implemented by channels that publish many messages in
+// one round trip (redis pipelines, SQS SendMessageBatch). kombu uses it for
+// Producer.PublishBatch. The batch is not atomic: on error, a prefix may
+// have been published; BatchError says how many.
+type BatchPublisher interface {
+	PublishBatch(ctx context.Context, ps []*Publishing) error
+}
+
+// LeaseExtender is implemented by channels whose deliveries have a lease
+// (a visibility timeout): a handler that runs long extends it instead of
+// having the message delivered twice.
+type LeaseExtender interface {
+	ExtendLease(ctx context.Context, tag uint64, d time.Duration) error
+}
+
+// ReturnNotifier is implemented by channels that learn about unroutable
+// mandatory messages asynchronously (AMQP basic.return).
+type ReturnNotifier interface {
+	NotifyReturn(func(Return))
+}
+
+// Exchange is the declaration of an exchange.
+type Exchange struct {
+	Name       string
+	Type       string // direct, topic, fanout, headers
+	Durable    bool
+	AutoDelete bool
+	Internal   bool
+	Passive    bool
+	Args       map[string]any
+}
+
+// Queue is the declaration of a queue. Args carries the x-arguments
+// (x-max-priority, x-message-ttl, x-expires, x-max-length, ...) already
+// converted to AMQP units by kombu.
+type Queue struct {
+	Name       string
+	Durable    bool
+	Exclusive  bool
+	AutoDelete bool
+	Passive    bool
+	Args       map[string]any
+}
+
+// QueueInfo is what a queue declaration reports.
+type QueueInfo struct {
+	Name      string
+	Messages  int
+	Consumers int
+}
+
+// Binding binds Queue to Exchange. For headers exchanges Args carries
+// x-match and the header values to match.
+type Binding struct {
+	Queue      string
+	Exchange   string
+	RoutingKey string
+	Args       map[string]any
+}
+
+// Message is what travels: the payload bytes as serialized and compressed
+// by kombu, plus the AMQP properties.
+type Message struct {
+	Body            []byte
+	ContentType     string
+	ContentEncoding string
+	Headers         map[string]any
+	Properties      Properties
+}
+
+// Properties are the AMQP basic properties kombu sends.
+type Properties struct {
+	DeliveryMode  uint8 // 1 transient, 2 persistent
+	Priority      uint8 // 0..9 on virtual transports, up to 255 on AMQP
+	CorrelationID string
+	ReplyTo       string
+	Expiration    string // milliseconds as a decimal string, "" for none
+	MessageID     string
+	Timestamp     time.Time
+	Type          string
+	UserID        string
+	AppID         string
+	ClusterID     string
+	// Extra holds properties that AMQP has no field for (SQS
+	// MessageGroupId, ...). Virtual transports carry them in the envelope.
+	Extra map[string]any
+}
+
+// Publishing is one publish request.
+type Publishing struct {
+	Exchange   string
+	RoutingKey string
+	Mandatory  bool
+	Message
+}
+
+// Delivery is a message handed to a consumer.
+type Delivery struct {
+	Message
+	Tag         uint64
+	ConsumerTag string
+	Exchange    string
+	RoutingKey  string
+	Queue       string // the queue it came from, where known
+	Redelivered bool
+	// As lets users reach the transport's own delivery type (e.g.
+	// *amqp091.Delivery); it reports whether target was set.
+	As func(target any) bool
+}
+
+// Return is an unroutable mandatory message handed back by the broker.
+type Return struct {
+	ReplyCode  int
+	ReplyText  string
+	Exchange   string
+	RoutingKey string
+	Message
+}

@@ -1,0 +1,135 @@
+package virtual
+
+import (
+	"context"
+	"time"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// Store is the storage a non-AMQP transport implements; package virtual
+// turns it into a full driver.Channel (exchanges, bindings, QoS, tags).
+// It mirrors Python kombu's virtual channel primitives _put, _get, _purge,
+// _size and _delete.
+//
+// A Store must be safe for concurrent use. Envelopes handed to Put are
+// never modified afterwards by package virtual, so a store may keep the
+// pointer (as memory does) instead of encoding it.
+type Store interface {
+	// Put appends env to queue, at env.Properties.Priority's level.
+	Put(ctx context.Context, queue string, env *Envelope) error
+	// Get takes the next envelope from the first of queues that has one,
+	// in the order given (virtual rotates the order for fairness). It
+	// waits up to wait for one to arrive, then returns driver.ErrEmpty.
+	// A wait of 0 does not block.
+	Get(ctx context.Context, queues []string, wait time.Duration) (Item, error)
+	// Purge removes every ready message of queue and returns how many.
+	Purge(ctx context.Context, queue string) (int, error)
+	// Size returns the number of ready messages of queue.
+	Size(ctx context.Context, queue string) (int, error)
+	// Delete removes queue and its messages.
+	Delete(ctx context.Context, queue string) error
+	// Close releases the store's resources. It is idempotent.
+	Close() error
+}
+
+// Item is one envelope taken from a store.
+type Item struct {
+	Queue    string
+	Envelope *Envelope
+	// Receipt is the store's handle for Acker methods (an SQS receipt
+	// handle, a redis unacked key, a mongo _id). virtual never looks in it.
+	Receipt any
+}
+
+// QueuedEnvelope is one element of a batch put.
+type QueuedEnvelope struct {
+	Queue    string
+	Envelope *Envelope
+}
+
+// Acker is implemented by stores that keep unacked messages on the server
+// (redis's unacked hash, SQS's in-flight messages, a mongo lease), so that a
+// crashed consumer's messages come back. Get must record the item as
+// unacked atomically with taking it. Without Acker, virtual keeps unacked
+// items in process and puts them back with Put on requeue or close.
+type Acker interface {
+	// Ack forgets the unacked item for good (also used for a reject
+	// without requeue).
+	Ack(ctx context.Context, it Item) error
+	// Requeue puts the unacked item back in its queue marked redelivered.
+	Requeue(ctx context.Context, it Item) error
+}
+
+// BatchPutter puts many envelopes in one round trip. The batch need not be
+// atomic; on error, return *driver.BatchError when a prefix went through.
+type BatchPutter interface {
+	PutBatch(ctx context.Context, batch []QueuedEnvelope) error
+}
+
+// BatchGetter takes up to max envelopes in one round trip, waiting up to
+// wait for the first. It returns driver.ErrEmpty (or no items) when none.
+type BatchGetter interface {
+	GetBatch(ctx context.Context, queues []string, max int, wait time.Duration) ([]Item, error)
+}
+
+// BatchAcker acks many items in one round trip.
+type BatchAcker interface {
+	AckBatch(ctx context.Context, items []Item) error
+}
+
+// LeaseExtender extends an unacked item's visibility timeout.
+type LeaseExtender interface {
+	ExtendLease(ctx context.Context, it Item, d time.Duration) error
+}
+
+// Fanouter is implemented by stores with a native broadcast (redis
+// PUBLISH/PSUBSCRIBE, a mongo capped collection). virtual sends fanout
+// exchanges' messages through it instead of copying them to every bound
+// queue, and tells it which queues listen to which exchange. A queue bound
+// with BindFanout receives the broadcasts through Get.
+type Fanouter interface {
+	PutFanout(ctx context.Context, exchange, routingKey string, env *Envelope) error
+	BindFanout(ctx context.Context, exchange, routingKey, queue string) error
+	UnbindFanout(ctx context.Context, exchange, routingKey, queue string) error
+}
+
+// StoredBinding is one row of an exchange's binding table as kombu stores
+// it: Pattern is the Python-kombu regex string for topic bindings
+// (routing.KombuTopicPattern) and empty otherwise.
+type StoredBinding struct {
+	Exchange   string
+	RoutingKey string
+	Pattern    string
+	Queue      string
+}
+
+// BindingStore is implemented by stores that share binding tables between
+// processes (kombu redis `_kombu.binding.<exchange>` sets). virtual then
+// reads the table from the store when routing, and writes to it on bind.
+type BindingStore interface {
+	AddBinding(ctx context.Context, b StoredBinding) error
+	RemoveBinding(ctx context.Context, b StoredBinding) error
+	Bindings(ctx context.Context, exchange string) ([]StoredBinding, error)
+}
+
+// QueueStore is implemented by stores that create queues on the server
+// (SQS) or can tell whether one exists.
+type QueueStore interface {
+	DeclareQueue(ctx context.Context, q driver.Queue) error
+	QueueExists(ctx context.Context, name string) (bool, error)
+}
+
+// NameValidator is implemented by stores that cannot hold some names
+// (redis: kombu's separator bytes). virtual calls it before declaring.
+type NameValidator interface {
+	ValidateName(kind, name string) error
+}
+
+// SharedStateStore is implemented by stores whose exchange and binding
+// declarations are shared by every connection to the same store (memory,
+// like Python kombu's process-global memory transport). Without it, each
+// connection keeps its own exchange table, as Python kombu does.
+type SharedStateStore interface {
+	SharedState() *State
+}
