@@ -1,0 +1,732 @@
+#!/usr/bin/env bash
+# scripts/services.sh: install, start and stop the real servers the test suites talk to.
+#
+#   scripts/services.sh up [NAME...]      install what is missing, start (idempotent), write .services/env
+#   scripts/services.sh down [NAME...]    stop exactly what `up` started (by recorded PID / node name)
+#   scripts/services.sh restart NAME...   stop and start again on the same port, keeping data
+#   scripts/services.sh status            one line per service; exit 0 only when all are up
+#   scripts/services.sh env               print .services/env (export lines); fails when nothing is up
+#
+# NAME is one of the entries of SERVICES below; no NAME means all of them.
+#
+# Every server binds 127.0.0.1 only, on a free port probed at start (never the usual defaults,
+# so a developer's own servers do not clash), and keeps all its state under $STATE
+# (default: REPO/.services, ignored by git). Use the servers from a shell with:
+#     eval "$(scripts/services.sh env)"      or      . .services/env
+#
+# Start times measured on the 2-core dev machine (packages already installed):
+#   redis     ~0.05 s   (redis-server --daemonize, first PONG)
+#   sentinel  ~0.1 s    (until it reports the master address)
+#   rabbitmq  ~5 s      (rabbitmq-server -detached until `rabbitmqctl wait` returns;
+#                        `down` takes ~3 s more)
+# A first run on a fresh machine adds the Debian installs: ~6 s here with a fast mirror
+# (Erlang + RabbitMQ + Redis + python3-kombu), plus `apt-get update`.
+#
+# Adding a service: write the functions below for it and add its name to SERVICES.
+#   svc_NAME_packages  print the Debian packages still missing (nothing when all is there)
+#   svc_NAME_install   optional: non-Debian installs (npm into REPO/node_modules, go build, ...)
+#   svc_NAME_up        start it unless it is already running; wait until it answers
+#   svc_NAME_down      stop what svc_NAME_up started; tolerate a process that is already gone
+#   svc_NAME_running   exit 0 when the recorded process is alive and answering
+#   svc_NAME_status    print a one-line description of the running service
+#   svc_NAME_env       print `export KOMBU_TEST_...=...` lines for .services/env
+# Only svc_NAME_packages and svc_NAME_env are needed for a component that is not a server
+# (see `python`). Planned, not implemented yet (hook points are marked "HOOK:" below):
+#   sqs       npm fauxqs (pin it in a package.json; start it through a few lines of JS that
+#             call buildApp() and listen on 127.0.0.1) -> KOMBU_TEST_SQS_URL
+#   mongodb   FerretDB built from the Go module proxy in a module of its own -> KOMBU_TEST_MONGODB_URL
+#   beanstalkd  Debian beanstalkd, `beanstalkd -l 127.0.0.1 -p P`
+#   postgres  Debian postgresql, private cluster via initdb + pg_ctl as user postgres
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+STATE="${KOMBU_SERVICES_DIR:-$REPO/.services}"
+ENV_FILE="$STATE/env"
+
+# Start order; dependencies come first (sentinel watches redis).
+# HOOK: add sqs, mongodb, beanstalkd, postgres here once their functions exist.
+SERVICES=(redis sentinel rabbitmq python)
+
+# Ports are probed in this range: below Linux's ephemeral range (32768-60999), so an outgoing
+# connection cannot hold a port we picked, and away from the usual server defaults.
+PORT_MIN=20000
+PORT_MAX=32000
+
+log() { printf 'services: %s\n' "$*" >&2; }
+die() { printf 'services: error: %s\n' "$*" >&2; exit 1; }
+
+now_ms() { date +%s%3N; }
+elapsed() { # elapsed START_MS -> "1.234s"
+	local d=$(($(now_ms) - $1))
+	printf '%d.%03ds' $((d / 1000)) $((d % 1000))
+}
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+# pid_alive PID [COMM-SUBSTRING]: the process exists (and its command line contains the string).
+pid_alive() {
+	local pid=$1 want=${2:-}
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	[[ -z $want ]] && return 0
+	local cmd
+	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+	[[ $cmd == *"$want"* ]]
+}
+
+read_file() { # read_file PATH: its first line, or nothing
+	if [[ -f $1 ]]; then head -n1 "$1"; fi
+}
+
+# wait_gone PID SECONDS: wait until the process has exited; 1 when it is still there.
+wait_gone() {
+	local pid=$1 i
+	for ((i = 0; i < $2 * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	! kill -0 "$pid" 2>/dev/null
+}
+
+# stop_pid PID NAME: SIGTERM, wait, SIGKILL. Tolerates a process that is already gone.
+stop_pid() {
+	local pid=$1 name=$2
+	[[ $pid =~ ^[0-9]+$ ]] || return 0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	wait_gone "$pid" 10 && return 0
+	log "$name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL"
+	kill -KILL "$pid" 2>/dev/null || true
+	wait_gone "$pid" 5 || log "warning: $name (pid $pid) is still alive"
+}
+
+port_listening() { # something accepts TCP connections on 127.0.0.1:PORT (or listens anywhere)
+	local p=$1
+	if command -v ss >/dev/null 2>&1; then
+		[[ -n $(ss -Htln "sport = :$p" 2>/dev/null) ]] && return 0
+	fi
+	(exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
+}
+
+wait_port() { # wait_port PORT SECONDS
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		port_listening "$1" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+PICKED_PORTS=" "
+# pick_port VAR: set VAR to a free TCP port not handed out earlier in this run.
+pick_port() {
+	local i p
+	for ((i = 0; i < 500; i++)); do
+		p=$((PORT_MIN + (RANDOM * 32768 + RANDOM) % (PORT_MAX - PORT_MIN)))
+		[[ $PICKED_PORTS == *" $p "* ]] && continue
+		port_listening "$p" && continue
+		PICKED_PORTS+="$p "
+		printf -v "$1" '%s' "$p"
+		return 0
+	done
+	die "no free TCP port found in $PORT_MIN-$PORT_MAX"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Installing
+
+APT_UPDATED=0
+apt_install() {
+	(($# > 0)) || return 0
+	if [[ $(id -u) -ne 0 ]]; then
+		die "missing Debian packages: $* (install them as root: apt-get install -y $*)"
+	fi
+	local start attempt
+	start=$(now_ms)
+	export DEBIAN_FRONTEND=noninteractive
+	# Another apt/dpkg may run at the same time (seen on shared dev machines): wait for its lock,
+	# and retry a failed run after repairing a half-configured dpkg state.
+	for attempt in 1 2 3; do
+		if ((APT_UPDATED == 0)); then
+			log "apt-get update"
+			if apt-get -o DPkg::Lock::Timeout=300 -qq update >"$STATE/apt.log" 2>&1; then
+				APT_UPDATED=1
+			else
+				log "apt-get update failed (attempt $attempt); see $STATE/apt.log"
+				sleep 5
+				continue
+			fi
+		fi
+		log "apt-get install $*"
+		if apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "$@" >>"$STATE/apt.log" 2>&1; then
+			log "installed $* in $(elapsed "$start")"
+			return 0
+		fi
+		log "apt-get install failed (attempt $attempt); see $STATE/apt.log"
+		tail -n 5 "$STATE/apt.log" >&2 || true
+		sleep 5
+		dpkg --configure -a >>"$STATE/apt.log" 2>&1 || true
+	done
+	die "could not install $*"
+}
+
+install_missing() {
+	local s pkgs=()
+	for s in "$@"; do
+		if declare -F "svc_${s}_packages" >/dev/null; then
+			# shellcheck disable=SC2207
+			pkgs+=($("svc_${s}_packages"))
+		fi
+	done
+	if ((${#pkgs[@]} > 0)); then
+		# de-duplicate, keep order
+		local uniq=() p
+		for p in "${pkgs[@]}"; do
+			[[ " ${uniq[*]-} " == *" $p "* ]] || uniq+=("$p")
+		done
+		apt_install "${uniq[@]}"
+	fi
+	for s in "$@"; do
+		if declare -F "svc_${s}_install" >/dev/null; then
+			"svc_${s}_install"
+		fi
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
+# redis: a private redis-server, no persistence.
+
+REDIS_DIR="$STATE/redis"
+
+svc_redis_packages() {
+	command -v redis-server >/dev/null 2>&1 || echo redis-server
+	command -v redis-cli >/dev/null 2>&1 || echo redis-tools
+}
+
+redis_port() { read_file "$REDIS_DIR/port"; }
+redis_pid() { read_file "$REDIS_DIR/redis.pid"; }
+
+svc_redis_running() {
+	local port pid
+	port=$(redis_port) pid=$(redis_pid)
+	[[ -n $port ]] && pid_alive "$pid" redis-server || return 1
+	[[ $(redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p') == "$pid" ]]
+}
+
+svc_redis_up() {
+	if svc_redis_running; then
+		log "redis already up on 127.0.0.1:$(redis_port) (pid $(redis_pid))"
+		return 0
+	fi
+	local port=${1:-} start attempt i pid
+	rm -rf "$REDIS_DIR"
+	mkdir -p "$REDIS_DIR"
+	for attempt in 1 2 3 4 5; do
+		[[ -n $port ]] || pick_port port
+		start=$(now_ms)
+		redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
+			--save '' --appendonly no --daemonize yes \
+			--pidfile "$REDIS_DIR/redis.pid" --logfile "$REDIS_DIR/redis.log" --dir "$REDIS_DIR" \
+			</dev/null >>"$REDIS_DIR/start.log" 2>&1 9>&- || true
+		for ((i = 0; i < 100; i++)); do
+			pid=$(redis_pid)
+			if [[ -n $pid ]] && [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then
+				echo "$port" >"$REDIS_DIR/port"
+				if svc_redis_running; then
+					log "redis up on 127.0.0.1:$port (pid $pid) in $(elapsed "$start")"
+					return 0
+				fi
+				break # someone else's server answered on that port
+			fi
+			sleep 0.05
+		done
+		log "redis did not start on port $port (attempt $attempt); log: $REDIS_DIR/redis.log"
+		tail -n 5 "$REDIS_DIR/redis.log" >&2 2>/dev/null || true
+		stop_pid "$(redis_pid)" redis-server
+		rm -f "$REDIS_DIR/redis.pid" "$REDIS_DIR/port"
+		port=""
+	done
+	die "redis-server failed to start"
+}
+
+svc_redis_down() {
+	local pid
+	pid=$(redis_pid)
+	if pid_alive "$pid" redis-server; then
+		redis-cli -p "$(redis_port)" shutdown nosave >/dev/null 2>&1 || true
+		wait_gone "$pid" 5 || stop_pid "$pid" redis-server
+		log "redis stopped (pid $pid)"
+	fi
+	rm -f "$REDIS_DIR/redis.pid" "$REDIS_DIR/port"
+}
+
+svc_redis_status() { echo "redis-server 127.0.0.1:$(redis_port) pid $(redis_pid)"; }
+
+svc_redis_env() {
+	echo "export KOMBU_TEST_REDIS_URL='redis://127.0.0.1:$(redis_port)/0'"
+	echo "export KOMBU_TEST_REDIS_CLI='redis-cli -p $(redis_port)'"
+}
+
+# ---------------------------------------------------------------------------------------------
+# sentinel: a redis-sentinel watching the redis above as master "mymaster", quorum 1.
+# Started as `redis-server CONF --sentinel`, so Debian's separate redis-sentinel package
+# (only a symlink plus an init script) is not needed.
+
+SENTINEL_DIR="$STATE/sentinel"
+SENTINEL_MASTER=mymaster
+
+svc_sentinel_packages() { svc_redis_packages; }
+
+sentinel_port() { read_file "$SENTINEL_DIR/port"; }
+sentinel_pid() { read_file "$SENTINEL_DIR/sentinel.pid"; }
+
+sentinel_master_port() { # the port the sentinel reports for mymaster
+	redis-cli -p "$(sentinel_port)" SENTINEL get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null |
+		tr -d '\r' | sed -n 2p
+}
+
+svc_sentinel_running() {
+	local port pid
+	port=$(sentinel_port) pid=$(sentinel_pid)
+	[[ -n $port ]] && pid_alive "$pid" redis || return 1
+	[[ $(redis-cli -p "$port" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p') == "$pid" ]]
+}
+
+svc_sentinel_up() {
+	local rport
+	rport=$(redis_port)
+	[[ -n $rport ]] || die "sentinel needs redis: run 'scripts/services.sh up redis sentinel'"
+	if svc_sentinel_running; then
+		if [[ $(sentinel_master_port) == "$rport" ]]; then
+			log "sentinel already up on 127.0.0.1:$(sentinel_port) (pid $(sentinel_pid))"
+			return 0
+		fi
+		log "sentinel watches an old redis; restarting it"
+		svc_sentinel_down
+	fi
+	local port=${1:-} start attempt i pid
+	rm -rf "$SENTINEL_DIR"
+	mkdir -p "$SENTINEL_DIR"
+	for attempt in 1 2 3 4 5; do
+		[[ -n $port ]] || pick_port port
+		# Sentinel rewrites its config file, so it must be a writable file of its own.
+		cat >"$SENTINEL_DIR/sentinel.conf" <<-EOF
+			port $port
+			bind 127.0.0.1
+			daemonize yes
+			pidfile $SENTINEL_DIR/sentinel.pid
+			logfile $SENTINEL_DIR/sentinel.log
+			dir $SENTINEL_DIR
+			sentinel resolve-hostnames no
+			sentinel monitor $SENTINEL_MASTER 127.0.0.1 $rport 1
+			sentinel down-after-milliseconds $SENTINEL_MASTER 5000
+			sentinel failover-timeout $SENTINEL_MASTER 60000
+		EOF
+		start=$(now_ms)
+		redis-server "$SENTINEL_DIR/sentinel.conf" --sentinel </dev/null >>"$SENTINEL_DIR/start.log" 2>&1 9>&- || true
+		for ((i = 0; i < 100; i++)); do
+			pid=$(sentinel_pid)
+			if [[ -n $pid ]] && [[ $(redis-cli -p "$port" SENTINEL get-master-addr-by-name "$SENTINEL_MASTER" 2>/dev/null | tr -d '\r' | sed -n 2p) == "$rport" ]]; then
+				echo "$port" >"$SENTINEL_DIR/port"
+				if svc_sentinel_running; then
+					log "sentinel up on 127.0.0.1:$port (pid $pid, master $SENTINEL_MASTER at :$rport) in $(elapsed "$start")"
+					return 0
+				fi
+				break
+			fi
+			sleep 0.05
+		done
+		log "sentinel did not start on port $port (attempt $attempt); log: $SENTINEL_DIR/sentinel.log"
+		tail -n 5 "$SENTINEL_DIR/sentinel.log" >&2 2>/dev/null || true
+		stop_pid "$(sentinel_pid)" redis-sentinel
+		rm -f "$SENTINEL_DIR/sentinel.pid" "$SENTINEL_DIR/port"
+		port=""
+	done
+	die "redis sentinel failed to start"
+}
+
+svc_sentinel_down() {
+	local pid
+	pid=$(sentinel_pid)
+	if pid_alive "$pid" redis; then
+		redis-cli -p "$(sentinel_port)" shutdown >/dev/null 2>&1 || true
+		wait_gone "$pid" 5 || stop_pid "$pid" redis-sentinel
+		log "sentinel stopped (pid $pid)"
+	fi
+	rm -f "$SENTINEL_DIR/sentinel.pid" "$SENTINEL_DIR/port"
+}
+
+svc_sentinel_status() { echo "redis sentinel 127.0.0.1:$(sentinel_port) pid $(sentinel_pid), master $SENTINEL_MASTER -> :$(sentinel_master_port)"; }
+
+svc_sentinel_env() {
+	echo "export KOMBU_TEST_REDIS_SENTINEL_URL='sentinel://127.0.0.1:$(sentinel_port)/0?master_name=$SENTINEL_MASTER'"
+}
+
+# ---------------------------------------------------------------------------------------------
+# rabbitmq: a private RabbitMQ node (own node name, ports, data and log dirs, cookie).
+#
+# The node runs as the invoking user through /usr/lib/rabbitmq/bin (Debian's wrappers in
+# /usr/sbin would switch to user rabbitmq, which may not be able to reach REPO/.services).
+# HOME points at a folder of ours holding the Erlang cookie; when Debian's cookie is readable we
+# copy it, so plain `rabbitmqctl -n NODE ...` (Debian's wrapper, runs as user rabbitmq with that
+# cookie) reaches our node too. .services/rabbitmq/bin/ has rabbitmqctl and rabbitmq-diagnostics
+# wrappers preset for the node; KOMBU_TEST_RABBITMQCTL names the first.
+#
+# Erlang distribution: the node's dist port and the CLI tools' own listeners are bound to
+# 127.0.0.1 (inet_dist_use_interface). epmd (port 4369, shared by all Erlang nodes on the host):
+# when none runs, we start one bound to 127.0.0.1 and stop it at `down` if no other node still
+# uses it; an epmd that was already running is left alone.
+
+RABBIT_DIR="$STATE/rabbitmq"
+RABBIT_LIB=/usr/lib/rabbitmq/bin
+EPMD_DIR="$STATE/epmd"
+LOOPBACK_DIST="-kernel inet_dist_use_interface {127,0,0,1}"
+
+rabbit_node() {
+	local n
+	n=$(read_file "$RABBIT_DIR/node")
+	if [[ -z $n ]]; then
+		n="kombu-test-$(printf '%s' "$REPO" | cksum | cut -d' ' -f1)@localhost"
+	fi
+	echo "$n"
+}
+rabbit_port() { read_file "$RABBIT_DIR/port"; }
+rabbit_pid() { read_file "$RABBIT_DIR/rabbitmq.pid"; }
+
+svc_rabbitmq_packages() {
+	[[ -x $RABBIT_LIB/rabbitmq-server ]] || echo rabbitmq-server
+}
+
+# rabbit_env: the environment every rabbitmq-server / rabbitmqctl call of ours runs with.
+rabbit_env() {
+	export HOME="$RABBIT_DIR/home"
+	export RABBITMQ_NODENAME
+	RABBITMQ_NODENAME=$(rabbit_node)
+	export RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
+	export RABBITMQ_CONFIG_FILE="$RABBIT_DIR/rabbitmq.conf"
+	export RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_DIR/advanced.config"
+	export RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_DIR/enabled_plugins"
+	export RABBITMQ_MNESIA_BASE="$RABBIT_DIR/mnesia"
+	export RABBITMQ_LOG_BASE="$RABBIT_DIR/log"
+	export RABBITMQ_PID_FILE="$RABBIT_DIR/rabbitmq.pid"
+	export RABBITMQ_CTL_ERL_ARGS="$LOOPBACK_DIST"
+	export ERL_EPMD_ADDRESS=127.0.0.1
+}
+
+
+svc_rabbitmq_running() {
+	local pid port
+	pid=$(rabbit_pid) port=$(rabbit_port)
+	[[ -n $port ]] && pid_alive "$pid" beam && port_listening "$port"
+}
+
+epmd_up() {
+	mkdir -p "$EPMD_DIR"
+	if port_listening 4369; then
+		return 0 # ours from an earlier run, or someone else's: either way, use it
+	fi
+	local epmd pid
+	epmd=$(command -v epmd || true)
+	[[ -n $epmd ]] || die "epmd not found (package erlang-base)"
+	setsid "$epmd" -address 127.0.0.1 </dev/null >"$EPMD_DIR/epmd.log" 2>&1 9>&- &
+	pid=$!
+	echo "$pid" >"$EPMD_DIR/epmd.pid"
+	wait_port 4369 5 || die "epmd did not start; see $EPMD_DIR/epmd.log"
+	log "epmd up on 127.0.0.1:4369 (pid $pid)"
+}
+
+epmd_down() {
+	local pid others
+	pid=$(read_file "$EPMD_DIR/epmd.pid")
+	[[ -n $pid ]] || return 0
+	if pid_alive "$pid" epmd; then
+		others=$(epmd -names 2>/dev/null | grep -c '^name ' || true)
+		if ((others > 0)); then
+			log "leaving epmd (pid $pid) running: $others other Erlang node(s) registered"
+			return 0
+		fi
+		stop_pid "$pid" epmd
+		log "epmd stopped (pid $pid)"
+	fi
+	rm -f "$EPMD_DIR/epmd.pid"
+}
+
+write_rabbit_files() { # write_rabbit_files PORT DIST_PORT
+	mkdir -p "$RABBIT_DIR/home" "$RABBIT_DIR/mnesia" "$RABBIT_DIR/log" "$RABBIT_DIR/bin"
+	chmod 700 "$RABBIT_DIR/home"
+	if [[ ! -s $RABBIT_DIR/home/.erlang.cookie ]]; then
+		if [[ -r /var/lib/rabbitmq/.erlang.cookie ]]; then
+			cat /var/lib/rabbitmq/.erlang.cookie >"$RABBIT_DIR/home/.erlang.cookie"
+		else
+			od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$RABBIT_DIR/home/.erlang.cookie"
+		fi
+		chmod 400 "$RABBIT_DIR/home/.erlang.cookie"
+	fi
+	: >"$RABBIT_DIR/rabbitmq-env.conf" # do not read /etc/rabbitmq/rabbitmq-env.conf
+	echo '[].' >"$RABBIT_DIR/advanced.config"
+	echo '[].' >"$RABBIT_DIR/enabled_plugins" # no management plugin, nothing else to listen
+	cat >"$RABBIT_DIR/rabbitmq.conf" <<-EOF
+		listeners.tcp.default = 127.0.0.1:$1
+		loopback_users.guest = true
+		default_user = guest
+		default_pass = guest
+		default_vhost = /
+		disk_free_limit.absolute = 10MB
+		log.console = false
+		log.file.level = info
+	EOF
+	echo "$1" >"$RABBIT_DIR/port"
+	echo "$2" >"$RABBIT_DIR/dist_port"
+	rabbit_node >"$RABBIT_DIR/node"
+	local tool
+	for tool in rabbitmqctl rabbitmq-diagnostics rabbitmq-queues; do
+		cat >"$RABBIT_DIR/bin/$tool" <<-EOF
+			#!/bin/sh
+			# $tool preset for the private test node $(rabbit_node) (written by scripts/services.sh).
+			export HOME='$RABBIT_DIR/home' RABBITMQ_NODENAME='$(rabbit_node)' RABBITMQ_CONF_ENV_FILE='$RABBIT_DIR/rabbitmq-env.conf'
+			export RABBITMQ_CTL_ERL_ARGS='$LOOPBACK_DIST'
+			exec $RABBIT_LIB/$tool "\$@"
+		EOF
+		chmod +x "$RABBIT_DIR/bin/$tool"
+	done
+}
+
+# svc_rabbitmq_up [keep]: with "keep", reuse the recorded ports and data (restart).
+svc_rabbitmq_up() {
+	if svc_rabbitmq_running; then
+		log "rabbitmq already up on 127.0.0.1:$(rabbit_port) (node $(rabbit_node), pid $(rabbit_pid))"
+		return 0
+	fi
+	local keep=${1:-} port dist start attempt pid
+	# A node that still holds the name (its pid file was lost) would make the new one fail.
+	local short
+	short=$(rabbit_node)
+	short=${short%@*}
+	if [[ -f $RABBIT_DIR/node ]] && epmd -names 2>/dev/null | grep -q "^name $short at"; then
+		log "stopping a stray node $(rabbit_node)"
+		timeout 60 "$RABBIT_DIR/bin/rabbitmqctl" -q stop >/dev/null 2>&1 || true
+	fi
+	if [[ $keep == keep && -n $(rabbit_port) ]]; then
+		port=$(rabbit_port) dist=$(read_file "$RABBIT_DIR/dist_port")
+	else
+		rm -rf "$RABBIT_DIR"
+	fi
+	epmd_up
+	for attempt in 1 2 3; do
+		[[ -n ${port:-} ]] || pick_port port
+		[[ -n ${dist:-} ]] || pick_port dist
+		write_rabbit_files "$port" "$dist"
+		rm -f "$RABBIT_DIR/rabbitmq.pid"
+		start=$(now_ms)
+		(
+			rabbit_env
+			export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$port" RABBITMQ_DIST_PORT="$dist"
+			export RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="$LOOPBACK_DIST"
+			cd "$RABBIT_DIR"
+			"$RABBIT_LIB/rabbitmq-server" -detached </dev/null >>"$RABBIT_DIR/start.log" 2>&1 9>&-
+		) || true
+		# `wait PIDFILE` returns once the pid file exists, distribution is up and the rabbit
+		# application has started (or fails when the OS process dies).
+		if timeout 100 "$RABBIT_DIR/bin/rabbitmqctl" -q wait --timeout 90 "$RABBIT_DIR/rabbitmq.pid" \
+			>>"$RABBIT_DIR/start.log" 2>&1 9>&- &&
+			wait_port "$port" 10; then
+			pid=$(rabbit_pid)
+			log "rabbitmq up on 127.0.0.1:$port (node $(rabbit_node), pid $pid, dist port $dist) in $(elapsed "$start")"
+			return 0
+		fi
+		log "rabbitmq did not start on port $port (attempt $attempt); logs in $RABBIT_DIR/log and start.log"
+		tail -n 15 "$RABBIT_DIR/start.log" >&2 || true
+		svc_rabbitmq_down keep
+		port="" dist=""
+	done
+	die "rabbitmq-server failed to start"
+}
+
+svc_rabbitmq_down() {
+	local pid
+	pid=$(rabbit_pid)
+	if pid_alive "$pid" beam; then
+		# `stop PIDFILE` returns once the OS process has exited.
+		timeout 60 "$RABBIT_DIR/bin/rabbitmqctl" -q stop "$RABBIT_DIR/rabbitmq.pid" >>"$RABBIT_DIR/stop.log" 2>&1 9>&- || true
+		wait_gone "$pid" 10 || stop_pid "$pid" rabbitmq
+		log "rabbitmq stopped (node $(rabbit_node), pid $pid)"
+	fi
+	rm -f "$RABBIT_DIR/rabbitmq.pid"
+	[[ ${1:-} == keep ]] || epmd_down
+}
+
+svc_rabbitmq_status() { echo "rabbitmq 127.0.0.1:$(rabbit_port) node $(rabbit_node) pid $(rabbit_pid)"; }
+
+svc_rabbitmq_env() {
+	echo "export KOMBU_TEST_AMQP_URL='amqp://guest:guest@127.0.0.1:$(rabbit_port)//'"
+	echo "export KOMBU_TEST_RABBITMQ_NODE='$(rabbit_node)'"
+	echo "export KOMBU_TEST_RABBITMQCTL='$RABBIT_DIR/bin/rabbitmqctl'"
+}
+
+svc_rabbitmq_restart() { svc_rabbitmq_down keep && svc_rabbitmq_up keep; }
+
+# ---------------------------------------------------------------------------------------------
+# python: Debian's system Python with kombu, for wire-compatibility tests. Not a server.
+# /usr/bin/python3 is called by full path (a pyenv python3 may come first on PATH), with -I so
+# that a `kombu/` folder in the working directory (this repo has one) cannot shadow the package.
+
+SYSTEM_PYTHON=/usr/bin/python3
+
+python_ok() {
+	[[ -x $SYSTEM_PYTHON ]] &&
+		(cd / && "$SYSTEM_PYTHON" -I -c 'import kombu, redis, amqp; kombu.Connection' >/dev/null 2>&1)
+}
+
+svc_python_packages() {
+	python_ok && return 0
+	[[ -x $SYSTEM_PYTHON ]] || echo python3
+	echo python3-kombu python3-redis python3-amqp
+}
+
+svc_python_running() { python_ok; }
+svc_python_status() { echo "$SYSTEM_PYTHON, kombu $(cd / && "$SYSTEM_PYTHON" -I -c 'import kombu; print(kombu.__version__)' 2>/dev/null)"; }
+svc_python_env() { echo "export KOMBU_TEST_PYTHON='$SYSTEM_PYTHON'"; }
+
+# HOOK: svc_sqs_*        (npm fauxqs; see shared notes on binding it to 127.0.0.1)
+# HOOK: svc_mongodb_*    (FerretDB built from its own go.mod under scripts/, SQLite dir in $STATE)
+# HOOK: svc_beanstalkd_* (Debian beanstalkd)
+# HOOK: svc_postgres_*   (Debian postgresql, initdb/pg_ctl as user postgres)
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+is_running() { # a service with no svc_X_running is never "running" (no state to report)
+	declare -F "svc_${1}_running" >/dev/null && "svc_${1}_running"
+}
+
+write_env() {
+	local s tmp
+	tmp="$ENV_FILE.tmp"
+	{
+		echo "# Written by scripts/services.sh at $(date -u +%Y-%m-%dT%H:%M:%SZ). Use: . .services/env"
+		for s in "${SERVICES[@]}"; do
+			if declare -F "svc_${s}_env" >/dev/null && is_running "$s"; then
+				"svc_${s}_env"
+			fi
+		done
+	} >"$tmp"
+	mv "$tmp" "$ENV_FILE"
+}
+
+# select_services NAME...: validate names (none = all); add dependencies; keep SERVICES order.
+select_services() {
+	local want=" $* " s out=()
+	if (($# == 0)); then
+		want=" ${SERVICES[*]} "
+	fi
+	for s in "$@"; do
+		[[ " ${SERVICES[*]} " == *" $s "* ]] || die "unknown service '$s' (known: ${SERVICES[*]})"
+	done
+	[[ $want == *" sentinel "* ]] && want+="redis "
+	for s in "${SERVICES[@]}"; do
+		[[ $want == *" $s "* ]] && out+=("$s")
+	done
+	SELECTED=("${out[@]}")
+}
+
+lock() {
+	mkdir -p "$STATE"
+	exec 9>"$STATE/.lock"
+	flock -w 600 9 || die "another scripts/services.sh holds $STATE/.lock"
+}
+
+cmd_up() {
+	select_services "$@"
+	lock
+	local start s
+	start=$(now_ms)
+	install_missing "${SELECTED[@]}"
+	for s in "${SELECTED[@]}"; do
+		if declare -F "svc_${s}_up" >/dev/null; then
+			"svc_${s}_up"
+		elif ! is_running "$s"; then
+			die "$s is not usable after install"
+		fi
+	done
+	write_env
+	log "all up in $(elapsed "$start"); env in ${ENV_FILE#"$REPO"/}"
+}
+
+cmd_down() {
+	select_services "$@"
+	lock
+	local i s
+	for ((i = ${#SELECTED[@]} - 1; i >= 0; i--)); do # reverse start order
+		s=${SELECTED[i]}
+		if declare -F "svc_${s}_down" >/dev/null; then
+			"svc_${s}_down" || log "warning: stopping $s failed"
+		fi
+	done
+	if (($# == 0)); then
+		rm -f "$ENV_FILE"
+	else
+		write_env
+	fi
+}
+
+cmd_restart() {
+	(($# > 0)) || die "restart needs service names"
+	select_services "$@"
+	lock
+	local s
+	for s in "${SELECTED[@]}"; do
+		if declare -F "svc_${s}_restart" >/dev/null; then
+			"svc_${s}_restart"
+		elif declare -F "svc_${s}_down" >/dev/null; then
+			local port=""
+			[[ $s == redis ]] && port=$(redis_port)
+			[[ $s == sentinel ]] && port=$(sentinel_port)
+			"svc_${s}_down"
+			"svc_${s}_up" "$port"
+		fi
+	done
+	write_env
+}
+
+cmd_status() {
+	local s rc=0
+	for s in "${SERVICES[@]}"; do
+		if is_running "$s"; then
+			printf '%-10s up    %s\n' "$s" "$("svc_${s}_status")"
+		else
+			printf '%-10s down\n' "$s"
+			rc=3
+		fi
+	done
+	return $rc
+}
+
+cmd_env() {
+	[[ -f $ENV_FILE ]] || die "no $ENV_FILE: run 'scripts/services.sh up' (or 'make services-up') first"
+	cat "$ENV_FILE"
+}
+
+usage() {
+	sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+	exit 2
+}
+
+main() {
+	local cmd=${1:-}
+	(($# > 0)) && shift
+	case $cmd in
+	up) cmd_up "$@" ;;
+	down) cmd_down "$@" ;;
+	restart) cmd_restart "$@" ;;
+	status) cmd_status ;;
+	env) cmd_env ;;
+	-h | --help | help | "") usage ;;
+	*) die "unknown command '$cmd' (up|down|restart|status|env)" ;;
+	esac
+}
+
+# Run main only when executed, so tests can source this file and call single functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+	main "$@"
+fi
