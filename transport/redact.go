@@ -35,7 +35,9 @@ func Redact(u *url.URL) string {
 	}
 	b.WriteString("//")
 	if u.User != nil {
-		b.WriteString(url.User(u.User.Username()).String())
+		// net/url leaves ';' unescaped in user info, but ';' separates
+		// failover URLs.
+		b.WriteString(strings.ReplaceAll(url.User(u.User.Username()).String(), ";", "%3B"))
 		if pw, ok := u.User.Password(); ok {
 			b.WriteByte(':')
 			if pw != "" {
@@ -76,7 +78,7 @@ func displayHost(h string) string {
 		case r >= utf8.RuneSelf:
 			plain = r != utf8.RuneError && unicode.IsPrint(r) && !unicode.IsSpace(r)
 		case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
-		case strings.ContainsRune("-._~!$&'()*+,;=:[]", r):
+		case strings.ContainsRune("-._~!$&'()*+,=:[]", r):
 		default:
 			plain = false
 		}

@@ -81,7 +81,7 @@ func ParseURLs(s string) ([]*url.URL, error) {
 			return nil, &URLError{Element: position(i), Reason: reason}
 		}
 		if !hasSchemePrefix(p) {
-			e := &URLError{Element: position(i), Reason: "missing scheme: want scheme://host, e.g. amqp://localhost:5672"}
+			e := &URLError{Element: position(i), Reason: "missing or invalid scheme: want scheme://host, e.g. amqp://localhost:5672"}
 			if multi {
 				e.Reason += "; a ';' in a password must be written %3B"
 			} else {
@@ -199,6 +199,9 @@ func parseOne(p string) (*url.URL, *URLError) {
 	hostport := authority
 	if at := strings.LastIndexByte(authority, '@'); at >= 0 {
 		hostport = authority[at+1:]
+		if !isASCII(authority[:at]) {
+			return fail("non-ASCII characters in a user name or password must be %%-encoded (as UTF-8)")
+		}
 	}
 	if reason := checkHostPort(hostport); reason != "" {
 		return fail("%s", reason)
@@ -239,14 +242,19 @@ func checkHostPort(hp string) string {
 			return "unbalanced '[' or ']' in host"
 		}
 	} else {
+		if strings.ContainsAny(hp, "[]") {
+			return "'[' or ']' in host: write an IPv6 address as [::1] or [::1]:5672"
+		}
 		if i := strings.LastIndexByte(hp, ':'); i >= 0 {
 			host, port, hasPort = hp[:i], hp[i+1:], true
 		}
-		if strings.ContainsAny(host, "[]") {
-			return "'[' or ']' in host: write an IPv6 address as [::1] or [::1]:5672"
-		}
 		if strings.Contains(host, ":") {
 			return "':' in host: write an IPv6 address in brackets, e.g. [::1]:5672"
+		}
+		for i := 0; i < len(host); i++ {
+			if c := host[i]; c < utf8.RuneSelf && !isHostByte(c) {
+				return fmt.Sprintf("invalid character %q in host", c)
+			}
 		}
 	}
 	if !hasPort {
@@ -295,6 +303,22 @@ func validEscapes(s string) bool {
 		i += 2
 	}
 	return true
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// isHostByte reports whether an ASCII byte may appear in a host name
+// (RFC 3986 unreserved, sub-delims and '%').
+func isHostByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		strings.IndexByte("-._~!$&'()*+,;=%", c) >= 0
 }
 
 func isHex(c byte) bool {
