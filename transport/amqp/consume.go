@@ -1,0 +1,490 @@
+package amqp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// Consume starts a consumer whose deliveries Receive returns. An empty
+// consumer tag gets a generated one (it is not reported back; pass a tag
+// to be able to Cancel). A tag already in use on this channel returns
+// driver.ErrPreconditionFailed without asking the broker (RabbitMQ would
+// close the whole connection).
+func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
+	if err := checkName("queue name", a.Queue); err != nil {
+		return err
+	}
+	if err := checkName("consumer tag", a.ConsumerTag); err != nil {
+		return err
+	}
+	args, err := toTable(a.Args)
+	if err != nil {
+		return err
+	}
+	tag := a.ConsumerTag
+	if tag == "" {
+		tag = uniqueTag()
+	}
+	cons := &consumer{tag: tag, queue: a.Queue, noAck: a.NoAck}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errClosed()
+	}
+	if _, dup := c.consumers[tag]; dup {
+		c.mu.Unlock()
+		return fmt.Errorf("%w: amqp: consumer tag %q already in use on this channel", driver.ErrPreconditionFailed, tag)
+	}
+	c.consumers[tag] = cons
+	c.mu.Unlock()
+	unreserve := func() {
+		c.mu.Lock()
+		if c.consumers[tag] == cons {
+			delete(c.consumers, tag)
+		}
+		c.mu.Unlock()
+	}
+
+	g, err := c.current(ctx)
+	if err != nil {
+		unreserve()
+		return err
+	}
+	type result struct {
+		d   <-chan amqp.Delivery
+		err error
+	}
+	res := make(chan result, 1)
+	abandoned := make(chan struct{})
+	go func() {
+		d, err := g.ch.Consume(a.Queue, tag, a.NoAck, a.Exclusive, false, false, args)
+		select {
+		case res <- result{d, err}:
+		case <-abandoned:
+			if err == nil {
+				// The caller gave up: cancel, but forward what came.
+				c.mu.Lock()
+				cons.cancelled = true
+				c.mu.Unlock()
+				c.startForward(g, cons, d)
+				_ = g.ch.Cancel(tag, false)
+			}
+		}
+	}()
+	var r result
+	select {
+	case r = <-res:
+	case <-ctx.Done():
+		close(abandoned)
+		unreserve()
+		return ctx.Err()
+	}
+	if r.err != nil {
+		unreserve()
+		return mapErr(r.err, c.conn.isClosed)
+	}
+	c.startForward(g, cons, r.d)
+	return nil
+}
+
+func (c *Channel) startForward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
+	c.mu.Lock()
+	if c.closed {
+		// Close already ran (and waited): drain in a goroutine that ends
+		// when amqp091-go closes d as the channel closes.
+		c.mu.Unlock()
+		go func() {
+			for range d {
+			}
+		}()
+		return
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go c.forward(g, cons, d)
+}
+
+// forward moves one consumer's deliveries to the channel's items, and
+// reports an end that nobody asked for.
+func (c *Channel) forward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
+	defer c.wg.Done()
+	for dl := range d {
+		select {
+		case c.items <- item{g: g, d: dl, cons: cons, noAck: cons.noAck}:
+		case <-c.stop:
+			// Closing: let amqp091-go finish; it closes d.
+			for range d {
+			}
+			return
+		}
+	}
+	c.mu.Lock()
+	cancelled := cons.cancelled
+	if c.consumers[cons.tag] == cons {
+		delete(c.consumers, cons.tag)
+	}
+	c.mu.Unlock()
+	if cancelled {
+		return
+	}
+	var ce *ConsumerError
+	if g.ch.IsClosed() {
+		cause := g.cause()
+		ce = &ConsumerError{ConsumerTag: cons.tag, Queue: cons.queue,
+			Err: fmt.Errorf("%w: amqp channel closed: %w", driver.ErrClosed, mapErr(cause, nil))}
+	} else {
+		ce = &ConsumerError{ConsumerTag: cons.tag, Queue: cons.queue, Cancelled: true,
+			Err: fmt.Errorf("%w: queue %q deleted or unavailable", driver.ErrNotFound, cons.queue)}
+	}
+	select {
+	case c.items <- item{g: g, cons: cons, err: ce}:
+	case <-c.stop:
+	}
+}
+
+// Cancel stops a consumer. Deliveries it already received stay valid.
+func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return errClosed()
+	}
+	cons, ok := c.consumers[consumerTag]
+	if ok {
+		cons.cancelled = true
+		delete(c.consumers, consumerTag)
+	}
+	g := c.g
+	c.mu.Unlock()
+	if !ok || g == nil || g.isDead() {
+		return nil
+	}
+	err := callCtx(ctx, func() error { return g.ch.Cancel(consumerTag, false) })
+	if err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
+		if g.isDead() {
+			return nil // the consumer died with its channel
+		}
+		return mapErr(err, c.conn.isClosed)
+	}
+	return err
+}
+
+// Receive returns deliveries of the channel's consumers: it waits up to
+// about a second for the first, then takes what is ready, up to max and
+// up to the prefetch window. A consumer that ended without Cancel is
+// reported once as a *ConsumerError.
+func (c *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, error) {
+	if max <= 0 {
+		max = 1
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, errClosed()
+	}
+	if err := c.pending; err != nil {
+		c.pending = nil
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.mu.Unlock()
+
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	waitC := func() <-chan time.Time {
+		if timer == nil {
+			timer = time.NewTimer(receiveWait)
+		}
+		return timer.C
+	}
+	// Wait for room in the window and for Flow(true).
+	for {
+		c.mu.Lock()
+		room := max
+		if c.prefetch > 0 {
+			room = min(room, c.prefetch-len(c.unacked))
+		}
+		paused := c.paused
+		c.mu.Unlock()
+		if room > 0 && !paused {
+			max = room
+			break
+		}
+		select {
+		case <-c.settled:
+		case <-c.resumed:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.stop:
+			return nil, errClosed()
+		case <-waitC():
+			return nil, nil
+		}
+	}
+
+	var out []*driver.Delivery
+	take := func(it item) (stop bool, err error) {
+		if it.err != nil {
+			if len(out) == 0 {
+				return true, it.err
+			}
+			c.mu.Lock()
+			c.pending = it.err
+			c.mu.Unlock()
+			return true, nil
+		}
+		if d := c.accept(it); d != nil {
+			out = append(out, d)
+		}
+		return false, nil
+	}
+	for len(out) == 0 {
+		var it item
+		select {
+		case it = <-c.items:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-c.stop:
+			return nil, errClosed()
+		case <-waitC():
+			return nil, nil
+		}
+		if stop, err := take(it); stop || err != nil {
+			return out, err
+		}
+	}
+	for len(out) < max {
+		select {
+		case it := <-c.items:
+			if stop, err := take(it); stop || err != nil {
+				return out, err
+			}
+		default:
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// accept turns an item into a delivery handed to the user, or drops it when
+// its generation died (the broker requeued it; it comes again).
+func (c *Channel) accept(it item) *driver.Delivery {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil
+	}
+	if !it.noAck && (it.g.isDead() || (c.g != it.g)) {
+		return nil
+	}
+	it.g.markHanded(it.d.DeliveryTag)
+	tag := it.g.base + it.d.DeliveryTag
+	if !it.noAck {
+		c.unacked[tag] = it.g
+	}
+	return toDelivery(&it.d, tag, it.cons.queue)
+}
+
+func toDelivery(d *amqp.Delivery, tag uint64, queue string) *driver.Delivery {
+	var h map[string]any
+	if d.Headers != nil {
+		h = fromTable(d.Headers)
+	}
+	raw := *d
+	return &driver.Delivery{
+		Message: driver.Message{
+			Body:            d.Body,
+			ContentType:     d.ContentType,
+			ContentEncoding: d.ContentEncoding,
+			Headers:         h,
+			Properties: driver.Properties{
+				DeliveryMode:  d.DeliveryMode,
+				Priority:      d.Priority,
+				CorrelationID: d.CorrelationId,
+				ReplyTo:       d.ReplyTo,
+				Expiration:    d.Expiration,
+				MessageID:     d.MessageId,
+				Timestamp:     d.Timestamp,
+				Type:          d.Type,
+				UserID:        d.UserId,
+				AppID:         d.AppId,
+			},
+		},
+		Tag:         tag,
+		ConsumerTag: d.ConsumerTag,
+		Exchange:    d.Exchange,
+		RoutingKey:  d.RoutingKey,
+		Queue:       queue,
+		Redelivered: d.Redelivered,
+		As: func(target any) bool {
+			if p, ok := target.(*amqp.Delivery); ok {
+				*p = raw
+				return true
+			}
+			if p, ok := target.(**amqp.Delivery); ok {
+				*p = &raw
+				return true
+			}
+			return false
+		},
+	}
+}
+
+// Get fetches one message with basic.get, or returns driver.ErrEmpty.
+func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.Delivery, error) {
+	if err := checkName("queue name", queue); err != nil {
+		return nil, err
+	}
+	g, err := c.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		d   amqp.Delivery
+		ok  bool
+		err error
+	}
+	res := make(chan result, 1)
+	abandoned := make(chan struct{})
+	go func() {
+		d, ok, err := g.ch.Get(queue, noAck)
+		select {
+		case res <- result{d, ok, err}:
+		case <-abandoned:
+			if ok && !noAck {
+				_ = g.ch.Reject(d.DeliveryTag, true) // nobody took it: requeue
+			}
+		}
+	}()
+	var r result
+	if ctx.Done() == nil {
+		r = <-res
+	} else {
+		select {
+		case r = <-res:
+		case <-ctx.Done():
+			close(abandoned)
+			return nil, ctx.Err()
+		}
+	}
+	if r.err != nil {
+		return nil, mapErr(r.err, c.conn.isClosed)
+	}
+	if !r.ok {
+		return nil, fmt.Errorf("amqp: queue %q: %w", queue, driver.ErrEmpty)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errClosed()
+	}
+	g.markHanded(r.d.DeliveryTag)
+	tag := g.base + r.d.DeliveryTag
+	if !noAck {
+		c.unacked[tag] = g
+	}
+	return toDelivery(&r.d, tag, queue), nil
+}
+
+// settle validates tag (and, with multiple, every earlier unsettled tag)
+// and removes them from the unacked set. It returns the generation and the
+// AMQP frames to send: one multiple ack up to upTo when that covers only
+// tags handed to the user, plus single tags above it.
+func (c *Channel) settle(tag uint64, multiple bool) (g *gen, upTo uint64, singles []uint64, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, 0, nil, errClosed()
+	}
+	tg, ok := c.unacked[tag]
+	if !ok && !(multiple && tag == 0) {
+		return nil, 0, nil, fmt.Errorf("amqp: delivery tag %d: %w", tag, driver.ErrUnknownDeliveryTag)
+	}
+	if !multiple {
+		delete(c.unacked, tag)
+		c.poke(c.settled)
+		return tg, 0, []uint64{tag - tg.base}, nil
+	}
+	if tag == 0 { // multiple with tag 0: everything outstanding
+		tg = c.g
+		if tg == nil {
+			return nil, 0, nil, nil
+		}
+		tag = ^uint64(0)
+	}
+	tags := sortedTags(c.unacked, tg, tag)
+	for _, t := range tags {
+		delete(c.unacked, t)
+	}
+	c.poke(c.settled)
+	// Every AMQP tag below firstGap was handed out: a multiple ack up to
+	// there cannot cover a delivery still waiting in a buffer.
+	safe := tg.base + tg.firstGap - 1
+	for _, t := range tags {
+		if t <= safe {
+			upTo = t - tg.base
+		} else {
+			singles = append(singles, t-tg.base)
+		}
+	}
+	return tg, upTo, singles, nil
+}
+
+// Ack acknowledges tag, or with multiple every unsettled delivery up to
+// tag. Tags the channel did not hand out, or already settled, or from
+// before a channel reopen, return driver.ErrUnknownDeliveryTag without
+// reaching the broker (where they would close the channel).
+func (c *Channel) Ack(ctx context.Context, tag uint64, multiple bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g, upTo, singles, err := c.settle(tag, multiple)
+	if err != nil || g == nil {
+		return err
+	}
+	if upTo > 0 {
+		if err := g.ch.Ack(upTo, true); err != nil {
+			return c.settleErr(g, err)
+		}
+	}
+	for _, t := range singles {
+		if err := g.ch.Ack(t, false); err != nil {
+			return c.settleErr(g, err)
+		}
+	}
+	return nil
+}
+
+// Reject rejects tag: requeued (redelivered) or dropped/dead-lettered.
+func (c *Channel) Reject(ctx context.Context, tag uint64, requeue bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	g, _, singles, err := c.settle(tag, false)
+	if err != nil {
+		return err
+	}
+	if err := g.ch.Reject(singles[0], requeue); err != nil {
+		return c.settleErr(g, err)
+	}
+	return nil
+}
+
+func (c *Channel) settleErr(g *gen, err error) error {
+	if g.isDead() {
+		// The delivery went back to its queue with the channel.
+		return fmt.Errorf("amqp: channel closed before the settlement, message requeued by the broker: %w: %w",
+			driver.ErrUnknownDeliveryTag, err)
+	}
+	return mapErr(err, c.conn.isClosed)
+}
