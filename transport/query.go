@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"net/url"
 	"sort"
@@ -105,8 +106,8 @@ func (e *UnknownOptionError) Error() string {
 func (e *UnknownOptionError) Unwrap() error { return driver.ErrInvalidURL }
 
 // NewQuery returns the query options of u. It fails with an *OptionError
-// on an empty option name, a malformed %-escape or an option given more
-// than once. A nil u has no options.
+// on an empty option name, a malformed %-escape, an option given more
+// than once or more than 256 options. A nil u has no options.
 func NewQuery(u *url.URL) (*Query, error) {
 	q := &Query{vals: map[string]qvalue{}, known: map[string]bool{}}
 	if u == nil {
@@ -137,6 +138,9 @@ func parseQuery(raw string) (parsedQuery, *OptionError) {
 			continue
 		}
 		rk, rv, hasEq := strings.Cut(part, "=")
+		if len(p.keys) == maxOptions {
+			return p, &OptionError{Key: rk, Reason: fmt.Sprintf("more than %d options", maxOptions)}
+		}
 		k, err := url.QueryUnescape(rk)
 		if err != nil {
 			return p, &OptionError{Key: rk, Reason: "malformed %-escape in option name"}
@@ -155,6 +159,34 @@ func parseQuery(raw string) (parsedQuery, *OptionError) {
 		p.vals[k] = qvalue{v: v, bare: !hasEq}
 	}
 	return p, nil
+}
+
+// Format prints q for debugging with any verb (%v, %+v, %#v, ...): the
+// transport's name and the options in URL order, with the values of
+// secret-looking options shown as "**".
+func (q *Query) Format(f fmt.State, _ rune) {
+	if q == nil {
+		_, _ = io.WriteString(f, "<nil>")
+		return
+	}
+	var b strings.Builder
+	b.WriteString("transport.Query{")
+	if q.transport != "" {
+		b.WriteString(q.transport)
+		b.WriteString(": ")
+	}
+	for i, k := range q.keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		v := q.vals[k].v
+		if isSecretKey(k) && v != "" {
+			v = mask
+		}
+		fmt.Fprintf(&b, "%q=%q", k, truncate(v, maxValueShown))
+	}
+	b.WriteByte('}')
+	_, _ = io.WriteString(f, b.String())
 }
 
 // SetTransport names the transport in the errors of q.

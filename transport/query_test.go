@@ -2,6 +2,7 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/url"
 	"slices"
@@ -318,5 +319,38 @@ func TestQueryIntBounds(t *testing.T) {
 	q.Int("n", &n)
 	if n != math.MaxInt || q.Err() != nil {
 		t.Fatalf("%d %v", n, q.Err())
+	}
+}
+
+func TestQueryFormatHidesSecrets(t *testing.T) {
+	q := newQuery(t, "heartbeat=30&password=s3cr3t-PW&sasl_token=s3cr3t-PW&empty_password=")
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s"} {
+		got := fmt.Sprintf(verb, q)
+		if strings.Contains(got, "s3cr3t") {
+			t.Errorf("%s: %s leaks", verb, got)
+		}
+		want := `transport.Query{amqp: "heartbeat"="30" "password"="**" "sasl_token"="**" "empty_password"=""}`
+		if got != want {
+			t.Errorf("%s: got %s, want %s", verb, got, want)
+		}
+	}
+	if got := fmt.Sprint((*Query)(nil)); got != "<nil>" {
+		t.Errorf("nil: %s", got)
+	}
+}
+
+func TestErrorsPrintNoSecrets(t *testing.T) {
+	q := newQuery(t, "password=s3cr3t-PW")
+	var n int
+	q.Int("password", &n)
+	errs := []error{q.Err()}
+	_, err := ParseURL("amqp://u:s3cr3t-PW@h:0/")
+	errs = append(errs, err)
+	for _, err := range errs {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q"} {
+			if got := fmt.Sprintf(verb, err); strings.Contains(got, "s3cr3t") {
+				t.Errorf("%s: %s leaks", verb, got)
+			}
+		}
 	}
 }

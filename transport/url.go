@@ -14,6 +14,14 @@ import (
 // MaxURLLength is the longest input, in bytes, that ParseURLs accepts.
 const MaxURLLength = 64 << 10
 
+// maxElements caps the length of a failover list and maxOptions the
+// number of query options of one URL, so that no input, however hostile,
+// takes long to parse.
+const (
+	maxElements = 128
+	maxOptions  = 256
+)
+
 // maxShown caps how much of a (redacted) URL an error message repeats.
 const maxShown = 256
 
@@ -50,13 +58,17 @@ func (e *URLError) Unwrap() error { return driver.ErrInvalidURL }
 // ParseURLs parses one URL or a ';'-separated failover list, kombu style
 // ("amqp://a;amqp://b"), into URLs in the same order. Spaces around each
 // element are trimmed. Elements may have different schemes. Every element
-// is validated as ParseURL describes; errors are *URLError values.
+// is validated as ParseURL describes; errors are *URLError values. A list
+// holds at most 128 URLs.
 func ParseURLs(s string) ([]*url.URL, error) {
 	if len(s) > MaxURLLength {
 		return nil, &URLError{Reason: fmt.Sprintf("%d bytes long, over the limit of %d", len(s), MaxURLLength)}
 	}
 	if reason := checkBytes(s); reason != "" {
 		return nil, &URLError{URL: redactText(s), Reason: reason}
+	}
+	if n := strings.Count(s, ";") + 1; n > maxElements {
+		return nil, &URLError{Reason: fmt.Sprintf("failover list of %d URLs, over the limit of %d", n, maxElements)}
 	}
 	parts := strings.Split(s, ";")
 	multi := len(parts) > 1
@@ -112,7 +124,7 @@ func ParseURLs(s string) ([]*url.URL, error) {
 // 1..65535; unbalanced brackets or a ':' in a host that is not a bracketed
 // IPv6 address; an '@' after the host (a user name or password holding an
 // unescaped '/', '?' or '#'); a fragment; empty or duplicate query option
-// names; and a failover list. The scheme is lowercased, the host (unicode
+// names, or more than 256 options; and a failover list. The scheme is lowercased, the host (unicode
 // or not) is kept as given, and user and password are %-decoded.
 func ParseURL(s string) (*url.URL, error) {
 	us, err := ParseURLs(s)
@@ -293,16 +305,16 @@ func checkIPv6(s string) string {
 
 // validEscapes reports whether every '%' starts a %XX escape.
 func validEscapes(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			continue
+	for {
+		i := strings.IndexByte(s, '%')
+		if i < 0 {
+			return true
 		}
 		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
 			return false
 		}
-		i += 2
+		s = s[i+3:]
 	}
-	return true
 }
 
 func isASCII(s string) bool {

@@ -2,7 +2,9 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,6 +44,14 @@ type urlCase struct {
 }
 
 var big = "amqp://u:s3cr3t-PW@h/" + strings.Repeat("a", 1<<20)
+
+func manyOptions(n int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "k%d=%d&", i, i)
+	}
+	return b.String()
+}
 
 func exactly64K() string {
 	const head = "amqp://h/"
@@ -136,6 +146,9 @@ var urlCases = []urlCase{
 	{name: "bad escape in query", in: "amqp://h/?a=%zz", err: "malformed %-escape"},
 	{name: "query options", in: "amqp://h/?heartbeat=30&ssl=1&&", urls: []want{{host: "h"}}},
 
+	{name: "too many options", in: "amqp://u:s3cr3t-PW@h/?" + manyOptions(257), err: `option "k256": more than 256 options`},
+	{name: "256 options", in: "amqp://h/?" + manyOptions(256), urls: []want{{host: "h"}}},
+
 	// Size and bytes.
 	{name: "1 MiB", in: big, err: "over the limit of 65536"},
 	{name: "exactly 64 KiB", in: exactly64K(), urls: []want{{host: "h", vhost: strings.Repeat("v", MaxURLLength-len("amqp://h/"))}}},
@@ -156,6 +169,8 @@ var urlCases = []urlCase{
 	{name: "only semicolon", in: ";", err: "empty element"},
 	{name: "element without scheme", in: "amqp://a;b:5672", err: "failover element 2"},
 	{name: "bad second element", in: "amqp://u:s3cr3t-PW@h;amqp://u:s3cr3t-PW@h2:0", err: "(failover element 2): port 0"},
+	{name: "128 elements", in: strings.Repeat("memory://;", 127) + "memory://", urls: slices.Repeat([]want{{}}, 128)},
+	{name: "129 elements", in: strings.Repeat("memory://;", 128) + "memory://", err: "failover list of 129 URLs, over the limit of 128"},
 	{name: "bad third element", in: "amqp://a;amqp://b;amqp://[::1", err: "(failover element 3): missing ']'"},
 }
 
@@ -431,5 +446,27 @@ func BenchmarkParseURL1MiB(b *testing.B) {
 		if _, err := ParseURL(big); err == nil {
 			b.Fatal("accepted")
 		}
+	}
+}
+
+// Hostile inputs at the size limit must still parse quickly.
+func BenchmarkParseURLWorstCase(b *testing.B) {
+	var q strings.Builder
+	q.WriteString("amqp://h/?")
+	for i := 0; q.Len() < MaxURLLength-16; i++ {
+		fmt.Fprintf(&q, "k%d=&", i)
+	}
+	for _, bc := range []struct{ name, in string }{
+		{"options", q.String()},
+		{"semicolons", "amqp://h" + strings.Repeat(";amqp://h", (MaxURLLength-10)/9)},
+		{"escapes", "amqp://h/" + strings.Repeat("%41", (MaxURLLength-10)/3)},
+		{"at-signs", "amqp://" + strings.Repeat("u:p@", (MaxURLLength-10)/4) + "h"},
+		{"128 elements", strings.Repeat("amqp://u:p@h:5672//;", 127) + "amqp://h"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				_, _ = ParseURLs(bc.in)
+			}
+		})
 	}
 }
