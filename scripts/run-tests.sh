@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# scripts/run-tests.sh: the checks behind `make test`, run with the servers already up
+# (scripts/with-services.sh sets the KOMBU_TEST_* variables): go vet, the gofmt check, then
+# go test -race. All three run even when an earlier one fails; go test's output comes last.
+# Exit status: go test's when it failed, else 1 when vet or gofmt failed, else 0.
+#   PKG        packages to vet and test (default ./...)
+#   TESTFLAGS  extra go test flags (e.g. -run Redis -v)
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+
+pkg=${PKG:-./...}
+rc=0
+
+echo "--- go vet $pkg"
+# shellcheck disable=SC2086 # PKG may hold several patterns
+go vet $pkg || rc=1
+
+echo "--- gofmt -l (tracked .go files)"
+scripts/check-gofmt.sh || rc=1
+
+echo "--- go test -race -count=1 -timeout 40m ${TESTFLAGS:-} $pkg"
+# shellcheck disable=SC2086 # TESTFLAGS and PKG are word lists on purpose
+go test -race -count=1 -timeout 40m ${TESTFLAGS:-} $pkg
+trc=$?
+
+if ((trc != 0)); then
+	exit "$trc"
+fi
+if ((rc != 0)); then
+	echo "FAIL: go vet or gofmt check failed (see above)" >&2
+fi
+exit "$rc"
