@@ -44,6 +44,7 @@ type gen struct {
 	dead    chan struct{} // closed by watch when the AMQP channel closes
 	err     *amqp.Error   // why; set before dead is closed (nil: closed by us)
 	watched chan struct{} // closed when watch returns
+	barrier chan chan struct{}
 
 	// handed tracks which AMQP delivery tags were handed to the user, so a
 	// multiple ack never covers a delivery still buffered (see Ack).
@@ -255,6 +256,7 @@ func (c *Channel) openGen() (*gen, error) {
 		base:     base,
 		dead:     make(chan struct{}),
 		watched:  make(chan struct{}),
+		barrier:  make(chan chan struct{}),
 		firstGap: 1,
 		handed:   make(map[uint64]struct{}),
 	}
@@ -317,7 +319,20 @@ func (c *Channel) watch(g *gen, closes chan *amqp.Error, returns chan amqp.Retur
 				continue
 			}
 			c.handleReturn(g, r)
+		case done := <-g.barrier:
+			close(done)
 		}
+	}
+}
+
+// sync waits until watch has finished with every notification amqp091-go
+// handed it so far.
+func (g *gen) sync() {
+	done := make(chan struct{})
+	select {
+	case g.barrier <- done:
+		<-done
+	case <-g.watched:
 	}
 }
 

@@ -217,7 +217,9 @@ func (c *Channel) publishMandatory(ctx context.Context, p *driver.Publishing, ms
 	}
 	// The broker sends basic.return before the basic.ack of the same
 	// message, and amqp091-go hands the return to watch (an unbuffered
-	// send) before it processes the ack. watch stores it under c.mu.
+	// send) before it processes the ack: once watch answers the barrier,
+	// it has stored the return.
+	pd.g.sync()
 	c.mu.Lock()
 	got := ret
 	c.mu.Unlock()
