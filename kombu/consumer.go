@@ -1,0 +1,517 @@
+package kombu
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// Handler handles one message, in the style of net/http. When it returns
+// and the message is still unsettled, the Consumer acks it (nil error) or
+// requeues it (error; see ConsumerOptions.RejectOnError). A message whose
+// Decode failed is rejected without requeue and reported to OnDecodeError.
+type Handler interface {
+	HandleMessage(ctx context.Context, m *Message) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(ctx context.Context, m *Message) error
+
+// HandleMessage calls f.
+func (f HandlerFunc) HandleMessage(ctx context.Context, m *Message) error { return f(ctx, m) }
+
+// Callback is a kombu-style callback: the decoded body and the message.
+// The callback settles the message itself.
+type Callback func(body any, m *Message)
+
+// ConsumerOptions configure a Consumer. A nil *ConsumerOptions means all
+// defaults.
+type ConsumerOptions struct {
+	// Accept lists the serializer names or content types to decode; any
+	// other message goes to OnDecodeError, undecoded. nil means the
+	// connection's Options.Accept. Raw data (application/data) is always
+	// accepted since it is never deserialized.
+	Accept []string
+	// NoAck makes the broker consider messages settled on delivery.
+	NoAck bool
+	// PrefetchCount limits unacked messages on the consumer's channel.
+	PrefetchCount int
+	// TagPrefix starts every consumer tag; a random prefix when empty.
+	TagPrefix string
+	// Callbacks are called, in order, with each decoded message by
+	// Connection.DrainEvents (kombu style).
+	Callbacks []Callback
+	// OnMessage, when set, replaces decoding and Callbacks: it gets every
+	// message as received (kombu's on_message).
+	OnMessage func(m *Message)
+	// OnDecodeError is called for a message that could not be decoded or
+	// whose content type is not accepted. nil rejects it (no requeue) and
+	// reports the error to the connection's ErrorHandler/Logger.
+	OnDecodeError func(m *Message, err error)
+	// NoDeclare skips declaring the queues.
+	NoDeclare bool
+	// Concurrency is how many handlers Consume runs at once; 0 means 1.
+	Concurrency int
+	// RejectOnError makes a handler error reject the message (dropped or
+	// dead-lettered) instead of requeueing it.
+	RejectOnError bool
+}
+
+// Consumer receives messages from one or more queues on one channel.
+type Consumer struct {
+	ch          *Channel
+	ownsChannel bool
+	opts        ConsumerOptions
+	accept      map[string]bool
+	prefix      string
+
+	mu        sync.Mutex
+	queues    []Queue
+	tags      map[string]string // queue name -> consumer tag
+	seq       int
+	closed    bool
+	inbox     []*Message
+	notify    chan struct{} // signalled when inbox grows or state changes
+	stopFetch context.CancelFunc
+	workers   sync.WaitGroup
+}
+
+// NewConsumer declares queues (unless NoDeclare), applies the prefetch
+// count and starts consuming from every queue.
+func NewConsumer(ctx context.Context, ch *Channel, queues []Queue, opts *ConsumerOptions) (*Consumer, error) {
+	if ch == nil {
+		return nil, &Error{Op: "consumer", Err: ErrNotBound}
+	}
+	c := &Consumer{ch: ch, tags: map[string]string{}, notify: make(chan struct{}, 1)}
+	if opts != nil {
+		c.opts = *opts
+	}
+	c.accept = ch.conn.acceptSet(c.opts.Accept)
+	c.prefix = c.opts.TagPrefix
+	if c.prefix == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.prefix = "kombu-go-" + hex.EncodeToString(b[:]) + "-"
+	}
+	if c.opts.PrefetchCount > 0 {
+		if err := ch.Qos(ctx, c.opts.PrefetchCount); err != nil {
+			return nil, err
+		}
+	}
+	for _, q := range queues {
+		if err := c.AddQueue(ctx, q); err != nil {
+			_ = c.Cancel(ctx)
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Consumer opens a channel for a new Consumer that owns it (closed with
+// the consumer).
+func (conn *Connection) Consumer(ctx context.Context, queues []Queue, opts *ConsumerOptions) (*Consumer, error) {
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c, err := NewConsumer(ctx, ch, queues, opts)
+	if err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	c.ownsChannel = true
+	return c, nil
+}
+
+// Channel returns the consumer's channel.
+func (c *Consumer) Channel() *Channel { return c.ch }
+
+// Queues returns the queues the consumer was given.
+func (c *Consumer) Queues() []Queue {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Queue(nil), c.queues...)
+}
+
+// ConsumerTags returns the active consumer tags by queue name.
+func (c *Consumer) ConsumerTags() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tags := make(map[string]string, len(c.tags))
+	for q, t := range c.tags {
+		tags[q] = t
+	}
+	return tags
+}
+
+// AddQueue declares q (unless NoDeclare) and starts consuming from it.
+func (c *Consumer) AddQueue(ctx context.Context, q Queue) error {
+	if !c.opts.NoDeclare {
+		info, err := q.Declare(ctx, c.ch)
+		if err != nil {
+			return err
+		}
+		q.Name = info.Name
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Name: q.Name, Err: ErrClosed}
+	}
+	c.queues = append(c.queues, q)
+	c.mu.Unlock()
+	return c.consume(ctx, q)
+}
+
+func (c *Consumer) consume(ctx context.Context, q Queue) error {
+	c.mu.Lock()
+	if _, ok := c.tags[q.Name]; ok {
+		c.mu.Unlock()
+		return nil
+	}
+	c.seq++
+	tag := c.prefix + strconv.Itoa(c.seq)
+	c.tags[q.Name] = tag
+	c.mu.Unlock()
+	c.ch.register(tag, c)
+	err := c.ch.drv.Consume(ctx, driverConsumeArgs(q, tag, c.opts.NoAck))
+	if err != nil {
+		c.mu.Lock()
+		delete(c.tags, q.Name)
+		c.mu.Unlock()
+		c.ch.unregister(tag)
+		return c.ch.wrap("basic.consume", q.Name, err)
+	}
+	return nil
+}
+
+func driverConsumeArgs(q Queue, tag string, noAck bool) driver.ConsumeArgs {
+	return driver.ConsumeArgs{Queue: q.Name, ConsumerTag: tag, NoAck: noAck, Args: q.ConsumerArguments}
+}
+
+// Start (re)starts consuming from every queue after Cancel (kombu's
+// consume()). NewConsumer already started.
+func (c *Consumer) Start(ctx context.Context) error {
+	for _, q := range c.Queues() {
+		if err := c.consume(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Cancel stops consuming from every queue. Messages already received stay
+// unacked until settled or until the channel closes.
+func (c *Consumer) Cancel(ctx context.Context) error {
+	var errs []error
+	for _, q := range c.Queues() {
+		errs = append(errs, c.CancelByQueue(ctx, q.Name))
+	}
+	return errors.Join(errs...)
+}
+
+// CancelByQueue stops consuming from one queue.
+func (c *Consumer) CancelByQueue(ctx context.Context, queue string) error {
+	c.mu.Lock()
+	tag, ok := c.tags[queue]
+	delete(c.tags, queue)
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	err := c.ch.drv.Cancel(ctx, tag)
+	c.ch.unregister(tag)
+	return c.ch.wrap("basic.cancel", queue, err)
+}
+
+// Qos sets the prefetch count of the consumer's channel.
+func (c *Consumer) Qos(ctx context.Context, prefetchCount int) error {
+	return c.ch.Qos(ctx, prefetchCount)
+}
+
+// Recover redelivers the channel's unacked messages.
+func (c *Consumer) Recover(ctx context.Context, requeue bool) error {
+	return c.ch.Recover(ctx, requeue)
+}
+
+// Flow pauses or resumes deliveries.
+func (c *Consumer) Flow(ctx context.Context, active bool) error { return c.ch.Flow(ctx, active) }
+
+// Purge removes the ready messages of every queue and returns how many.
+func (c *Consumer) Purge(ctx context.Context) (int, error) {
+	total := 0
+	for _, q := range c.Queues() {
+		n, err := q.Purge(ctx, c.ch)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// dispatch hands a received message to callbacks or to the inbox.
+func (c *Consumer) dispatch(ctx context.Context, m *Message) {
+	if err := m.prepare(c.accept); err != nil {
+		c.decodeFailed(ctx, m, err)
+		return
+	}
+	switch {
+	case c.opts.OnMessage != nil:
+		c.opts.OnMessage(m)
+	case len(c.opts.Callbacks) > 0:
+		body, err := m.Payload()
+		if err != nil {
+			c.decodeFailed(ctx, m, err)
+			return
+		}
+		for _, cb := range c.opts.Callbacks {
+			cb(body, m)
+		}
+	default:
+		c.mu.Lock()
+		c.inbox = append(c.inbox, m)
+		c.mu.Unlock()
+		c.wake()
+	}
+}
+
+func (c *Consumer) wake() {
+	select {
+	case c.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Consumer) decodeFailed(ctx context.Context, m *Message, err error) {
+	if c.opts.OnDecodeError != nil {
+		c.opts.OnDecodeError(m, err)
+		return
+	}
+	c.ch.conn.reportError(fmt.Errorf("kombu: message from %q rejected: %w (body %s)", m.Queue, err, truncatedBody(m.Body)))
+	if !m.Acknowledged() {
+		c.ch.conn.reportError(m.Reject(ctx))
+	}
+}
+
+func truncatedBody(b []byte) string {
+	const max = 1024
+	if len(b) > max {
+		return strconv.Quote(string(b[:max])) + "..."
+	}
+	return strconv.Quote(string(b))
+}
+
+// Receive returns the next message (pull style). It blocks until one
+// arrives or ctx is done, and returns ErrClosed after Close. Messages whose
+// content type is not accepted never reach it (see OnDecodeError).
+func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
+	for {
+		c.mu.Lock()
+		if len(c.inbox) > 0 {
+			m := c.inbox[0]
+			c.inbox[0] = nil
+			c.inbox = c.inbox[1:]
+			more := len(c.inbox) > 0
+			c.mu.Unlock()
+			if more {
+				c.wake() // let another waiting goroutine take the next
+			}
+			return m, nil
+		}
+		closed := c.closed
+		c.mu.Unlock()
+		if closed {
+			return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		select {
+		case c.ch.pumpSem <- struct{}{}:
+			c.mu.Lock()
+			filled := len(c.inbox) > 0
+			c.mu.Unlock()
+			if filled {
+				<-c.ch.pumpSem
+				continue
+			}
+			_, err := c.ch.pumpHeld(ctx)
+			<-c.ch.pumpSem
+			if err != nil {
+				if errors.Is(err, ErrClosed) && c.isClosed() {
+					return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+				}
+				if ctx.Err() != nil {
+					return nil, ctx.Err()
+				}
+				return nil, err
+			}
+		case <-c.notify:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Consumer) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+// Consume runs h for every message until ctx is done (returning ctx's
+// error) or the consumer is shut down or closed (returning an error
+// wrapping ErrClosed), like http.Server.Serve. It runs Concurrency
+// handlers at once; each handler gets a context derived from ctx.
+func (c *Consumer) Consume(ctx context.Context, h Handler) error {
+	if h == nil {
+		return &Error{Op: "consume", Err: fmt.Errorf("%w: nil handler", ErrInvalidArgument)}
+	}
+	fetchCtx, stop := context.WithCancel(ctx)
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		stop()
+		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+	}
+	prev := c.stopFetch
+	c.stopFetch = func() {
+		stop()
+		if prev != nil {
+			prev()
+		}
+	}
+	n := max(c.opts.Concurrency, 1)
+	c.workers.Add(n)
+	c.mu.Unlock()
+	defer stop()
+
+	errc := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			defer c.workers.Done()
+			for {
+				m, err := c.Receive(fetchCtx)
+				if err != nil {
+					errc <- err
+					stop()
+					return
+				}
+				c.handle(ctx, h, m)
+			}
+		}()
+	}
+	var first error
+	for i := 0; i < n; i++ {
+		if err := <-errc; first == nil {
+			first = err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if c.isClosed() || errors.Is(first, context.Canceled) {
+		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+	}
+	return first
+}
+
+func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
+	err := func() (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("kombu: handler panic: %v", r)
+			}
+		}()
+		return h.HandleMessage(ctx, m)
+	}()
+	if m.Acknowledged() {
+		return
+	}
+	if derr := m.failedDecode(); derr != nil {
+		c.decodeFailed(ctx, m, derr)
+		return
+	}
+	switch {
+	case err == nil:
+		c.ch.conn.reportError(m.Ack(ctx))
+	case c.opts.RejectOnError:
+		c.ch.conn.reportError(m.Reject(ctx))
+	default:
+		c.ch.conn.reportError(m.Requeue(ctx))
+	}
+}
+
+// Shutdown stops fetching (cancelling the consumer tags), then waits for
+// running handlers to finish until ctx is done, then closes the consumer.
+// Messages received but not yet handled go back to their queues.
+func (c *Consumer) Shutdown(ctx context.Context) error {
+	cerr := c.Cancel(ctx)
+	c.mu.Lock()
+	stop := c.stopFetch
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	done := make(chan struct{})
+	go func() {
+		c.workers.Wait()
+		close(done)
+	}()
+	var werr error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		werr = ctx.Err()
+	}
+	return errors.Join(cerr, werr, c.Close())
+}
+
+// Close stops the consumer at once: it cancels its consumer tags, gives
+// back the messages it received but did not hand out, and closes its
+// channel if it owns it (returning every unacked message to its queue).
+// It is idempotent.
+func (c *Consumer) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	inbox := c.inbox
+	c.inbox = nil
+	stop := c.stopFetch
+	c.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	c.wake()
+	if c.ownsChannel {
+		return c.ch.Close()
+	}
+	ctx := context.Background()
+	err := c.Cancel(ctx)
+	for _, m := range inbox {
+		if !m.Acknowledged() {
+			err = errors.Join(err, m.Requeue(ctx))
+		}
+	}
+	return err
+}
+
+// channelClosed is called when the consumer's channel closes under it.
+func (c *Consumer) channelClosed() {
+	c.mu.Lock()
+	c.closed = true
+	c.inbox = nil
+	c.tags = map[string]string{}
+	c.mu.Unlock()
+	c.wake()
+}

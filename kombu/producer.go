@@ -1,0 +1,335 @@
+package kombu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// Return is an unroutable mandatory message handed back by the broker.
+type Return = driver.Return
+
+// ProducerOptions configure a Producer. A nil *ProducerOptions means the
+// default exchange, JSON and no compression.
+type ProducerOptions struct {
+	Exchange    Exchange // default: DefaultExchange (routing key = queue name)
+	RoutingKey  string   // default routing key
+	Serializer  string   // default: chosen by body type (json for values)
+	Compression string   // e.g. "zlib", "bzip2", "zstd"; "" for none
+	NoDeclare   bool     // do not declare Exchange before publishing
+	// OnReturn receives unroutable mandatory messages. Without it, such a
+	// publish returns an error wrapping ErrUnroutable.
+	OnReturn func(Return)
+}
+
+// RetryPolicy says how Publish retries after a connection failure (kombu's
+// retry_policy). The n-th retry waits IntervalStart + n*IntervalStep,
+// capped at IntervalMax.
+type RetryPolicy struct {
+	MaxRetries    int           // 0 means 3; negative means no limit (until ctx ends)
+	IntervalStart time.Duration // default 0: retry at once the first time
+	IntervalStep  time.Duration // default 200 ms
+	IntervalMax   time.Duration // default 1 s
+	// OnRetry, when set, is told about each failure before the wait.
+	OnRetry func(err error, wait time.Duration)
+}
+
+// DefaultRetryPolicy is kombu's default retry policy.
+var DefaultRetryPolicy = RetryPolicy{MaxRetries: 3, IntervalStep: 200 * time.Millisecond, IntervalMax: time.Second}
+
+// PublishOptions are the per-message options of Publish. A nil
+// *PublishOptions uses the producer's defaults.
+type PublishOptions struct {
+	RoutingKey  string    // default: the producer's
+	Exchange    *Exchange // override the producer's exchange
+	Serializer  string
+	Compression string
+	// ContentType marks the body as already serialized ([]byte or string).
+	ContentType     string
+	ContentEncoding string
+	Headers         map[string]any
+	Priority        uint8
+	DeliveryMode    DeliveryMode  // default: the exchange's, else Persistent
+	Expiration      time.Duration // message TTL; 0 means none
+	Mandatory       bool
+	// Declare lists entities to declare (once per connection) first.
+	Declare []Declarable
+	// Retry retries on connection failures with RetryPolicy (nil:
+	// DefaultRetryPolicy), reconnecting (and failing over) in between.
+	Retry       bool
+	RetryPolicy *RetryPolicy
+
+	CorrelationID string
+	ReplyTo       string
+	MessageID     string
+	Timestamp     time.Time
+	Type          string
+	UserID        string
+	AppID         string
+	// Properties carries extra properties (e.g. SQS MessageGroupId).
+	Properties map[string]any
+}
+
+// Producer publishes messages. It is safe for concurrent use.
+type Producer struct {
+	conn        *Connection
+	opts        ProducerOptions
+	ownsChannel bool
+
+	mu sync.Mutex
+	ch *Channel
+}
+
+// NewProducer returns a producer that publishes on ch and declares its
+// exchange (unless NoDeclare).
+func NewProducer(ctx context.Context, ch *Channel, opts *ProducerOptions) (*Producer, error) {
+	if ch == nil {
+		return nil, &Error{Op: "producer", Err: ErrNotBound}
+	}
+	p := &Producer{conn: ch.conn, ch: ch}
+	if opts != nil {
+		p.opts = *opts
+	}
+	if !p.opts.NoDeclare && p.opts.Exchange.Name != "" {
+		if err := ch.conn.MaybeDeclare(ctx, ch, p.opts.Exchange); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Producer opens a channel for a new Producer that owns it.
+func (conn *Connection) Producer(ctx context.Context, opts *ProducerOptions) (*Producer, error) {
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p, err := NewProducer(ctx, ch, opts)
+	if err != nil {
+		_ = ch.Close()
+		return nil, err
+	}
+	p.ownsChannel = true
+	return p, nil
+}
+
+// Channel returns the channel the producer publishes on.
+func (p *Producer) Channel() *Channel {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ch
+}
+
+// Close closes the producer's channel if the producer owns it.
+func (p *Producer) Close() error {
+	if !p.ownsChannel {
+		return nil
+	}
+	return p.Channel().Close()
+}
+
+// Publish serializes body, compresses it if asked, and publishes it.
+// Serialization and option errors are returned before any I/O. With
+// Mandatory, an unroutable message goes to OnReturn, or else Publish
+// returns an error wrapping ErrUnroutable.
+func (p *Producer) Publish(ctx context.Context, body any, opts *PublishOptions) error {
+	var o PublishOptions
+	if opts != nil {
+		o = *opts
+	}
+	pub, err := p.build(body, &o)
+	if err != nil {
+		return err
+	}
+	if !o.Retry {
+		return p.publishOnce(ctx, pub, &o)
+	}
+	policy := DefaultRetryPolicy
+	if o.RetryPolicy != nil {
+		policy = *o.RetryPolicy
+	}
+	return p.conn.retry(ctx, policy, func(ctx context.Context) error { return p.publishOnce(ctx, pub, &o) })
+}
+
+func (p *Producer) exchangeFor(o *PublishOptions) Exchange {
+	if o.Exchange != nil {
+		return *o.Exchange
+	}
+	return p.opts.Exchange
+}
+
+// build turns body and options into a driver publishing, with no I/O.
+func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error) {
+	ex := p.exchangeFor(o)
+	rk := o.RoutingKey
+	if rk == "" {
+		rk = p.opts.RoutingKey
+	}
+	serializer := o.Serializer
+	if serializer == "" {
+		serializer = p.opts.Serializer
+	}
+	copts := &p.conn.opts
+	data, ct, ce, err := copts.Serializers.Encode(serializer, body, o.ContentType, o.ContentEncoding)
+	if err != nil {
+		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
+	}
+	headers := make(map[string]any, len(o.Headers)+1)
+	for k, v := range o.Headers {
+		if err := checkHeader(k, v); err != nil {
+			return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
+		}
+		headers[k] = v
+	}
+	compression := o.Compression
+	if compression == "" {
+		compression = p.opts.Compression
+	}
+	if compression != "" {
+		out, header, err := copts.Compressors.Compress(compression, data)
+		if err != nil {
+			return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
+		}
+		data, headers["compression"] = out, header
+	}
+	mode := o.DeliveryMode
+	if mode == 0 {
+		mode = ex.DeliveryMode
+	}
+	if mode == 0 {
+		mode = Persistent
+	}
+	if mode != Transient && mode != Persistent {
+		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name,
+			Err: fmt.Errorf("%w: delivery mode %d", ErrInvalidArgument, mode)}
+	}
+	pub := &driver.Publishing{Exchange: ex.Name, RoutingKey: rk, Mandatory: o.Mandatory, Message: driver.Message{
+		Body: data, ContentType: ct, ContentEncoding: ce, Headers: headers,
+		Properties: driver.Properties{
+			DeliveryMode: uint8(mode), Priority: o.Priority, CorrelationID: o.CorrelationID, ReplyTo: o.ReplyTo,
+			MessageID: o.MessageID, Timestamp: o.Timestamp, Type: o.Type, UserID: o.UserID, AppID: o.AppID,
+			Extra: o.Properties,
+		},
+	}}
+	if o.Expiration < 0 {
+		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name,
+			Err: fmt.Errorf("%w: negative expiration", ErrInvalidArgument)}
+	}
+	if o.Expiration > 0 {
+		pub.Properties.Expiration = strconv.FormatInt(o.Expiration.Milliseconds(), 10)
+	}
+	return pub, nil
+}
+
+// checkHeader refuses header names and string values that are not valid
+// UTF-8: AMQP field tables and kombu's JSON envelope cannot carry them.
+func checkHeader(k string, v any) error {
+	if k == "" || !utf8.ValidString(k) {
+		return fmt.Errorf("%w: header name %q is empty or not UTF-8", ErrInvalidArgument, k)
+	}
+	if s, ok := v.(string); ok && !utf8.ValidString(s) {
+		return fmt.Errorf("%w: header %q value is not UTF-8", ErrInvalidArgument, k)
+	}
+	return nil
+}
+
+func (p *Producer) publishOnce(ctx context.Context, pub *driver.Publishing, o *PublishOptions) error {
+	ch, err := p.channel(ctx)
+	if err != nil {
+		return err
+	}
+	ex := p.exchangeFor(o)
+	if !p.opts.NoDeclare && ex.Name != "" && !ex.NoDeclare {
+		if err := p.conn.MaybeDeclare(ctx, ch, ex); err != nil {
+			return err
+		}
+	}
+	for _, d := range o.Declare {
+		if err := p.conn.MaybeDeclare(ctx, ch, d); err != nil {
+			return err
+		}
+	}
+	err = ch.drv.Publish(ctx, pub)
+	if errors.Is(err, ErrUnroutable) && p.opts.OnReturn != nil {
+		var re *driver.ReturnError
+		if errors.As(err, &re) {
+			p.opts.OnReturn(re.Return)
+			return nil
+		}
+	}
+	return ch.wrap("publish", pub.Exchange, err)
+}
+
+// channel returns a live channel, replacing one lost to a reconnect when
+// the producer owns it.
+func (p *Producer) channel(ctx context.Context) (*Channel, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.ch.isClosed() || !p.ownsChannel {
+		return p.ch, nil
+	}
+	ch, err := p.conn.Channel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rn, ok := ch.drv.(driver.ReturnNotifier); ok && p.opts.OnReturn != nil {
+		rn.NotifyReturn(p.opts.OnReturn)
+	}
+	p.ch = ch
+	return ch, nil
+}
+
+// retryable reports whether err means the connection failed, so that a
+// reconnect and a retry cannot duplicate the operation.
+func retryable(err error) bool {
+	return errors.Is(err, ErrConnectionLost) || errors.Is(err, ErrClosed)
+}
+
+// retry runs fn, reconnecting and retrying on connection failures as
+// policy allows (kombu's ensure).
+func (c *Connection) retry(ctx context.Context, policy RetryPolicy, fn func(context.Context) error) error {
+	if policy.MaxRetries == 0 {
+		policy.MaxRetries = 3
+	}
+	if policy.IntervalStep == 0 {
+		policy.IntervalStep = 200 * time.Millisecond
+	}
+	if policy.IntervalMax == 0 {
+		policy.IntervalMax = time.Second
+	}
+	for attempt := 0; ; attempt++ {
+		err := fn(ctx)
+		if err == nil || !retryable(err) || c.isClosed() {
+			return err
+		}
+		if policy.MaxRetries > 0 && attempt >= policy.MaxRetries {
+			return err
+		}
+		wait := min(policy.IntervalStart+time.Duration(attempt)*policy.IntervalStep, policy.IntervalMax)
+		if policy.OnRetry != nil {
+			policy.OnRetry(err, wait)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		if rerr := c.Reconnect(ctx, true); rerr != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Connection) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
