@@ -109,6 +109,7 @@ const (
 	modeLiteral           // no wildcard word: the keys must be equal
 	modeAll               // only '#' words: everything matches
 	modePrefix            // literal words then one '#': prefix test
+	modeSuffix            // one '#' then literal words: suffix test
 )
 
 // Topic is a compiled topic binding key. Its Match method is equivalent to
@@ -117,9 +118,10 @@ const (
 type Topic struct {
 	key  string
 	mode topicMode
-	// modePrefix: the literal part without the trailing ".#" and the same
-	// followed by a dot.
-	prefix, prefixDot string
+	// modePrefix: the literal part without the trailing ".#" (lit) and the
+	// same followed by a dot (litDot). modeSuffix: the literal part without
+	// the leading "#." (lit) and the same after a dot (litDot).
+	lit, litDot string
 	toks              []token // modeGeneral; consecutive '#' collapsed
 }
 
@@ -156,11 +158,16 @@ func CompileTopic(bindingKey string) *Topic {
 		t.mode = modeLiteral
 	case hashes == words:
 		t.mode = modeAll
-	case toks[len(toks)-1].kind == tokHash && onlyLastIsHash(toks):
+	case toks[len(toks)-1].kind == tokHash && allLiteral(toks[:len(toks)-1]):
 		// "a.b.#" (or "a.b.#.#"): the key's literal part, then anything.
 		t.mode = modePrefix
-		t.prefix = literalPrefix(toks)
-		t.prefixDot = t.prefix + "."
+		t.lit = joinLiterals(toks[:len(toks)-1])
+		t.litDot = t.lit + "."
+	case toks[0].kind == tokHash && allLiteral(toks[1:]):
+		// "#.a.b" (or "#.#.a.b"): anything, then the literal part.
+		t.mode = modeSuffix
+		t.lit = joinLiterals(toks[1:])
+		t.litDot = "." + t.lit
 	default:
 		t.mode = modeGeneral
 		t.toks = toks
@@ -168,8 +175,8 @@ func CompileTopic(bindingKey string) *Topic {
 	return t
 }
 
-func onlyLastIsHash(toks []token) bool {
-	for _, tk := range toks[:len(toks)-1] {
+func allLiteral(toks []token) bool {
+	for _, tk := range toks {
 		if tk.kind != tokLiteral {
 			return false
 		}
@@ -177,10 +184,10 @@ func onlyLastIsHash(toks []token) bool {
 	return true
 }
 
-// literalPrefix joins the literal tokens before the final '#'.
-func literalPrefix(toks []token) string {
+// joinLiterals joins literal tokens with dots.
+func joinLiterals(toks []token) string {
 	var b strings.Builder
-	for i, tk := range toks[:len(toks)-1] {
+	for i, tk := range toks {
 		if i > 0 {
 			b.WriteByte('.')
 		}
@@ -207,7 +214,10 @@ func (t *Topic) Match(routingKey string) bool {
 		// The literal words, then '#' taking zero words (equal keys) or at
 		// least one word (a dot after the prefix). An empty prefix is one
 		// empty word, which the empty routing key (no words) lacks.
-		return (routingKey == t.prefix && t.prefix != "") || strings.HasPrefix(routingKey, t.prefixDot)
+		return (routingKey == t.lit && t.lit != "") || strings.HasPrefix(routingKey, t.litDot)
+	case modeSuffix:
+		// The mirror image of modePrefix.
+		return (routingKey == t.lit && t.lit != "") || strings.HasSuffix(routingKey, t.litDot)
 	}
 	return t.matchGeneral(routingKey)
 }

@@ -146,6 +146,10 @@ var topicCases = []topicCase{
 	{"#.b.*", "b.b.x", true},
 	{"*.#.*", "a", false},
 	{"*.#.*", "a.b", true},
+	{"*.#.#", "a", true},
+	{"#.*.#.#", "a", true},
+	{"a.*.#.#", "a.b", true},
+	{"a.*.#.#", "a", false},
 
 	// Leading, trailing and doubled dots make empty words.
 	{".a", ".a", true},
@@ -197,7 +201,7 @@ func TestCompileTopicModes(t *testing.T) {
 	for _, c := range topicCases {
 		seen[CompileTopic(c.binding).mode]++
 	}
-	for _, m := range []topicMode{modeGeneral, modeLiteral, modeAll, modePrefix} {
+	for _, m := range []topicMode{modeGeneral, modeLiteral, modeAll, modePrefix, modeSuffix} {
 		if seen[m] < 3 {
 			t.Errorf("mode %d is exercised by %d cases only", m, seen[m])
 		}
@@ -211,7 +215,11 @@ func TestCompileTopicModes(t *testing.T) {
 		"a.#":     modePrefix,
 		"a.b.#.#": modePrefix,
 		".#":      modePrefix,
-		"#.a":     modeGeneral,
+		"#.a":     modeSuffix,
+		"#.#.a.b": modeSuffix,
+		"#.":      modeSuffix,
+		"#.a.#":   modeGeneral,
+		"*.a":     modeGeneral,
 		"a.*":     modeGeneral,
 		"a.#.b.#": modeGeneral,
 	} {
