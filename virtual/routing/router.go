@@ -2,6 +2,7 @@ package routing
 
 import (
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,10 +32,6 @@ func ValidExchangeType(t string) bool {
 // maxCachedTopics bounds a Router's cache of compiled topic binding keys.
 // When a new key would exceed it, the cache starts over empty.
 const maxCachedTopics = 10000
-
-// dedupLinearMax is how many destinations RouteAppend deduplicates by
-// scanning what it appended before it switches to a set.
-const dedupLinearMax = 32
 
 // Router computes the destination queues of a publish. It caches compiled
 // topic binding keys, so one Router should be shared by everything that
@@ -150,11 +147,27 @@ func (r *Router) topicMatch(bindingKey, routingKey string) bool {
 	return r.compiled(bindingKey).Match(routingKey)
 }
 
+// Deduplication of the queues RouteAppend appends works in three tiers,
+// none of which allocates before the last:
+//
+//   - up to dedupScanMax queues, a scan of what was appended;
+//   - up to dedupBloomMax, a 1024-bit Bloom filter (two hashes) kept on the
+//     stack, so that only queues it reports as maybe-seen are scanned for;
+//   - beyond, a map.
+const (
+	dedupScanMax  = 8
+	dedupBloomMax = 64
+)
+
+var dedupSeed = maphash.MakeSeed()
+
 // appender appends queue names to dst[start:] once each.
 type appender struct {
-	dst   []string
-	start int
-	seen  map[string]struct{} // built once more than dedupLinearMax queues are appended
+	dst     []string
+	start   int
+	bloomOn bool                // set when the scan tier is left
+	seen    map[string]struct{} // set when the Bloom tier is left
+	bloom   [16]uint64
 }
 
 func (a *appender) add(q string) {
@@ -166,17 +179,51 @@ func (a *appender) add(q string) {
 		a.dst = append(a.dst, q)
 		return
 	}
-	added := a.dst[a.start:]
-	for _, have := range added {
-		if have == q {
+	n := len(a.dst) - a.start
+	if !a.bloomOn {
+		if a.scanFor(q) {
 			return
 		}
+		a.dst = append(a.dst, q)
+		if n+1 == dedupScanMax {
+			a.bloomOn = true
+			for _, have := range a.dst[a.start:] {
+				a.mark(have)
+			}
+		}
+		return
+	}
+	if a.mark(q) && a.scanFor(q) {
+		return
 	}
 	a.dst = append(a.dst, q)
-	if len(added)+1 > dedupLinearMax {
-		a.seen = make(map[string]struct{}, 2*dedupLinearMax)
+	if n+1 == dedupBloomMax {
+		a.seen = make(map[string]struct{}, 2*dedupBloomMax)
 		for _, have := range a.dst[a.start:] {
 			a.seen[have] = struct{}{}
 		}
 	}
+}
+
+// scanFor reports whether q was appended already.
+func (a *appender) scanFor(q string) bool {
+	for _, have := range a.dst[a.start:] {
+		if have == q {
+			return true
+		}
+	}
+	return false
+}
+
+// mark sets q's two bits in the Bloom filter and reports whether both were
+// set already (q may have been appended).
+func (a *appender) mark(q string) bool {
+	h := maphash.String(dedupSeed, q)
+	b1, b2 := h&1023, (h>>10)&1023
+	w1, m1 := b1>>6, uint64(1)<<(b1&63)
+	w2, m2 := b2>>6, uint64(1)<<(b2&63)
+	maybe := a.bloom[w1]&m1 != 0 && a.bloom[w2]&m2 != 0
+	a.bloom[w1] |= m1
+	a.bloom[w2] |= m2
+	return maybe
 }

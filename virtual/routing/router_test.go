@@ -145,7 +145,7 @@ func TestRouteTopicDoesNotAllocateOnceCached(t *testing.T) {
 func TestRouteManyQueues(t *testing.T) {
 	var bindings []driver.Binding
 	var want []string
-	for i := range 3 * dedupLinearMax {
+	for i := range 3 * dedupBloomMax {
 		q := fmt.Sprintf("q%03d", i)
 		bindings = append(bindings, bind(q, "k"))
 		want = append(want, q)
@@ -226,4 +226,40 @@ func TestRouterConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+// TestRouteDedupTiers checks deduplication around the boundaries of its
+// scan, Bloom filter and map tiers against a naive implementation.
+func TestRouteDedupTiers(t *testing.T) {
+	r := NewRouter()
+	for _, n := range []int{1, 2, dedupScanMax - 1, dedupScanMax, dedupScanMax + 1,
+		dedupBloomMax - 1, dedupBloomMax, dedupBloomMax + 1, 1000} {
+		var bindings []driver.Binding
+		for i := range n {
+			// Each queue twice, the second time a few bindings later, and
+			// every fifth queue a third time much later.
+			bindings = append(bindings, bind(fmt.Sprintf("q%d", i), "k"))
+			if i >= 3 {
+				bindings = append(bindings, bind(fmt.Sprintf("q%d", i-3), "k"))
+			}
+		}
+		for i := 0; i < n; i += 5 {
+			bindings = append(bindings, bind(fmt.Sprintf("q%d", i), "k"))
+		}
+		var want []string
+		seen := map[string]bool{}
+		for _, b := range bindings {
+			if !seen[b.Queue] {
+				seen[b.Queue] = true
+				want = append(want, b.Queue)
+			}
+		}
+		got, err := r.Route("direct", bindings, "k", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("n=%d: got %d queues, want %d (%q...)", n, len(got), len(want), got[:min(len(got), 10)])
+		}
+	}
 }
