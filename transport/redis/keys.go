@@ -1,0 +1,198 @@
+package redis
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// bindingKeyPrefix is kombu's fixed prefix of binding tables.
+const bindingKeyPrefix = "_kombu.binding."
+
+// keys computes every redis key and pub/sub channel name from the options,
+// global_keyprefix included.
+type keys struct {
+	prefix       string // global_keyprefix
+	steps        []int
+	unacked      string
+	unackedIndex string
+	unackedMutex string
+	unackedQueue string
+	fanoutPrefix string
+	fanoutRK     bool // fanout_patterns
+}
+
+func newKeys(o *Options) *keys {
+	p := o.GlobalKeyPrefix
+	return &keys{
+		prefix:       p,
+		steps:        o.PrioritySteps,
+		unacked:      p + o.UnackedKey,
+		unackedIndex: p + o.UnackedIndexKey,
+		unackedMutex: p + o.UnackedMutexKey,
+		unackedQueue: p + o.UnackedQueueKey(),
+		fanoutPrefix: o.FanoutPrefix,
+		fanoutRK:     o.FanoutPatterns,
+	}
+}
+
+// step rounds a priority down to its step, as kombu's bisect does.
+func (k *keys) step(priority uint8) int {
+	p := int(priority)
+	if p > 9 {
+		p = 9
+	}
+	s := k.steps[0]
+	for _, st := range k.steps {
+		if st <= p {
+			s = st
+		}
+	}
+	return s
+}
+
+// list is the (prefixed) list of queue at priority step st.
+func (k *keys) list(queue string, st int) string {
+	if st == 0 {
+		return k.prefix + queue
+	}
+	return k.prefix + queue + Sep + strconv.Itoa(st)
+}
+
+// lists returns queue's lists, base list first.
+func (k *keys) lists(queue string) []string {
+	out := make([]string, len(k.steps))
+	for i, st := range k.steps {
+		out[i] = k.list(queue, st)
+	}
+	return out
+}
+
+// pollOrder returns the lists of queues in kombu's BRPOP order: by
+// priority step first, then by queue. owner[i] is the index in queues of
+// the queue that keys[i] belongs to.
+func (k *keys) pollOrder(queues []string) (keys []string, owner []int) {
+	keys = make([]string, 0, len(queues)*len(k.steps))
+	owner = make([]int, 0, cap(keys))
+	for _, st := range k.steps {
+		for i, q := range queues {
+			keys = append(keys, k.list(q, st))
+			owner = append(owner, i)
+		}
+	}
+	return keys, owner
+}
+
+// binding is the (prefixed) binding-table set of exchange.
+func (k *keys) binding(exchange string) string {
+	return k.prefix + bindingKeyPrefix + exchange
+}
+
+// bindingMember is a member of a binding table, byte-identical to kombu's.
+func bindingMember(routingKey, pattern, queue string) string {
+	return routingKey + Sep + pattern + Sep + queue
+}
+
+// splitBindingMember splits a binding-table member as Python's
+// str.split(sep) does; members that do not have three fields are not
+// kombu's and are ignored.
+func splitBindingMember(m string) (rk, pattern, queue string, ok bool) {
+	f := strings.Split(m, Sep)
+	if len(f) != 3 {
+		return "", "", "", false
+	}
+	return f[0], f[1], f[2], true
+}
+
+// fanoutChannel is the PUBLISH channel of a fanout message.
+func (k *keys) fanoutChannel(exchange, routingKey string) string {
+	if routingKey != "" && k.fanoutRK {
+		return k.prefix + k.fanoutPrefix + exchange + "/" + routingKey
+	}
+	return k.prefix + k.fanoutPrefix + exchange
+}
+
+// fanoutPattern is the PSUBSCRIBE pattern of a fanout binding: kombu's
+// channel with "#" in the binding key read as "*". Unlike kombu, every part
+// but the "*" wildcards of the binding key is glob-escaped, so that an
+// exchange or prefix with glob characters cannot match other channels.
+func (k *keys) fanoutPattern(exchange, bindingKey string) string {
+	var b strings.Builder
+	b.WriteString(globEscape(k.prefix + k.fanoutPrefix + exchange))
+	if bindingKey != "" && k.fanoutRK {
+		b.WriteByte('/')
+		for _, part := range strings.SplitAfter(strings.ReplaceAll(bindingKey, "#", "*"), "*") {
+			lit, star := strings.CutSuffix(part, "*")
+			b.WriteString(globEscape(lit))
+			if star {
+				b.WriteByte('*')
+			}
+		}
+	}
+	return b.String()
+}
+
+func globEscape(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch r {
+		case '*', '?', '[', ']', '\\':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// reserved reports whether a queue name would collide with one of the
+// transport's own keys.
+func (k *keys) reserved(queue string) bool {
+	full := k.prefix + queue
+	switch full {
+	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue:
+		return true
+	}
+	return strings.HasPrefix(queue, bindingKeyPrefix)
+}
+
+// Name kinds that validateName understands. Other kinds get the general
+// checks only.
+const (
+	kindQueue    = "queue"
+	kindExchange = "exchange"
+)
+
+// validateName rejects names that would break kombu's key and member
+// parsing: the separator bytes anywhere, and queue names that are the
+// transport's own keys.
+func (k *keys) validateName(kind, name string) error {
+	if strings.ContainsAny(name, "\x06\x16") {
+		return fmt.Errorf("%w: redis: %s name %q contains kombu's separator bytes \\x06\\x16", driver.ErrInvalidArgument, kind, name)
+	}
+	if kind == kindQueue && k.reserved(name) {
+		return fmt.Errorf("%w: redis: queue name %q is one of the transport's own keys", driver.ErrInvalidArgument, name)
+	}
+	return nil
+}
+
+// validateFanout rejects fanout exchanges and binding keys that kombu's
+// channel parsing or PSUBSCRIBE globbing would misread: "/" in the exchange
+// (kombu takes the exchange up to the first "/"), and glob characters other
+// than the "*"/"#" wildcards of a binding key.
+func validateFanout(exchange, bindingKey string) error {
+	if strings.ContainsAny(exchange, `/*?[]\`) {
+		return fmt.Errorf("%w: redis: fanout exchange name %q must not contain / or glob characters * ? [ ] \\", driver.ErrInvalidArgument, exchange)
+	}
+	if strings.ContainsAny(bindingKey, `?[]\`) {
+		return fmt.Errorf("%w: redis: fanout binding key %q must not contain glob characters ? [ ] \\", driver.ErrInvalidArgument, bindingKey)
+	}
+	if strings.ContainsAny(exchange+bindingKey, "\x06\x16") {
+		return fmt.Errorf("%w: redis: fanout names must not contain kombu's separator bytes", driver.ErrInvalidArgument)
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package redis
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/virtual"
+)
+
+// Description is what the redis transport declares about itself.
+var Description = driver.Description{
+	Name:        "redis",
+	DefaultHost: "127.0.0.1",
+	DefaultPort: DefaultPort,
+	Features: driver.Features{
+		Priority:       driver.PriorityLowFirst,
+		PriorityLevels: DefaultPrioritySteps,
+		Mandatory:      true, // routing happens in the publisher, which knows
+		Persistent:     true,
+		Leases:         true,
+		Confirms:       true, // Publish returns once redis has stored the message
+	},
+}
+
+// Transport is the redis transport, registered as "redis", "rediss" and
+// "sentinel".
+var Transport = virtual.NewTransport(Description, open)
+
+func init() {
+	transport.Register("redis", Transport)
+	transport.Register("rediss", Transport)
+	transport.Register("sentinel", Transport)
+}
+
+func open(u *url.URL) (virtual.Connector, error) {
+	o, err := ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	return NewConnector(o), nil
+}
+
+// Connect implements virtual.Connector.
+func (c *Connector) Connect(ctx context.Context) (virtual.Store, error) {
+	return c.Dial(ctx)
+}
+
+// Ping implements driver.Pinger.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	return wrapErr("PING", s.rdb.Ping(ctx).Err())
+}
+
+var (
+	_ virtual.Store         = (*Store)(nil)
+	_ virtual.Acker         = (*Store)(nil)
+	_ virtual.BatchPutter   = (*Store)(nil)
+	_ virtual.BatchGetter   = (*Store)(nil)
+	_ virtual.BatchAcker    = (*Store)(nil)
+	_ virtual.LeaseExtender = (*Store)(nil)
+	_ virtual.Fanouter      = (*Store)(nil)
+	_ virtual.BindingStore  = (*Store)(nil)
+	_ virtual.NameValidator = (*Store)(nil)
+	_ driver.Pinger         = (*Store)(nil)
+	_ virtual.Connector     = (*Connector)(nil)
+)

@@ -1,0 +1,240 @@
+package redis
+
+import "github.com/redis/go-redis/v9"
+
+// pyJSONString is a Lua function that encodes a string as Python's
+// json.dumps does by default (ensure_ascii: non-ASCII as \uXXXX escapes,
+// surrogate pairs above U+FFFF), so that unacked records are the bytes
+// Python kombu would write. cjson.encode would escape "/" as "\/".
+const pyJSONString = `
+local function jstr(s)
+  if not string.find(s, '[%z\1-\31"\\\127-\255]') then
+    return '"' .. s .. '"'
+  end
+  local out = {'"'}
+  local i, n = 1, #s
+  local esc = {[8] = '\\b', [9] = '\\t', [10] = '\\n', [12] = '\\f', [13] = '\\r', [34] = '\\"', [92] = '\\\\'}
+  while i <= n do
+    local c = string.byte(s, i)
+    local cp, len = nil, 1
+    if esc[c] then
+      out[#out + 1] = esc[c]
+    elseif c < 32 or c == 127 then
+      out[#out + 1] = string.format('\\u%04x', c)
+    elseif c < 128 then
+      out[#out + 1] = string.char(c)
+    elseif c >= 240 and i + 3 <= n then
+      cp, len = (c % 8) * 262144 + (string.byte(s, i + 1) % 64) * 4096 + (string.byte(s, i + 2) % 64) * 64 + string.byte(s, i + 3) % 64, 4
+    elseif c >= 224 and i + 2 <= n then
+      cp, len = (c % 16) * 4096 + (string.byte(s, i + 1) % 64) * 64 + string.byte(s, i + 2) % 64, 3
+    elseif c >= 192 and i + 1 <= n then
+      cp, len = (c % 32) * 64 + string.byte(s, i + 1) % 64, 2
+    else
+      cp = 65533
+    end
+    if cp then
+      if cp >= 65536 then
+        cp = cp - 65536
+        out[#out + 1] = string.format('\\u%04x\\u%04x', 55296 + math.floor(cp / 1024), 56320 + cp % 1024)
+      else
+        out[#out + 1] = string.format('\\u%04x', cp)
+      end
+    end
+    i = i + len
+  end
+  out[#out + 1] = '"'
+  return table.concat(out)
+end
+`
+
+// takeScript is the consumer's only round trip per fetch. In one atomic
+// step it
+//
+//  1. acks the deliveries in ARGV (ZREM unacked_index, HDEL unacked, HDEL
+//     unacked_queue), so that acks ride along with the next fetch;
+//  2. records in-process fanout deliveries as unacked;
+//  3. pops up to max envelopes from the lists in KEYS[4..], which the
+//     caller gives in kombu's BRPOP order (priority step, then queue),
+//     taking from the right like BRPOP; and
+//  4. records each popped envelope as unacked exactly as Python kombu's
+//     QoS.append does: HSET unacked <tag> "[<envelope as received>,
+//     <exchange>, <routing_key>]" and ZADD unacked_index <now> <tag>, plus
+//     HSET unacked_queue <tag> "<queue>\x06\x16<nonce>" (see the package
+//     documentation).
+//
+// Python kombu pops with BRPOP and records with a second command, so a
+// crash in between loses the message; here both happen in one script, so
+// no crash can lose it.
+//
+// The delivery tag, exchange and routing key come from the envelope
+// (properties.delivery_tag, properties.delivery_info). An envelope without
+// a string tag gets a synthetic one. When the tag is already in unacked
+// (kombu gives every copy of a message routed to several queues the same
+// tag, and every fanout subscriber receives the same tag), the second copy
+// is recorded under "<tag>.<nonce>" instead of overwriting the first, so
+// that acking one copy never unprotects the other. A value that is not a
+// JSON object is returned unrecorded (flag 0): it is not a kombu message
+// and can only be dropped.
+//
+// The nonce, unique per delivery, makes acks, requeues and lease
+// extensions conditional: one made after the delivery's visibility timeout
+// expired, and the message was restored and delivered again under the same
+// tag, leaves the new delivery alone.
+//
+// KEYS: unacked, unacked_index, unacked_queue, list keys...
+// ARGV: now, max, nack, nfanout, seed, then nack pairs (tag, unacked_queue
+// value), then nfanout triples (queue, tag, unacked record), then the queue
+// names parallel to the list keys.
+//
+// Reply: {flat (tag, nonce) pairs of the fanout deliveries, flat array of
+// (list key index, envelope, tag, nonce) for the pops, with tag "" for a
+// value that was not recorded}.
+var takeScript = redis.NewScript(pyJSONString + `
+local now = ARGV[1]
+local max = tonumber(ARGV[2])
+local nack = tonumber(ARGV[3])
+local nfan = tonumber(ARGV[4])
+local seed = ARGV[5]
+local sep = '\6\22'
+local a = 6
+local n = 0
+
+local function record(tag, rec, queue)
+  n = n + 1
+  local nonce = seed .. n
+  if redis.call('HSETNX', KEYS[1], tag, rec) == 0 then
+    tag = tag .. '.' .. nonce
+    redis.call('HSET', KEYS[1], tag, rec)
+  end
+  redis.call('ZADD', KEYS[2], now, tag)
+  redis.call('HSET', KEYS[3], tag, queue .. sep .. nonce)
+  return tag, nonce
+end
+
+for i = 1, nack do
+  local tag, own = ARGV[a], ARGV[a + 1]
+  a = a + 2
+  if redis.call('HGET', KEYS[3], tag) == own then
+    redis.call('ZREM', KEYS[2], tag)
+    redis.call('HDEL', KEYS[1], tag)
+    redis.call('HDEL', KEYS[3], tag)
+  end
+end
+
+local fan = {}
+for i = 1, nfan do
+  local queue, tag, rec = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  a = a + 3
+  if tag == '' then
+    tag = 'kombu-go.' .. seed .. 'f' .. i
+  end
+  local t, nonce = record(tag, rec, queue)
+  fan[#fan + 1] = t
+  fan[#fan + 1] = nonce
+end
+
+local out = {}
+local got = 0
+for k = 4, #KEYS do
+  if got >= max then break end
+  local vals = redis.call('RPOP', KEYS[k], max - got)
+  if vals then
+    local queue = ARGV[a + k - 4]
+    for _, v in ipairs(vals) do
+      got = got + 1
+      local ok, env = pcall(cjson.decode, v)
+      if ok and type(env) == 'table' then
+        local tag, ex, rk
+        local props = env['properties']
+        if type(props) == 'table' then
+          tag = props['delivery_tag']
+          local di = props['delivery_info']
+          if type(di) == 'table' then
+            ex, rk = di['exchange'], di['routing_key']
+          end
+        end
+        if type(tag) ~= 'string' or tag == '' then
+          tag = 'kombu-go.' .. seed .. 'p' .. got
+        end
+        if type(ex) ~= 'string' then ex = '' end
+        if type(rk) ~= 'string' then rk = '' end
+        local t, nonce = record(tag, '[' .. v .. ', ' .. jstr(ex) .. ', ' .. jstr(rk) .. ']', queue)
+        out[#out + 1] = k - 3
+        out[#out + 1] = v
+        out[#out + 1] = t
+        out[#out + 1] = nonce
+      else
+        out[#out + 1] = k - 3
+        out[#out + 1] = v
+        out[#out + 1] = ''
+        out[#out + 1] = ''
+      end
+    end
+  end
+end
+return {fan, out}
+`)
+
+// restoreScript puts one unacked message back, atomically. It checks that
+// the entry is still the one the caller means: in mode "cas" that the
+// unacked record equals the one the caller read, in mode "own" that the
+// unacked_queue value (queue and nonce) equals the caller's; then that its
+// lease has expired (score <= ceil); then it ZREMs, HDELs and pushes the
+// payload to every list in KEYS[4..] (LPUSH: back of the queue, RPUSH:
+// front). This is the compare-and-swap form of kombu's WATCH unacked /
+// HGET / MULTI ... EXEC restore transaction: the same effect, but it never
+// retries because another consumer touched the hash. An index entry whose
+// hash entry is gone is removed, as kombu does.
+//
+// KEYS: unacked, unacked_index, unacked_queue, target lists...
+// ARGV: tag, mode, expected value, ceil, payload, "L" | "R".
+// Reply: 1 restored, 0 not (gone, changed or lease extended).
+var restoreScript = redis.NewScript(`
+local tag = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], tag)
+if not cur then
+  redis.call('ZREM', KEYS[2], tag)
+  redis.call('HDEL', KEYS[3], tag)
+  return 0
+end
+if ARGV[2] == 'cas' and cur ~= ARGV[3] then
+  return 0
+end
+if ARGV[2] == 'own' and redis.call('HGET', KEYS[3], tag) ~= ARGV[3] then
+  return 0
+end
+local score = redis.call('ZSCORE', KEYS[2], tag)
+if score and tonumber(score) > tonumber(ARGV[4]) then
+  return 0
+end
+redis.call('ZREM', KEYS[2], tag)
+redis.call('HDEL', KEYS[1], tag)
+redis.call('HDEL', KEYS[3], tag)
+local push = 'RPUSH'
+if ARGV[6] == 'L' then push = 'LPUSH' end
+for k = 4, #KEYS do
+  redis.call(push, KEYS[k], ARGV[5])
+end
+return 1
+`)
+
+// extendScript moves an unacked delivery's unacked_index score (kombu's
+// "delivered at" time) so that its visibility timeout ends later.
+// KEYS: unacked_queue, unacked_index. ARGV: tag, unacked_queue value, new score.
+// Reply: 1, or 0 when the delivery is no longer unacked (restored).
+var extendScript = redis.NewScript(`
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+return 1
+`)
+
+// unlockScript releases the restore mutex only if this process still holds
+// it (the compare-and-delete of redis-py's Lock.release).
+var unlockScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`)

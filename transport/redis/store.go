@@ -1,0 +1,722 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+	"github.com/kombu-go/kombu/virtual"
+)
+
+// Tunables that are not options.
+const (
+	// ackFlushDelay is how long an ack may wait for the next fetch to
+	// carry it before it is sent on its own.
+	ackFlushDelay = 2 * time.Millisecond
+	// minPollPause is the first pause after an empty poll; pauses double
+	// up to Options.PollingInterval.
+	minPollPause = 500 * time.Microsecond
+	// fanoutBufferLimit bounds the broadcasts buffered per fanout queue
+	// that nobody fetches; further ones are dropped (pub/sub fanout is
+	// at-most-once in kombu anyway).
+	fanoutBufferLimit = 10000
+	// restoreChunk bounds the tags one restore round trip handles.
+	restoreChunk = 1000
+)
+
+// Connector dials a Store. It holds parsed options only and is reused for
+// every (re)dial.
+type Connector struct {
+	opts *Options
+}
+
+// NewConnector returns a Connector for o (from ParseURL).
+func NewConnector(o *Options) *Connector { return &Connector{opts: o} }
+
+// Options returns the connector's options. They must not be modified.
+func (c *Connector) Options() *Options { return c.opts }
+
+// Dial connects a Store and checks that redis answers PING. ctx bounds the
+// dial only. Dial failures wrap driver.ErrConnectionLost.
+func (c *Connector) Dial(ctx context.Context) (*Store, error) {
+	rdb := newClient(c.opts)
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		_ = rdb.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, fmt.Errorf("%w: redis: %w", driver.ErrConnectionLost, err)
+	}
+	return newStore(c.opts, rdb), nil
+}
+
+func newClient(o *Options) *redis.Client {
+	if o.Sentinel {
+		return redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:            o.MasterName,
+			SentinelAddrs:         o.Addrs,
+			SentinelPassword:      o.SentinelPassword,
+			Username:              o.Username,
+			Password:              o.Password,
+			DB:                    o.DB,
+			DialTimeout:           o.ConnectTimeout,
+			ReadTimeout:           o.SocketTimeout,
+			WriteTimeout:          o.SocketTimeout,
+			ContextTimeoutEnabled: true,
+			PoolSize:              o.MaxConnections,
+			TLSConfig:             o.TLS,
+			DisableIdentity:       true,
+		})
+	}
+	return redis.NewClient(&redis.Options{
+		Addr:                     o.Addrs[0],
+		Username:                 o.Username,
+		Password:                 o.Password,
+		DB:                       o.DB,
+		DialTimeout:              o.ConnectTimeout,
+		ReadTimeout:              o.SocketTimeout,
+		WriteTimeout:             o.SocketTimeout,
+		ContextTimeoutEnabled:    true,
+		PoolSize:                 o.MaxConnections,
+		TLSConfig:                o.TLS,
+		DisableIdentity:          true,
+		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+	})
+}
+
+// Store is a virtual.Store on one redis database, wire-compatible with
+// Python kombu's redis transport. It is safe for concurrent use.
+type Store struct {
+	o   *Options
+	k   *keys
+	rdb *redis.Client
+	hub *hub
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close
+	wg        sync.WaitGroup
+
+	ackMu       sync.Mutex
+	pendingAcks []*receipt
+	ackTimer    *time.Timer
+
+	fanMu sync.Mutex
+	fan   *fanout // created by the first BindFanout
+
+	sweepOnce sync.Once
+	sweepMu   sync.Mutex // one sweep at a time per store
+	lastSweep atomic.Int64
+}
+
+func newStore(o *Options, rdb *redis.Client) *Store {
+	return &Store{o: o, k: newKeys(o), rdb: rdb, hub: hubFor(o), done: make(chan struct{})}
+}
+
+// Client returns the go-redis client (for the As escape hatch and tests).
+func (s *Store) Client() *redis.Client { return s.rdb }
+
+var errStoreClosed = fmt.Errorf("%w: redis store", driver.ErrClosed)
+
+// wrapErr classifies a go-redis error: context errors unwrapped, a client
+// that could not dial as ErrConnectionLost (the command surely did not
+// run), a closed client as ErrClosed.
+func wrapErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.Is(err, redis.ErrClosed) {
+		return fmt.Errorf("%w: redis %s: %w", driver.ErrClosed, op, err)
+	}
+	var op2 *net.OpError
+	if errors.As(err, &op2) && op2.Op == "dial" {
+		return fmt.Errorf("%w: redis %s: %w", driver.ErrConnectionLost, op, err)
+	}
+	return fmt.Errorf("redis %s: %w", op, err)
+}
+
+// ValidateName implements virtual.NameValidator.
+func (s *Store) ValidateName(kind, name string) error { return s.k.validateName(kind, name) }
+
+// Put implements virtual.Store: LPUSH to the queue's list for the
+// envelope's priority step.
+func (s *Store) Put(ctx context.Context, queue string, env *virtual.Envelope) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	data, err := encode(env)
+	if err != nil {
+		return err
+	}
+	err = s.rdb.LPush(ctx, s.k.list(queue, s.k.step(env.Properties.Priority)), data).Err()
+	if err != nil {
+		return wrapErr("LPUSH", err)
+	}
+	s.hub.notify()
+	return nil
+}
+
+// encode returns the kombu JSON of env: the bytes it was received as when
+// it is unchanged, else a fresh encoding (with a fresh delivery tag when
+// env has none, so copies routed to several queues get distinct tags).
+func encode(env *virtual.Envelope) ([]byte, error) {
+	if env.Raw != nil {
+		return env.Raw, nil
+	}
+	data, err := env.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrInvalidArgument, err)
+	}
+	return data, nil
+}
+
+// PutBatch implements virtual.BatchPutter: one pipelined LPUSH per
+// envelope, in one round trip.
+func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.IntCmd, len(batch))
+	for i, qe := range batch {
+		data, err := encode(qe.Envelope)
+		if err != nil {
+			return &driver.BatchError{Published: 0, Err: err}
+		}
+		cmds[i] = pipe.LPush(ctx, s.k.list(qe.Queue, s.k.step(qe.Envelope.Properties.Priority)), data)
+	}
+	_, err := pipe.Exec(ctx)
+	if err != nil {
+		n := 0
+		for _, c := range cmds {
+			if c.Err() != nil {
+				break
+			}
+			n++
+		}
+		if n > 0 {
+			s.hub.notify()
+		}
+		return &driver.BatchError{Published: n, Err: wrapErr("LPUSH", err)}
+	}
+	s.hub.notify()
+	return nil
+}
+
+// Size implements virtual.Store: the sum of LLEN over the priority lists.
+func (s *Store) Size(ctx context.Context, queue string) (int, error) {
+	if s.closed.Load() {
+		return 0, errStoreClosed
+	}
+	pipe := s.rdb.Pipeline()
+	var cmds []*redis.IntCmd
+	for _, l := range s.k.lists(queue) {
+		cmds = append(cmds, pipe.LLen(ctx, l))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, wrapErr("LLEN", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
+
+// Purge implements virtual.Store: LLEN and DEL of every priority list, in
+// one MULTI so that nothing pushed meanwhile is deleted uncounted.
+func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
+	if s.closed.Load() {
+		return 0, errStoreClosed
+	}
+	var cmds []*redis.IntCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, l := range s.k.lists(queue) {
+			cmds = append(cmds, p.LLen(ctx, l))
+			p.Del(ctx, l)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, wrapErr("purge", err)
+	}
+	n := 0
+	for _, c := range cmds {
+		n += int(c.Val())
+	}
+	return n, nil
+}
+
+// Delete implements virtual.Store: DEL of every priority list. Binding
+// rows are removed by virtual through RemoveBinding, as kombu's
+// queue_delete SREMs each of them.
+func (s *Store) Delete(ctx context.Context, queue string) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	if err := s.rdb.Del(ctx, s.k.lists(queue)...).Err(); err != nil {
+		return wrapErr("DEL", err)
+	}
+	s.dropFanoutQueue(queue)
+	return nil
+}
+
+// AddBinding implements virtual.BindingStore: SADD of kombu's member.
+func (s *Store) AddBinding(ctx context.Context, b virtual.StoredBinding) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	for _, n := range []string{b.Exchange, b.RoutingKey, b.Pattern, b.Queue} {
+		if err := s.k.validateName("binding", n); err != nil {
+			return err
+		}
+	}
+	defer s.hub.invalidate(b.Exchange)
+	err := s.rdb.SAdd(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue)).Err()
+	return wrapErr("SADD", err)
+}
+
+// RemoveBinding implements virtual.BindingStore: SREM of the exact member.
+func (s *Store) RemoveBinding(ctx context.Context, b virtual.StoredBinding) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	defer s.hub.invalidate(b.Exchange)
+	err := s.rdb.SRem(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue)).Err()
+	return wrapErr("SREM", err)
+}
+
+// Bindings implements virtual.BindingStore: SMEMBERS of the exchange's
+// table, cached for Options.BindingCacheTTL. The cache is shared by every
+// store of the process on the same database and is dropped at once when
+// any of them binds or unbinds on that exchange, so within a process
+// routing always sees its own bindings. Bindings made by other processes
+// are seen within BindingCacheTTL (at once when the cached table was
+// empty: empty tables are never cached).
+func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.StoredBinding, error) {
+	if s.closed.Load() {
+		return nil, errStoreClosed
+	}
+	if rows, ok := s.hub.table(exchange, s.o.BindingCacheTTL); ok {
+		return rows, nil
+	}
+	gen := s.hub.generation()
+	at := time.Now()
+	members, err := s.rdb.SMembers(ctx, s.k.binding(exchange)).Result()
+	if err != nil {
+		return nil, wrapErr("SMEMBERS", err)
+	}
+	rows := make([]virtual.StoredBinding, 0, len(members))
+	for _, m := range members {
+		rk, pat, q, ok := splitBindingMember(m)
+		if !ok {
+			continue
+		}
+		rows = append(rows, virtual.StoredBinding{Exchange: exchange, RoutingKey: rk, Pattern: pat, Queue: q})
+	}
+	s.hub.setTable(exchange, rows, at, gen)
+	return rows, nil
+}
+
+// receipt is Item.Receipt: the unacked entry of one delivery.
+type receipt struct {
+	tag      string // field in unacked (the delivery tag, or its alternative)
+	queue    string
+	nonce    string // unique to this delivery
+	raw      []byte // the envelope as received
+	priority uint8
+}
+
+// own is the unacked_queue value of the delivery.
+func (r *receipt) own() string { return r.queue + Sep + r.nonce }
+
+// Get implements virtual.Store.
+func (s *Store) Get(ctx context.Context, queues []string, wait time.Duration) (virtual.Item, error) {
+	items, err := s.GetBatch(ctx, queues, 1, wait)
+	if err != nil {
+		return virtual.Item{}, err
+	}
+	if len(items) == 0 {
+		return virtual.Item{}, driver.ErrEmpty
+	}
+	return items[0], nil
+}
+
+// GetBatch implements virtual.BatchGetter. Each attempt is one EVALSHA of
+// takeScript, which also carries the acks made since the last attempt.
+//
+// Redis has no command that blocks on several lists and moves the element
+// somewhere atomically (BLMOVE takes one source list; BRPOP and BLMPOP
+// pop without recording), so a consumer that finds its queues empty polls
+// again after a pause that doubles from 0.5 ms up to polling_interval, and
+// is woken at once by a publish or broadcast made in this process. Under
+// load the lists are not empty and no pause happens; idle, each consumer
+// costs redis about 1/polling_interval cheap scripts per second.
+func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait time.Duration) ([]virtual.Item, error) {
+	if s.closed.Load() {
+		return nil, errStoreClosed
+	}
+	if max <= 0 {
+		max = 1
+	}
+	s.startSweeper()
+	var deadline time.Time
+	if wait > 0 {
+		deadline = time.Now().Add(wait)
+	}
+	pause := minPollPause
+	for {
+		// Register as a waiter before looking, so that a publish between
+		// the look and the pause is not missed.
+		wake, done := s.hub.waitChan()
+		fwake := s.fanoutWake()
+		items, err := s.take(ctx, queues, max)
+		if err != nil || len(items) > 0 {
+			done()
+			return items, err
+		}
+		if wait <= 0 {
+			done()
+			return nil, driver.ErrEmpty
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			done()
+			return nil, driver.ErrEmpty
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-t.C:
+			pause = min(pause*2, s.o.PollingInterval)
+		case <-wake:
+			pause = minPollPause
+		case <-fwake:
+			pause = minPollPause
+		case <-ctx.Done():
+			t.Stop()
+			done()
+			return nil, ctx.Err()
+		case <-s.done:
+			t.Stop()
+			done()
+			return nil, errStoreClosed
+		}
+		t.Stop()
+		done()
+	}
+}
+
+func randomSeed() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// take runs takeScript once: pending acks, buffered broadcasts of queues,
+// then up to max envelopes from the lists.
+func (s *Store) take(ctx context.Context, queues []string, max int) ([]virtual.Item, error) {
+	acks := s.stealAcks()
+	fan := s.takeFanout(queues, max)
+	listMax := max - len(fan)
+
+	var lists []string
+	var owner []int
+	if listMax > 0 {
+		lists, owner = s.k.pollOrder(queues)
+	}
+	keys := make([]string, 0, 3+len(lists))
+	keys = append(keys, s.k.unacked, s.k.unackedIndex, s.k.unackedQueue)
+	keys = append(keys, lists...)
+	args := make([]any, 0, 5+2*len(acks)+3*len(fan)+len(lists))
+	args = append(args, nowScore(time.Now()), listMax, len(acks), len(fan), randomSeed())
+	for _, r := range acks {
+		args = append(args, r.tag, r.own())
+	}
+	for _, f := range fan {
+		args = append(args, f.queue, f.env.DeliveryTag, unackedRecord(f.raw, f.env.Exchange, f.env.RoutingKey))
+	}
+	for _, i := range owner {
+		args = append(args, queues[i])
+	}
+	reply, err := takeScript.Run(ctx, s.rdb, keys, args...).Slice()
+	if err == nil && len(reply) != 2 {
+		err = errors.New("malformed script reply")
+	}
+	if err != nil {
+		s.returnAcks(acks)
+		s.returnFanout(fan)
+		return nil, wrapErr("take", err)
+	}
+	fanTags, _ := reply[0].([]any)
+	res, _ := reply[1].([]any)
+	if len(fanTags) != 2*len(fan) {
+		return nil, errors.New("redis take: malformed script reply")
+	}
+
+	items := make([]virtual.Item, 0, len(fan)+len(res)/4)
+	// Broadcasts come first: they were recorded before the pops.
+	for i, f := range fan {
+		tag, _ := fanTags[2*i].(string)
+		nonce, _ := fanTags[2*i+1].(string)
+		items = append(items, virtual.Item{
+			Queue:    f.queue,
+			Envelope: f.env,
+			Receipt:  &receipt{tag: tag, nonce: nonce, queue: f.queue, raw: f.raw, priority: f.env.Properties.Priority},
+		})
+	}
+	var bad []*receipt
+	for i := 0; i+3 < len(res); i += 4 {
+		idx, _ := res[i].(int64)
+		raw, _ := res[i+1].(string)
+		tag, _ := res[i+2].(string)
+		nonce, _ := res[i+3].(string)
+		if idx < 1 || int(idx) > len(owner) {
+			return items, errors.New("redis take: malformed script reply")
+		}
+		queue := queues[owner[idx-1]]
+		data := []byte(raw)
+		r := &receipt{tag: tag, nonce: nonce, queue: queue, raw: data}
+		env, derr := virtual.UnmarshalEnvelope(data)
+		if derr != nil || tag == "" {
+			// Not a kombu message: drop it for good (acking its
+			// record), like a reject without requeue.
+			if tag != "" {
+				bad = append(bad, r)
+			}
+			continue
+		}
+		r.priority = env.Properties.Priority
+		items = append(items, virtual.Item{Queue: queue, Envelope: env, Receipt: r})
+	}
+	if len(bad) > 0 {
+		s.addAcks(bad...)
+	}
+	return items, nil
+}
+
+// nowScore is kombu's unacked_index score: Unix time in float seconds.
+func nowScore(t time.Time) string {
+	return strconv.FormatFloat(float64(t.UnixMicro())/1e6, 'f', 6, 64)
+}
+
+// unackedRecord is the unacked hash value kombu writes:
+// [envelope, exchange, routing_key] with Python's ", " separator.
+func unackedRecord(raw []byte, exchange, routingKey string) string {
+	var b bytes.Buffer
+	b.Grow(len(raw) + len(exchange) + len(routingKey) + 16)
+	b.WriteByte('[')
+	b.Write(raw)
+	b.WriteString(", ")
+	writeJSONString(&b, exchange)
+	b.WriteString(", ")
+	writeJSONString(&b, routingKey)
+	b.WriteByte(']')
+	return b.String()
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	enc := json.NewEncoder(b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)       // strings always encode
+	b.Truncate(b.Len() - 1) // Encode's newline
+}
+
+// Ack implements virtual.Acker. The ack is sent with the next fetch of
+// this store (takeScript), or on its own after ackFlushDelay when no fetch
+// comes, and always before Close returns. Like an AMQP basic.ack it is
+// not confirmed: if the process dies before it is sent, the message is
+// delivered again after the visibility timeout (never lost).
+func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
+	r, ok := it.Receipt.(*receipt)
+	if !ok {
+		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+	}
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	s.addAcks(r)
+	return nil
+}
+
+// AckBatch implements virtual.BatchAcker.
+func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	rs := make([]*receipt, 0, len(items))
+	for _, it := range items {
+		r, ok := it.Receipt.(*receipt)
+		if !ok {
+			return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+		}
+		rs = append(rs, r)
+	}
+	s.addAcks(rs...)
+	return nil
+}
+
+func (s *Store) addAcks(rs ...*receipt) {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	s.pendingAcks = append(s.pendingAcks, rs...)
+	if s.ackTimer == nil {
+		s.ackTimer = time.AfterFunc(ackFlushDelay, s.flushAcksAsync)
+	} else {
+		s.ackTimer.Reset(ackFlushDelay)
+	}
+}
+
+func (s *Store) stealAcks() []*receipt {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	acks := s.pendingAcks
+	s.pendingAcks = nil
+	return acks
+}
+
+// returnAcks puts acks whose sending failed back to be retried.
+func (s *Store) returnAcks(acks []*receipt) {
+	if len(acks) == 0 || s.closed.Load() {
+		return
+	}
+	s.ackMu.Lock()
+	s.pendingAcks = append(acks, s.pendingAcks...)
+	s.ackMu.Unlock()
+}
+
+func (s *Store) flushAcksAsync() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.flushAcks(ctx); err != nil && !s.closed.Load() {
+		// Retry later; the entries stay in unacked meanwhile.
+		s.ackMu.Lock()
+		if s.ackTimer != nil {
+			s.ackTimer.Reset(100 * time.Millisecond)
+		}
+		s.ackMu.Unlock()
+	}
+}
+
+// flushAcks sends pending acks now, in one round trip.
+func (s *Store) flushAcks(ctx context.Context) error {
+	acks := s.stealAcks()
+	if len(acks) == 0 {
+		return nil
+	}
+	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}
+	args := make([]any, 0, 5+2*len(acks))
+	args = append(args, nowScore(time.Now()), 0, len(acks), 0, "")
+	for _, r := range acks {
+		args = append(args, r.tag, r.own())
+	}
+	if err := takeScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+		s.returnAcks(acks)
+		return wrapErr("ack", err)
+	}
+	return nil
+}
+
+// Requeue implements virtual.Acker: in one atomic step, it drops the
+// unacked entry and RPUSHes the envelope, marked redelivered as kombu marks
+// it, to the front of its queue (the list of its priority step), so that it
+// is the next message delivered, as AMQP requeues and as kombu restores the
+// unacked messages of a closing channel. (kombu's reject(requeue=True)
+// LPUSHes to the back instead; virtual uses Requeue for both.) If the entry
+// is gone (its visibility timeout expired and it was restored), the message
+// is already back in its queue and nothing happens.
+func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
+	r, ok := it.Receipt.(*receipt)
+	if !ok {
+		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+	}
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	return s.restoreOwn(ctx, r, "R")
+}
+
+func (s *Store) restoreOwn(ctx context.Context, r *receipt, dir string) error {
+	payload, err := markRedelivered(r.raw)
+	if err != nil {
+		payload = r.raw // not decodable now means not decodable before: keep it as is
+	}
+	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, s.k.list(r.queue, s.k.step(r.priority))}
+	err = restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", payload, dir).Err()
+	if err != nil {
+		return wrapErr("requeue", err)
+	}
+	s.hub.notify()
+	return nil
+}
+
+// ExtendLease implements virtual.LeaseExtender: the delivery's
+// unacked_index score moves so that its visibility timeout ends d from
+// now. It fails with driver.ErrPreconditionFailed when the delivery was
+// already restored (its lease had expired).
+func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duration) error {
+	r, ok := it.Receipt.(*receipt)
+	if !ok {
+		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+	}
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	score := nowScore(time.Now().Add(d - s.o.VisibilityTimeout))
+	n, err := extendScript.Run(ctx, s.rdb, []string{s.k.unackedQueue, s.k.unackedIndex}, r.tag, r.own(), score).Int()
+	if err != nil {
+		return wrapErr("extend lease", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w: redis: the lease of delivery %q has expired and it was restored", driver.ErrPreconditionFailed, r.tag)
+	}
+	return nil
+}
+
+// Close implements virtual.Store: it sends pending acks, stops the
+// broadcast subscriber and the restore sweeper, and closes the client.
+// It is idempotent.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err = s.flushAcks(ctx)
+		s.closed.Store(true)
+		s.ackMu.Lock()
+		if s.ackTimer != nil {
+			s.ackTimer.Stop()
+		}
+		s.ackMu.Unlock()
+		close(s.done)
+		s.fanMu.Lock()
+		fan := s.fan
+		s.fanMu.Unlock()
+		if fan != nil {
+			fan.close()
+		}
+		s.wg.Wait()
+		if cerr := s.rdb.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
