@@ -122,7 +122,7 @@ type Topic struct {
 	// same followed by a dot (litDot). modeSuffix: the literal part without
 	// the leading "#." (lit) and the same after a dot (litDot).
 	lit, litDot string
-	toks              []token // modeGeneral; consecutive '#' collapsed
+	toks        []token // modeGeneral; consecutive '#' collapsed
 }
 
 // CompileTopic compiles a topic binding key. Every string is a valid
