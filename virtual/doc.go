@@ -1,0 +1,34 @@
+// Package virtual gives transports without AMQP semantics (redis, SQS,
+// mongodb, memory) the whole AMQP model: exchanges of the four types,
+// bindings, consumers, prefetch, delivery tags, requeue and the return of
+// unacked messages on close.
+//
+// A transport implements Store: put, get, purge, size and delete on named
+// queues (Python kombu's virtual channel primitives). NewTransport turns a
+// Store into a driver.Transport. Optional interfaces add what a backend
+// can do better: Acker (unacked state kept on the server, so a crashed
+// consumer's messages come back), BatchPutter, BatchGetter and BatchAcker
+// (several messages per round trip), LeaseExtender (visibility timeouts),
+// Fanouter (native broadcast), BindingStore (binding tables shared between
+// processes, as kombu's redis transport does), QueueStore and
+// NameValidator.
+//
+// # Routing
+//
+// Routing happens in the publisher, as in Python kombu: the exchange type
+// comes from the connection's own declarations (an exchange it never
+// declared routes as direct), the bindings from the store when it is a
+// BindingStore, else from the process. Topic exchanges match with AMQP's
+// semantics (see package routing), not Python kombu's regular expressions.
+// A mandatory message that matches no queue is returned as a
+// *driver.ReturnError; an exchange's "alternate-exchange" argument is
+// honoured; queues' "x-dead-letter-exchange", "x-message-ttl" and message
+// expiration are applied.
+//
+// # Envelope
+//
+// Stores that persist bytes carry each message as Python kombu's JSON
+// envelope (Envelope.Marshal, UnmarshalEnvelope), so Go and Python
+// producers and consumers share queues. The memory store keeps *Envelope
+// values and never encodes them.
+package virtual
