@@ -379,7 +379,13 @@ func TestQueueArguments(t *testing.T) {
 		d, err := ch.Get(ctx, q, false)
 		must(t, err)
 		must(t, ch.Reject(ctx, d.Tag, false)) // rejected without requeue: dead-lettered
-		d2, err := ch.Get(ctx, dlq, true)
+		var d2 *driver.Delivery
+		for range 100 {
+			if d2, err = ch.Get(ctx, dlq, true); !isEmpty(err) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 		must(t, err)
 		if string(d2.Body) != "2" {
 			t.Fatalf("rejected message: %q", d2.Body)
