@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/kombu-go/kombu/kombu/driver"
 )
@@ -423,6 +424,9 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 	return first
 }
 
+// settleTimeout bounds the ack or requeue that follows a handler.
+const settleTimeout = 30 * time.Second
+
 func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
 	err := func() (err error) {
 		defer func() {
@@ -435,6 +439,10 @@ func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
 	if m.Acknowledged() {
 		return
 	}
+	// The outcome is settled even when the handler cancelled ctx (a
+	// handler that stops the loop after its last message still acks it).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
 	if derr := m.failedDecode(); derr != nil {
 		c.decodeFailed(ctx, m, derr)
 		return
