@@ -2,9 +2,11 @@ package transport
 
 import (
 	"errors"
+	"fmt"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/kombu-go/kombu/kombu/driver"
@@ -24,6 +26,7 @@ func FuzzParseURLs(f *testing.F) {
 	for _, s := range secrets {
 		f.Add(s)
 	}
+	f.Add("p://*") // occurs in the masked "amqp://**@host/"
 	f.Fuzz(func(t *testing.T, s string) {
 		us, err := ParseURLs(s)
 		if err != nil {
@@ -31,13 +34,17 @@ func FuzzParseURLs(f *testing.F) {
 		}
 		for _, u := range us {
 			checkRedacted(t, u)
+			checkQuery(t, u)
 		}
 
 		// s as the password of an otherwise valid URL.
 		const head, tail = "amqp://user:", "@host/"
 		in := head + s + tail
 		us, err = ParseURLs(in)
-		if len(s) < 4 || strings.Contains(head+mask+tail, s) {
+		// The masked forms are "amqp://user:**@host/" and "amqp://**@host/";
+		// a "password" that occurs in them, or holds the mask's '*', says
+		// nothing.
+		if len(s) < 4 || strings.Contains(s, "*") || strings.Contains(head+mask+tail, s) {
 			return
 		}
 		if err != nil {
@@ -71,6 +78,40 @@ func checkFuzzError(t *testing.T, in string, err error) {
 	if len(err.Error()) > 2048 {
 		t.Fatalf("ParseURLs(%q): error is %d bytes", in, len(err.Error()))
 	}
+}
+
+// checkQuery reads every option of a URL that ParseURLs accepted with
+// every reader: the query must be readable and errors typed.
+func checkQuery(t *testing.T, u *url.URL) {
+	t.Helper()
+	q, err := NewQuery(u)
+	if err != nil {
+		t.Fatalf("NewQuery(%q) after ParseURL: %v", u.RawQuery, err)
+	}
+	for _, k := range q.keys {
+		var (
+			s  string
+			b  bool
+			n  int
+			f  float64
+			d  time.Duration
+			ns []int
+		)
+		q.String(k, &s)
+		q.Bool(k, &b)
+		q.Int(k, &n)
+		q.IntRange(k, &n, 0, 10)
+		q.Float(k, &f)
+		q.Duration(k, &d)
+		q.IntList(k, &ns)
+		if d < 0 {
+			t.Fatalf("option %q: negative duration %v", k, d)
+		}
+	}
+	if err := q.Err(); err != nil && !errors.Is(err, driver.ErrInvalidURL) {
+		t.Fatalf("Query.Err: %v does not wrap ErrInvalidURL", err)
+	}
+	_ = fmt.Sprintf("%+v", q)
 }
 
 // checkRedacted checks Redact on a URL that ParseURLs accepted.

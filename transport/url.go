@@ -115,17 +115,24 @@ func ParseURLs(s string) ([]*url.URL, error) {
 }
 
 // ParseURL parses exactly one URL of the form
-// scheme://[user[:password]@][host][:port][/path][?query].
+// scheme://[user[:password]@][host][:port][/path][?query]. The scheme is
+// lowercased, the host (unicode or not) is kept as given, and the user
+// name and password are %-decoded.
 //
 // Errors are *URLError values that wrap driver.ErrInvalidURL and never
-// contain the password. ParseURL rejects: input longer than MaxURLLength;
-// control bytes (NUL, CR, LF, ...) and invalid UTF-8 anywhere; a missing
-// or malformed scheme; malformed %-escapes; a port that is empty or not in
-// 1..65535; unbalanced brackets or a ':' in a host that is not a bracketed
-// IPv6 address; an '@' after the host (a user name or password holding an
-// unescaped '/', '?' or '#'); a fragment; empty or duplicate query option
-// names, or more than 256 options; and a failover list. The scheme is lowercased, the host (unicode
-// or not) is kept as given, and user and password are %-decoded.
+// contain the password. ParseURL and ParseURLs reject:
+//   - input longer than MaxURLLength;
+//   - control bytes (NUL, CR, LF, TAB, DEL, ...) and invalid UTF-8;
+//   - a missing or malformed scheme, or a missing "//";
+//   - malformed %-escapes, and raw non-ASCII in the user name or password;
+//   - a port that is empty, not decimal or not in 1..65535;
+//   - unbalanced brackets, a ':' in a host that is not a bracketed IPv6
+//     address, invalid characters in the host;
+//   - an '@' after the host, which means a user name or password holding
+//     an unescaped '/', '?' or '#';
+//   - a fragment ('#');
+//   - empty or duplicate query option names, or more than 256 options;
+//   - (ParseURL only) a failover list.
 func ParseURL(s string) (*url.URL, error) {
 	us, err := ParseURLs(s)
 	if err != nil {
