@@ -95,8 +95,10 @@ func (ch *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error
 	if e.Name == "" {
 		return fmt.Errorf("%w: the default exchange cannot be declared", driver.ErrAccessRefused)
 	}
-	if !e.Passive {
-		if err := routing.ValidateExchangeDeclare(e.Name); err != nil {
+	if _, _, exists := ch.conn.state.exchange(e.Name); !e.Passive {
+		// RabbitMQ refuses to create amq.* exchanges but accepts an
+		// equivalent redeclaration of its predeclared ones.
+		if err := routing.ValidateExchangeDeclare(e.Name); err != nil && !exists {
 			return err
 		}
 		if !routing.ValidExchangeType(e.Type) {
@@ -130,6 +132,10 @@ func (ch *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Que
 			return driver.QueueInfo{}, fmt.Errorf("%w: passive declare needs a queue name", driver.ErrInvalidArgument)
 		}
 		q.Name = "amq.gen-" + NewDeliveryTag()
+	} else if !q.Passive {
+		if err := routing.ValidateQueueDeclare(q.Name); err != nil {
+			return driver.QueueInfo{}, err
+		}
 	}
 	if err := ch.validate("queue", q.Name); err != nil {
 		return driver.QueueInfo{}, err
