@@ -553,3 +553,37 @@ func TestValidateName(t *testing.T) {
 		}
 	}
 }
+
+func TestUnackedRecordEscapesLikePython(t *testing.T) {
+	s := openStore(t, isolated(t, nil))
+	c := rawClient(t, s)
+	cleanupKeys(t, c, s.o.GlobalKeyPrefix)
+	ctx := testCtx(t)
+	p := s.o.GlobalKeyPrefix
+	// json.dumps of each string, as printed by Python 3.11.
+	cases := []struct{ in, py string }{
+		{"é", `"\u00e9"`},
+		{"a\"b\\c/d\x01\x7f", `"a\"b\\c/d\u0001\u007f"`},
+		{"x😀y", `"x\ud83d\ude00y"`},
+		{"\n\t\r\b\f", `"\n\t\r\b\f"`},
+		{"日本", `"\u65e5\u672c"`},
+		{"", `""`},
+	}
+	for i, tc := range cases {
+		q := uniqueName(t, "q")
+		env := newEnv("x", 0)
+		env.Exchange, env.RoutingKey = tc.in, tc.in+"!"
+		_ = s.Put(ctx, q, env)
+		it, err := s.Get(ctx, []string{q}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := c.HGet(ctx, p+"unacked", receiptOf(t, it).tag).Val()
+		wantRK := tc.py[:len(tc.py)-1] + `!"`
+		if want := ", " + tc.py + ", " + wantRK + "]"; !strings.HasSuffix(rec, want) {
+			t.Errorf("case %d: record ends %q, want %q", i, rec[max(0, len(rec)-40):], want)
+		}
+		_ = s.Ack(ctx, it)
+	}
+	flush(t, s)
+}
