@@ -32,6 +32,9 @@ func (ch *Channel) Connection() *Connection { return ch.conn }
 func (ch *Channel) Driver() driver.Channel { return ch.drv }
 
 func (ch *Channel) wrap(op, name string, err error) error {
+	if err == nil {
+		return nil
+	}
 	return wrapErr(op, ch.conn.TransportName(), name, err)
 }
 

@@ -80,9 +80,32 @@ func (e *Exchange) driverExchange() driver.Exchange {
 		Internal: e.Internal, Passive: e.Passive, Args: e.Arguments}
 }
 
-// cacheKey identifies the declaration for the per-connection declare cache.
+// cacheKey identifies the declaration for the per-connection declare
+// cache. It is built on every publish that declares, so it avoids fmt.
 func (e Exchange) cacheKey() string {
-	return fmt.Sprintf("exchange\x00%s\x00%s\x00%t%t%t%t\x00%s", e.Name, e.typ(), e.Durable, e.AutoDelete, e.Internal, e.Passive, argsKey(e.Arguments))
+	var b strings.Builder
+	e.writeKey(&b)
+	return b.String()
+}
+
+func (e *Exchange) writeKey(b *strings.Builder) {
+	b.WriteString("exchange\x00")
+	b.WriteString(e.Name)
+	b.WriteByte(0)
+	b.WriteString(e.typ())
+	b.WriteByte(0)
+	writeFlags(b, e.Durable, e.AutoDelete, e.Internal, e.Passive)
+	writeArgsKey(b, e.Arguments)
+}
+
+func writeFlags(b *strings.Builder, flags ...bool) {
+	for _, f := range flags {
+		if f {
+			b.WriteByte('1')
+		} else {
+			b.WriteByte('0')
+		}
+	}
 }
 
 func channelFor(ch, bound *Channel) (*Channel, error) {
@@ -234,28 +257,39 @@ func (q *Queue) driverQueue() driver.Queue {
 
 func (q Queue) cacheKey() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "queue\x00%s\x00%t%t%t%t\x00%s\x00%s\x00%s\x00%s", q.Name, q.Durable, q.Exclusive, q.AutoDelete, q.Passive,
-		argsKey(q.QueueArguments()), q.Exchange.cacheKey(), q.RoutingKey, argsKey(q.BindingArguments))
-	for _, bd := range q.Bindings {
-		fmt.Fprintf(&b, "\x00%s\x00%s\x00%s", bd.Exchange.cacheKey(), bd.RoutingKey, argsKey(bd.Arguments))
+	b.WriteString("queue\x00")
+	b.WriteString(q.Name)
+	b.WriteByte(0)
+	writeFlags(&b, q.Durable, q.Exclusive, q.AutoDelete, q.Passive)
+	writeArgsKey(&b, q.QueueArguments())
+	q.Exchange.writeKey(&b)
+	b.WriteByte(0)
+	b.WriteString(q.RoutingKey)
+	writeArgsKey(&b, q.BindingArguments)
+	for i := range q.Bindings {
+		bd := &q.Bindings[i]
+		bd.Exchange.writeKey(&b)
+		b.WriteByte(0)
+		b.WriteString(bd.RoutingKey)
+		writeArgsKey(&b, bd.Arguments)
 	}
 	return b.String()
 }
 
-func argsKey(m map[string]any) string {
+// writeArgsKey appends arguments in a canonical order.
+func writeArgsKey(b *strings.Builder, m map[string]any) {
+	b.WriteByte(0)
 	if len(m) == 0 {
-		return ""
+		return
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var b strings.Builder
 	for _, k := range keys {
-		fmt.Fprintf(&b, "%s=%v;", k, m[k])
+		fmt.Fprintf(b, "%s=%#v;", k, m[k])
 	}
-	return b.String()
 }
 
 // QueueInfo is what a queue declaration reports.

@@ -180,7 +180,10 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 	if err != nil {
 		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
 	}
-	headers := make(map[string]any, len(o.Headers)+1)
+	var headers map[string]any
+	if len(o.Headers) > 0 || o.Compression != "" || p.opts.Compression != "" {
+		headers = make(map[string]any, len(o.Headers)+1)
+	}
 	for k, v := range o.Headers {
 		if err := checkHeader(k, v); err != nil {
 			return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}

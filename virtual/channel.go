@@ -34,9 +34,10 @@ type Channel struct {
 	prefetch  int
 	flow      bool
 	consumers []*consumer
-	rr        int // round-robin offset into consumers
+	rr        int      // round-robin offset into consumers
+	oneQueue  []string // queueOrder's result when there is one consumer
 	nextTag   uint64
-	unacked   map[uint64]*pending
+	unacked   map[uint64]pending
 	reserved  int           // prefetch room taken by fetches in flight
 	waiters   int           // goroutines blocked in Receive waiting on wake
 	wake      chan struct{} // closed and replaced to wake waiters
@@ -54,7 +55,7 @@ type pending struct {
 }
 
 func newChannel(c *Conn) *Channel {
-	ch := &Channel{conn: c, store: c.store, flow: true, unacked: map[uint64]*pending{}, wake: make(chan struct{})}
+	ch := &Channel{conn: c, store: c.store, flow: true, unacked: map[uint64]pending{}, wake: make(chan struct{})}
 	ch.acker, _ = c.store.(Acker)
 	ch.closeCtx, ch.closeCancel = context.WithCancel(context.Background())
 	return ch
@@ -553,7 +554,7 @@ func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.
 				autoAcked = append(autoAcked, it)
 			}
 		} else {
-			ch.unacked[d.Tag] = &pending{item: it, tag: d.ConsumerTag}
+			ch.unacked[d.Tag] = pending{item: it, tag: d.ConsumerTag}
 		}
 		ds = append(ds, d)
 	}
@@ -744,6 +745,12 @@ func (ch *Channel) waitLocked(ctx context.Context, deadline time.Time) error {
 // call with mu held.
 func (ch *Channel) queueOrder() []string {
 	n := len(ch.consumers)
+	if n == 1 {
+		if len(ch.oneQueue) != 1 || ch.oneQueue[0] != ch.consumers[0].queue {
+			ch.oneQueue = []string{ch.consumers[0].queue}
+		}
+		return ch.oneQueue
+	}
 	qs := make([]string, 0, n)
 	for i := 0; i < n; i++ {
 		q := ch.consumers[(ch.rr+i)%n].queue
