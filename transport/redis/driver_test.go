@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kombu-go/kombu/kombu/driver"
+	"github.com/kombu-go/kombu/virtual"
 )
 
 // dialDriver opens a driver.Conn through the registered transport.
@@ -165,4 +166,14 @@ func TestDriverRejectRequeueAndCloseRestore(t *testing.T) {
 	if _, err := ch2.Get(ctx, q, false); !errors.Is(err, driver.ErrEmpty) {
 		t.Errorf("queue not empty: %v", err)
 	}
+}
+
+// storeOf returns the redis store under a driver.Conn of this transport.
+func storeOf(t testing.TB, conn driver.Conn) *Store {
+	t.Helper()
+	vc, ok := conn.(*virtual.Conn)
+	if !ok {
+		t.Fatalf("conn is %T", conn)
+	}
+	return vc.Store().(*Store)
 }
