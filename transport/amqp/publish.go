@@ -252,49 +252,69 @@ func (c *Channel) PublishBatch(ctx context.Context, ps []*driver.Publishing) err
 		}
 		return nil
 	}
+	// A sliding window: before sending message i, wait for the oldest
+	// outstanding confirm when confirm_window of them are waiting.
 	window := cap(c.window)
-	pds := make([]pending, 0, min(window, len(ps)))
+	ring := make([]pending, 0, min(window, len(ps)))
+	head := 0 // index in ps of ring[0]
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
 			timer.Stop()
 		}
 	}()
-	for start := 0; start < len(ps); start += window {
-		end := min(start+window, len(ps))
-		pds = pds[:0]
-		var sendErr error
-		acquired := 0
-		for i := start; i < end; i++ {
-			if err := c.acquire(ctx); err != nil {
-				sendErr = err
-				break
-			}
-			acquired++
-			pd, err := c.send(ctx, ps[i], &msgs[i])
-			if err != nil {
-				sendErr = err
-				break
-			}
-			pds = append(pds, pd)
-		}
-		for i, pd := range pds {
-			if err := c.wait(ctx, pd, &timer); err != nil {
-				for range acquired {
-					c.release()
-				}
-				return &driver.BatchError{Published: start + i, Err: err}
-			}
-		}
-		for range acquired {
-			c.release()
-		}
+	waitOldest := func() error {
 		if timer != nil {
-			timer.Stop() // each chunk gets the full confirm timeout
+			// Each confirm gets the whole confirm timeout from the moment
+			// it becomes the oldest one waited for.
+			timer.Stop()
 			timer = nil
 		}
-		if sendErr != nil {
-			return &driver.BatchError{Published: start + len(pds), Err: sendErr}
+		err := c.wait(ctx, ring[0], &timer)
+		ring = ring[1:]
+		c.release()
+		if err != nil {
+			return err
+		}
+		head++
+		return nil
+	}
+	fail := func(err error) error {
+		for range ring {
+			c.release()
+		}
+		return &driver.BatchError{Published: head, Err: err}
+	}
+	for i := range ps {
+		if len(ring) == window {
+			if err := waitOldest(); err != nil {
+				return fail(err)
+			}
+		}
+		var pd pending
+		err := c.acquire(ctx)
+		if err == nil {
+			if pd, err = c.send(ctx, ps[i], &msgs[i]); err != nil {
+				c.release()
+			}
+		}
+		if err != nil {
+			// Find out how many leading messages made it, then report.
+			for len(ring) > 0 {
+				if werr := waitOldest(); werr != nil {
+					return fail(werr)
+				}
+			}
+			return &driver.BatchError{Published: head, Err: err}
+		}
+		if len(ring) == cap(ring) && head > 0 {
+			ring = append(ring[:0:0], ring...) // compact
+		}
+		ring = append(ring, pd)
+	}
+	for len(ring) > 0 {
+		if err := waitOldest(); err != nil {
+			return fail(err)
 		}
 	}
 	return nil

@@ -1,0 +1,391 @@
+package amqp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// Benchmarks against raw amqp091-go on the same broker, in the same run,
+// with the same settings: confirm window 100, prefetch 100, a 1 KiB JSON
+// body, persistent messages, a durable queue, one ack per message.
+//
+//	go test -run '^$' -bench . ./transport/amqp
+//
+// TestBenchmarkTable runs every scenario in interleaved rounds (Python
+// kombu too) and writes BENCHMARKS.md; see that file for the command.
+
+const (
+	benchWindow   = 100
+	benchPrefetch = 100
+)
+
+var benchBody = func() []byte {
+	b, _ := json.Marshal(map[string]any{"task": "bench", "args": []int{1, 2, 3}, "pad": ""})
+	pad := strings.Repeat("x", 1024-len(b))
+	b, _ = json.Marshal(map[string]any{"task": "bench", "args": []int{1, 2, 3}, "pad": pad})
+	return b
+}()
+
+// benchEnv holds one queue per scenario run.
+type benchEnv struct {
+	url   string
+	queue string
+}
+
+func newBenchEnv(tb testing.TB, tag string) *benchEnv {
+	tb.Helper()
+	u := serverURL(tb)
+	_, ch := setup(tb)
+	q := declareQueue(tb, ch, driver.Queue{Name: unique(tb, "bench."+tag), Durable: true})
+	return &benchEnv{url: u, queue: q}
+}
+
+func (e *benchEnv) purge(tb testing.TB) {
+	tb.Helper()
+	_, ch := setup(tb)
+	if _, err := ch.QueuePurge(context.Background(), e.queue); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func rawDial(tb testing.TB, url string) *amqp.Connection {
+	tb.Helper()
+	c, err := amqp.DialConfig(url, amqp.Config{Heartbeat: 60 * time.Second})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func rawPublishing() amqp.Publishing {
+	return amqp.Publishing{ContentType: "application/json", ContentEncoding: "utf-8",
+		DeliveryMode: amqp.Persistent, Body: benchBody}
+}
+
+func goPublishing(q string) *driver.Publishing {
+	return &driver.Publishing{RoutingKey: q, Message: driver.Message{Body: benchBody,
+		ContentType: "application/json", ContentEncoding: "utf-8", Headers: map[string]any{}}}
+}
+
+// rawPublish publishes n messages with a sliding window of confirms.
+func rawPublish(tb testing.TB, e *benchEnv, n int) time.Duration {
+	c := rawDial(tb, e.url)
+	ch, err := c.Channel()
+	must(tb, err)
+	must(tb, ch.Confirm(false))
+	msg := rawPublishing()
+	ring := make([]*amqp.DeferredConfirmation, 0, benchWindow)
+	start := time.Now()
+	for range n {
+		if len(ring) == benchWindow {
+			if !ring[0].Wait() {
+				tb.Fatal("nack")
+			}
+			ring = ring[1:]
+		}
+		dc, err := ch.PublishWithDeferredConfirm("", e.queue, false, false, msg)
+		must(tb, err)
+		ring = append(ring, dc)
+	}
+	for _, dc := range ring {
+		if !dc.Wait() {
+			tb.Fatal("nack")
+		}
+	}
+	return time.Since(start)
+}
+
+// goPublishBatch publishes n messages through PublishBatch (sliding window
+// of 100 confirms), in batches of 1000.
+func goPublishBatch(tb testing.TB, e *benchEnv, n int) time.Duration {
+	_, ch := setup(tb, "confirm_window", fmt.Sprint(benchWindow))
+	const batch = 1000
+	ps := make([]*driver.Publishing, batch)
+	for i := range ps {
+		ps[i] = goPublishing(e.queue)
+	}
+	ctx := context.Background()
+	start := time.Now()
+	for done := 0; done < n; done += batch {
+		must(tb, ch.PublishBatch(ctx, ps[:min(batch, n-done)]))
+	}
+	return time.Since(start)
+}
+
+// goPublishConcurrent publishes n messages with plain Publish calls from
+// 100 goroutines sharing one channel (each waits for its own confirm).
+func goPublishConcurrent(tb testing.TB, e *benchEnv, n int) time.Duration {
+	_, ch := setup(tb, "confirm_window", fmt.Sprint(benchWindow))
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	next := 0
+	start := time.Now()
+	for range benchWindow {
+		wg.Go(func() {
+			p := goPublishing(e.queue)
+			for {
+				mu.Lock()
+				if next >= n {
+					mu.Unlock()
+					return
+				}
+				next++
+				mu.Unlock()
+				if err := ch.Publish(ctx, p); err != nil {
+					tb.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// goPublishSerial: one goroutine, one Publish (and confirm) at a time.
+func goPublishSerial(tb testing.TB, e *benchEnv, n int) time.Duration {
+	_, ch := setup(tb)
+	ctx := context.Background()
+	p := goPublishing(e.queue)
+	start := time.Now()
+	for range n {
+		must(tb, ch.Publish(ctx, p))
+	}
+	return time.Since(start)
+}
+
+// fill puts n messages in the queue (untimed).
+func fill(tb testing.TB, e *benchEnv, n int) {
+	tb.Helper()
+	rawPublish(tb, e, n)
+}
+
+func rawConsume(tb testing.TB, e *benchEnv, n int) time.Duration {
+	c := rawDial(tb, e.url)
+	ch, err := c.Channel()
+	must(tb, err)
+	must(tb, ch.Qos(benchPrefetch, 0, false))
+	start := time.Now()
+	ds, err := ch.Consume(e.queue, "raw", false, false, false, false, nil)
+	must(tb, err)
+	for range n {
+		d := <-ds
+		must(tb, d.Ack(false))
+	}
+	el := time.Since(start)
+	must(tb, ch.Cancel("raw", false))
+	return el
+}
+
+func goConsume(tb testing.TB, e *benchEnv, n int) time.Duration {
+	_, ch := setup(tb)
+	ctx := context.Background()
+	must(tb, ch.Qos(ctx, benchPrefetch))
+	start := time.Now()
+	must(tb, ch.Consume(ctx, driver.ConsumeArgs{Queue: e.queue, ConsumerTag: "go"}))
+	for got := 0; got < n; {
+		ds, err := ch.Receive(ctx, benchPrefetch)
+		must(tb, err)
+		if len(ds) == 0 {
+			tb.Fatalf("consume stalled at %d of %d", got, n)
+		}
+		for _, d := range ds {
+			must(tb, ch.Ack(ctx, d.Tag, false))
+		}
+		got += len(ds)
+	}
+	el := time.Since(start)
+	must(tb, ch.Cancel(ctx, "go"))
+	return el
+}
+
+// e2e runs a publisher and a consumer at the same time and times until
+// the consumer acked n messages.
+func rawE2E(tb testing.TB, e *benchEnv, n int) time.Duration {
+	done := make(chan time.Duration)
+	start := time.Now()
+	go func() { done <- rawConsume(tb, e, n) }()
+	rawPublish(tb, e, n)
+	<-done
+	return time.Since(start)
+}
+
+func goE2E(tb testing.TB, e *benchEnv, n int) time.Duration {
+	done := make(chan time.Duration)
+	start := time.Now()
+	go func() { done <- goConsume(tb, e, n) }()
+	goPublishBatch(tb, e, n)
+	<-done
+	return time.Since(start)
+}
+
+// pythonE2E runs testdata/bench_e2e.py (Python kombu, a producer thread
+// with confirm_publish and a consumer with prefetch 100) and returns its
+// elapsed time, or 0 when Python kombu is not available.
+func pythonE2E(tb testing.TB, e *benchEnv, n int) time.Duration {
+	t, ok := tb.(*testing.T)
+	if !ok {
+		return 0
+	}
+	out := runPython(t, "bench_e2e.py", map[string]any{"url": e.url, "queue": e.queue, "n": n, "body": string(benchBody)})
+	var res struct{ Seconds float64 }
+	if err := json.Unmarshal(out, &res); err != nil {
+		tb.Fatalf("%v: %s", err, out)
+	}
+	return time.Duration(res.Seconds * float64(time.Second))
+}
+
+func runBench(b *testing.B, tag string, pre func(testing.TB, *benchEnv, int), f func(testing.TB, *benchEnv, int) time.Duration) {
+	e := newBenchEnv(b, tag)
+	if pre != nil {
+		pre(b, e, b.N)
+	}
+	b.ResetTimer()
+	el := f(b, e, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+	b.SetBytes(int64(len(benchBody)))
+}
+
+func BenchmarkPublishConfirm(b *testing.B) {
+	b.Run("raw-amqp091", func(b *testing.B) { runBench(b, "pub-raw", nil, rawPublish) })
+	b.Run("kombu-go-batch", func(b *testing.B) { runBench(b, "pub-batch", nil, goPublishBatch) })
+	b.Run("kombu-go-concurrent", func(b *testing.B) { runBench(b, "pub-conc", nil, goPublishConcurrent) })
+	b.Run("kombu-go-serial", func(b *testing.B) { runBench(b, "pub-serial", nil, goPublishSerial) })
+}
+
+func BenchmarkConsumeAck(b *testing.B) {
+	b.Run("raw-amqp091", func(b *testing.B) { runBench(b, "con-raw", fill, rawConsume) })
+	b.Run("kombu-go", func(b *testing.B) { runBench(b, "con-go", fill, goConsume) })
+}
+
+func BenchmarkEndToEnd(b *testing.B) {
+	b.Run("raw-amqp091", func(b *testing.B) { runBench(b, "e2e-raw", nil, rawE2E) })
+	b.Run("kombu-go", func(b *testing.B) { runBench(b, "e2e-go", nil, goE2E) })
+}
+
+// TestBenchmarkTable measures every scenario in interleaved rounds and
+// writes BENCHMARKS.md. It runs only with KOMBU_AMQP_BENCH=1.
+func TestBenchmarkTable(t *testing.T) {
+	if os.Getenv("KOMBU_AMQP_BENCH") == "" {
+		t.Skip("set KOMBU_AMQP_BENCH=1 to measure and write BENCHMARKS.md")
+	}
+	n := 20000
+	if s := os.Getenv("KOMBU_AMQP_BENCH_N"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	rounds := 5
+	if s := os.Getenv("KOMBU_AMQP_BENCH_ROUNDS"); s != "" {
+		fmt.Sscan(s, &rounds)
+	}
+	type scenario struct {
+		name string
+		n    int
+		pre  func(testing.TB, *benchEnv, int)
+		f    func(testing.TB, *benchEnv, int) time.Duration
+	}
+	pyN := min(n, 3000)
+	scenarios := []scenario{
+		{"publish/raw", n, nil, rawPublish},
+		{"publish/batch", n, nil, goPublishBatch},
+		{"publish/concurrent", n, nil, goPublishConcurrent},
+		{"publish/serial", n / 4, nil, goPublishSerial},
+		{"consume/raw", n, fill, rawConsume},
+		{"consume/go", n, fill, goConsume},
+		{"e2e/raw", n, nil, rawE2E},
+		{"e2e/go", n, nil, goE2E},
+		{"e2e/python", pyN, nil, pythonE2E},
+	}
+	rates := map[string][]float64{}
+	for r := range rounds {
+		for _, s := range scenarios {
+			e := newBenchEnv(t, strings.ReplaceAll(s.name, "/", "-"))
+			if s.pre != nil {
+				s.pre(t, e, s.n)
+			}
+			el := s.f(t, e, s.n)
+			if el > 0 {
+				rates[s.name] = append(rates[s.name], float64(s.n)/el.Seconds())
+			}
+			e.purge(t)
+			t.Logf("round %d %-20s %8.0f msgs/s", r, s.name, float64(s.n)/el.Seconds())
+		}
+	}
+	med := func(name string) float64 {
+		v := slices.Clone(rates[name])
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# transport/amqp benchmarks\n\n")
+	fmt.Fprintf(&sb, "Measured %s on RabbitMQ %s (Debian rabbitmq-server, one local node on loopback), %s, 2 cores.\n",
+		time.Now().UTC().Format("2006-01-02"), brokerVersion(t), goVersionLine())
+	fmt.Fprintf(&sb, "Settings for every row: 1 KiB JSON body, persistent messages, durable classic queue, confirm window 100, prefetch 100, one ack per message. ")
+	fmt.Fprintf(&sb, "%d messages per run (Python: %d; serial publish: %d), %d interleaved rounds, median shown.\n\n", n, pyN, n/4, rounds)
+	fmt.Fprintf(&sb, "| scenario | msgs/s | ratio | target |\n|---|---:|---:|---|\n")
+	row := func(label, name, base, target string) {
+		ratio := ""
+		if base != "" && med(base) > 0 {
+			ratio = fmt.Sprintf("%.2f× %s", med(name)/med(base), strings.Split(base, "/")[1])
+		}
+		fmt.Fprintf(&sb, "| %s | %.0f | %s | %s |\n", label, med(name), ratio, target)
+	}
+	row("publish with confirms, raw amqp091-go (sliding window 100)", "publish/raw", "", "")
+	row("publish with confirms, kombu-go PublishBatch (window 100)", "publish/batch", "publish/raw", "≥ 0.90× raw")
+	row("publish with confirms, kombu-go Publish from 100 goroutines", "publish/concurrent", "publish/raw", "")
+	row("publish with confirms, kombu-go Publish, one at a time", "publish/serial", "publish/raw", "(one round trip each)")
+	row("consume + ack, raw amqp091-go", "consume/raw", "", "")
+	row("consume + ack, kombu-go Receive/Ack", "consume/go", "consume/raw", "≥ 0.90× raw")
+	row("end to end, raw amqp091-go", "e2e/raw", "", "")
+	row("end to end, kombu-go", "e2e/go", "e2e/raw", "")
+	row("end to end, Python kombu 5.2.4 (confirm_publish, prefetch 100)", "e2e/python", "", "")
+	if med("e2e/python") > 0 {
+		fmt.Fprintf(&sb, "\nkombu-go end to end / Python kombu end to end: **%.1f×** (target ≥ 2×).\n", med("e2e/go")/med("e2e/python"))
+	}
+	fmt.Fprintf(&sb, "\nAll rounds (msgs/s):\n\n")
+	for _, s := range scenarios {
+		var parts []string
+		for _, r := range rates[s.name] {
+			parts = append(parts, fmt.Sprintf("%.0f", r))
+		}
+		fmt.Fprintf(&sb, "- %s: %s\n", s.name, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&sb, "\nReproduce (after `make services-up`, or with KOMBU_TEST_AMQP_URL pointing at a broker):\n\n")
+	fmt.Fprintf(&sb, "    KOMBU_AMQP_BENCH=1 go test -count=1 -run TestBenchmarkTable -v ./transport/amqp\n\n")
+	fmt.Fprintf(&sb, "Go benchmarks for the same scenarios: `go test -run '^$' -bench . ./transport/amqp`.\n")
+	fmt.Fprintf(&sb, "Python kombu end to end: testdata/bench_e2e.py (a producer thread publishing with confirm_publish=True, one confirm per message as kombu does, and a consumer acking each message).\n")
+	must(t, os.WriteFile(filepath.Join(".", "BENCHMARKS.md"), []byte(sb.String()), 0o644))
+	t.Log("\n" + sb.String())
+}
+
+func brokerVersion(t *testing.T) string {
+	c := dial(t, serverURL(t))
+	var ac *amqp.Connection
+	c.As(&ac)
+	if v, ok := ac.Properties["version"].(string); ok {
+		return v
+	}
+	return "?"
+}
+
+func goVersionLine() string {
+	return "Go " + strings.TrimPrefix(runtime.Version(), "go")
+}
