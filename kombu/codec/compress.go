@@ -397,10 +397,12 @@ func xzLimitedReader(data []byte, limit int64) (io.ReadCloser, error) {
 // ---- zstd ----
 
 var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-	// EncodeAll writes the content size in the frame header, which
-	// Python's zstandard.ZstdDecompressor().decompress needs; zero frames
-	// keep an empty body a valid frame.
-	return zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithZeroFrames(true))
+	// Python's zstandard.ZstdDecompressor().decompress, which kombu uses,
+	// needs the content size in the frame header. EncodeAll leaves it out
+	// of multi-segment frames under 256 bytes, so every frame is made
+	// single-segment (which always carries it). Zero frames keep an empty
+	// body a valid frame.
+	return zstd.NewWriter(nil, zstd.WithSingleSegment(true), zstd.WithZeroFrames(true))
 })
 
 func zstdCompress(data []byte) ([]byte, error) {

@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -97,6 +99,24 @@ func TestCompressGoldenPrefixes(t *testing.T) {
 		}
 		if !bytes.HasPrefix(out, tc.prefix) {
 			t.Errorf("%s output starts % x, want % x", tc.method, out[:min(len(out), 8)], tc.prefix)
+		}
+	}
+}
+
+// TestZstdFramesCarryContentSize: Python's zstandard decompress() refuses
+// frames without a content size.
+func TestZstdFramesCarryContentSize(t *testing.T) {
+	for _, n := range []int{0, 1, 200, 300, 1500, 200 << 10, 3 << 20} {
+		out, _, err := Compress("zstd", bytes.Repeat([]byte{'k'}, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var h zstd.Header
+		if err := h.Decode(out); err != nil {
+			t.Fatal(err)
+		}
+		if !h.HasFCS || h.FrameContentSize != uint64(n) {
+			t.Errorf("%d bytes: frame header content size %v/%d", n, h.HasFCS, h.FrameContentSize)
 		}
 	}
 }
