@@ -622,3 +622,36 @@ func TestRegistryConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestDecodeHostileStructure: deep nesting and YAML alias expansion are
+// refused quickly instead of exhausting the stack or memory.
+func TestDecodeHostileStructure(t *testing.T) {
+	const depth = 200000
+	laughs := "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+	prev := "a"
+	for _, c := range "bcdefghi" {
+		laughs += string(c) + ": &" + string(c) + " [" + strings.Repeat("*"+prev+", ", 8) + "*" + prev + "]\n"
+		prev = string(c)
+	}
+	cases := []struct {
+		name, ct string
+		body     []byte
+	}{
+		{"json nesting", "application/json", []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))},
+		{"yaml nesting", "application/x-yaml", []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))},
+		{"msgpack nesting", "application/x-msgpack", append(bytes.Repeat([]byte{0x91}, depth), 0xc0)},
+		{"yaml billion laughs", "application/x-yaml", []byte(laughs)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			err := Decode(tc.ct, "", tc.body, new(any))
+			if !errors.Is(err, ErrDecode) {
+				t.Fatalf("err = %v, want ErrDecode", err)
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("took %v", d)
+			}
+		})
+	}
+}
