@@ -39,7 +39,8 @@ test: ## Install+start the servers, go vet, gofmt check, go test -race (all), al
 test-short: ## go test -short -race without starting servers (server tests skip outside CI)
 	$(GO) test -short -race $(TESTFLAGS) $(PKG)
 
-lint: fmt-check vet ## gofmt check + go vet
+lint: ## gofmt check + go vet (both run; fails if either fails)
+	@rc=0; scripts/check-gofmt.sh || rc=1; $(GO) vet $(PKG) || rc=1; exit $$rc
 
 vet: ## go vet
 	$(GO) vet $(PKG)

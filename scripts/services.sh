@@ -15,12 +15,13 @@
 #     eval "$(scripts/services.sh env)"      or      . .services/env
 #
 # Start times measured on the 2-core dev machine (packages already installed):
-#   redis     ~0.05 s   (redis-server --daemonize, first PONG)
-#   sentinel  ~0.1 s    (until it reports the master address)
-#   rabbitmq  ~5 s      (rabbitmq-server -detached until `rabbitmqctl wait` returns;
-#                        `down` takes ~3 s more)
-# A first run on a fresh machine adds the Debian installs: ~6 s here with a fast mirror
-# (Erlang + RabbitMQ + Redis + python3-kombu), plus `apt-get update`.
+#   redis     0.07 s idle, up to 0.4 s with both cores busy (daemonize until the first PONG)
+#   sentinel  0.06 s idle, up to 2 s busy (until it reports the master address)
+#   rabbitmq  4.7-5 s idle, 7-14 s busy (`rabbitmq-server -detached` until `rabbitmqctl wait`
+#             returns); stopping it takes 3-7 s
+#   `up` when all is already running: ~0.4 s
+# A first run on a fresh machine adds the Debian installs: ~6 s for Erlang + RabbitMQ + Redis +
+# python3-kombu with a fast mirror, plus `apt-get update` (a few seconds).
 #
 # Adding a service: write the functions below for it and add its name to SERVICES.
 #   svc_NAME_packages  print the Debian packages still missing (nothing when all is there)
