@@ -65,11 +65,21 @@ elapsed() { # elapsed START_MS -> "1.234s"
 # ---------------------------------------------------------------------------------------------
 # Small helpers
 
+# proc_running PID: the process exists and is not a zombie (a daemon killed outright stays a
+# zombie until init reaps it, and kill -0 still succeeds on it).
+proc_running() {
+	kill -0 "$1" 2>/dev/null || return 1
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	stat=${stat##*) }
+	[[ ${stat:0:1} != Z ]]
+}
+
 # pid_alive PID [COMM-SUBSTRING]: the process exists (and its command line contains the string).
 pid_alive() {
 	local pid=$1 want=${2:-}
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
+	proc_running "$pid" || return 1
 	[[ -z $want ]] && return 0
 	local cmd
 	cmd=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
@@ -84,17 +94,17 @@ read_file() { # read_file PATH: its first line, or nothing
 wait_gone() {
 	local pid=$1 i
 	for ((i = 0; i < $2 * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
+		proc_running "$pid" || return 0
 		sleep 0.1
 	done
-	! kill -0 "$pid" 2>/dev/null
+	! proc_running "$pid"
 }
 
 # stop_pid PID NAME: SIGTERM, wait, SIGKILL. Tolerates a process that is already gone.
 stop_pid() {
 	local pid=$1 name=$2
 	[[ $pid =~ ^[0-9]+$ ]] || return 0
-	kill -0 "$pid" 2>/dev/null || return 0
+	proc_running "$pid" || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	wait_gone "$pid" 10 && return 0
 	log "$name (pid $pid) ignored SIGTERM for 10s; sending SIGKILL"
