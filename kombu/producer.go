@@ -232,14 +232,52 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 
 // checkHeader refuses header names and string values that are not valid
 // UTF-8: AMQP field tables and kombu's JSON envelope cannot carry them.
+// Strings nested in lists and tables are checked too, to a bounded depth.
 func checkHeader(k string, v any) error {
 	if k == "" || !utf8.ValidString(k) {
 		return fmt.Errorf("%w: header name %q is empty or not UTF-8", ErrInvalidArgument, k)
 	}
-	if s, ok := v.(string); ok && !utf8.ValidString(s) {
+	if !validUTF8Value(v, 0) {
 		return fmt.Errorf("%w: header %q value is not UTF-8", ErrInvalidArgument, k)
 	}
 	return nil
+}
+
+// validUTF8Value reports whether every string in v, and every key of its
+// nested tables, is valid UTF-8.
+func validUTF8Value(v any, depth int) bool {
+	if depth > 32 {
+		return true // deeper levels (and cycles) are left to the transport's encoder
+	}
+	switch x := v.(type) {
+	case string:
+		return utf8.ValidString(x)
+	case []any:
+		for _, e := range x {
+			if !validUTF8Value(e, depth+1) {
+				return false
+			}
+		}
+	case []string:
+		for _, e := range x {
+			if !utf8.ValidString(e) {
+				return false
+			}
+		}
+	case map[string]any:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !validUTF8Value(e, depth+1) {
+				return false
+			}
+		}
+	case map[string]string:
+		for k, e := range x {
+			if !utf8.ValidString(k) || !utf8.ValidString(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (p *Producer) publishOnce(ctx context.Context, pub *driver.Publishing, o *PublishOptions) error {
