@@ -198,6 +198,11 @@ func (ch *Channel) QueueBind(ctx context.Context, b driver.Binding) error {
 	} else if !known {
 		return notFoundQueue(b.Queue)
 	}
+	if ch.exchangeType(b.Exchange) == "headers" {
+		if err := routing.ValidateHeadersBinding(b.Args); err != nil {
+			return err
+		}
+	}
 	if _, err := ch.conn.state.addBinding(b); err != nil {
 		return err
 	}
