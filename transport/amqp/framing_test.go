@@ -52,7 +52,7 @@ func headerFrame(channel uint16, table []byte) []byte {
 	var p []byte
 	p = binary.BigEndian.AppendUint16(p, 60) // basic
 	p = binary.BigEndian.AppendUint16(p, 0)
-	p = binary.BigEndian.AppendUint64(p, 5)     // body size
+	p = binary.BigEndian.AppendUint64(p, 5)      // body size
 	p = binary.BigEndian.AppendUint16(p, 0xe000) // content-type, content-encoding, headers
 	p = append(p, shortstr("application/json")...)
 	p = append(p, shortstr("utf-8")...)

@@ -219,12 +219,7 @@ func ParseURL(u *url.URL) (*Options, error) {
 	return o, nil
 }
 
-
-
-
-
 // addr returns host:port for dialing.
 func (o *Options) addr() string {
 	return net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
 }
-
