@@ -165,7 +165,7 @@ func (c *CompressionRegistry) Lookup(nameOrType string) (Compressor, bool) {
 func (c *CompressionRegistry) Compress(nameOrType string, data []byte) (out []byte, headerValue string, err error) {
 	m, ok := c.Lookup(nameOrType)
 	if !ok {
-		return nil, "", fmt.Errorf("%w: %q", ErrUnknownCompression, nameOrType)
+		return nil, "", fmt.Errorf("%w: %s", ErrUnknownCompression, clip(nameOrType))
 	}
 	if m.Compress == nil {
 		return nil, "", fmt.Errorf("%w: %q cannot compress", ErrUnknownCompression, m.Name)
@@ -187,7 +187,7 @@ func (c *CompressionRegistry) Compress(nameOrType string, data []byte) (out []by
 func (c *CompressionRegistry) Decompress(nameOrType string, data []byte, limit int64) ([]byte, error) {
 	m, ok := c.Lookup(nameOrType)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownCompression, nameOrType)
+		return nil, fmt.Errorf("%w: %s", ErrUnknownCompression, clip(nameOrType))
 	}
 	if limit <= 0 {
 		limit = DefaultMaxDecompressedSize

@@ -38,6 +38,12 @@ func preview(body []byte) string {
 	return fmt.Sprintf("%q... (%d bytes)", body[:previewLen], len(body))
 }
 
+// clip quotes at most the first previewLen bytes of s, for names and
+// headers that come from a message and may be arbitrarily long.
+func clip(s string) string {
+	return preview([]byte(s))
+}
+
 // decodeError wraps ErrDecode and cause, naming what was being decoded and
 // quoting the start of the body.
 func decodeError(what string, body []byte, cause error) error {

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -47,6 +48,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add("", "", []byte("plain"), uint8(1))
 	f.Add("text/plain", "utf-16", []byte{0xff, 0xfe, 'a', 0}, uint8(1))
 	f.Add("text/plain", "latin-1", []byte{0xe9}, uint8(2))
+	f.Add("text/plain", strings.Repeat("x", 5000), []byte("0"), uint8(1))
+	f.Add(strings.Repeat("y", 5000), "binary", []byte("0"), uint8(5))
 
 	f.Fuzz(func(t *testing.T, contentType, contentEncoding string, body []byte, kind uint8) {
 		err := Decode(contentType, contentEncoding, body, fuzzTarget(kind))

@@ -223,7 +223,7 @@ func (r *Registry) Encode(name string, v any, contentType, contentEncoding strin
 	}
 	s, ok := r.Lookup(name)
 	if !ok {
-		return nil, "", "", fmt.Errorf("%w: %q is not registered", ErrUnknownSerializer, name)
+		return nil, "", "", fmt.Errorf("%w: %s is not registered", ErrUnknownSerializer, clip(name))
 	}
 	if s.passthrough {
 		switch b := v.(type) {
@@ -263,11 +263,11 @@ func encodePreserialized(v any, contentType, contentEncoding string) ([]byte, st
 		}
 		cs := lookupCharset(enc)
 		if cs == csUnknown {
-			return nil, "", "", fmt.Errorf("%w: unknown content encoding %q", ErrEncode, contentEncoding)
+			return nil, "", "", fmt.Errorf("%w: unknown content encoding %s", ErrEncode, clip(contentEncoding))
 		}
 		out, err := encodeText(cs, b)
 		if err != nil {
-			return nil, "", "", fmt.Errorf("%w: %s body as %s: %w", ErrEncode, contentType, enc, err)
+			return nil, "", "", fmt.Errorf("%w: %s body as %s: %w", ErrEncode, clip(contentType), clip(enc), err)
 		}
 		return out, contentType, enc, nil
 	}
@@ -326,27 +326,27 @@ func (r *Registry) Decode(contentType, contentEncoding string, body []byte, v an
 	}
 	s, ok := r.ByContentType(ct)
 	if ok && !s.passthrough && s.Unmarshal == nil {
-		return fmt.Errorf("%w: %s is registered as never decoded", ErrUnsafeContent, ct)
+		return fmt.Errorf("%w: %s is registered as never decoded", ErrUnsafeContent, clip(ct))
 	}
 	if len(body) == 0 {
 		return storeEmpty(ct, v)
 	}
 	if ok && !s.passthrough {
 		if err := safeUnmarshal(s.Unmarshal, body, v); err != nil {
-			return decodeError(ct, body, err)
+			return decodeError(clip(ct), body, err)
 		}
 		return nil
 	}
 	cs := lookupCharset(contentEncoding)
 	if cs == csUnknown {
-		return decodeError(ct, body, fmt.Errorf("unknown content encoding %q", contentEncoding))
+		return decodeError(clip(ct), body, fmt.Errorf("unknown content encoding %s", clip(contentEncoding)))
 	}
 	if cs == csBinary {
 		return storeBytes(ct, body, v)
 	}
 	text, err := decodeText(cs, body)
 	if err != nil {
-		return decodeError(ct, body, fmt.Errorf("content encoding %s: %w", contentEncoding, err))
+		return decodeError(clip(ct), body, fmt.Errorf("content encoding %s: %w", clip(contentEncoding), err))
 	}
 	return storeText(ct, text, v)
 }
@@ -365,7 +365,7 @@ func storeEmpty(ct string, v any) error {
 		e.SetBytes([]byte{})
 		return nil
 	}
-	return fmt.Errorf("%w: empty %s body cannot be decoded into %T", ErrDecode, ct, v)
+	return fmt.Errorf("%w: empty %s body cannot be decoded into %T", ErrDecode, clip(ct), v)
 }
 
 // storeBytes stores a binary body; the caller's slice is never aliased.
@@ -390,7 +390,7 @@ func storeBytes(ct string, body []byte, v any) error {
 		e.SetBytes(slices.Clone(body))
 		return nil
 	}
-	return fmt.Errorf("%w: %s has no decoder; its body goes into *[]byte, *string or *any, not %T", ErrDecode, ct, v)
+	return fmt.Errorf("%w: %s has no decoder; its body goes into *[]byte, *string or *any, not %T", ErrDecode, clip(ct), v)
 }
 
 func storeText(ct, text string, v any) error {
@@ -414,7 +414,7 @@ func storeText(ct, text string, v any) error {
 		e.SetBytes([]byte(text))
 		return nil
 	}
-	return fmt.Errorf("%w: %s has no decoder; its body goes into *[]byte, *string or *any, not %T", ErrDecode, ct, v)
+	return fmt.Errorf("%w: %s has no decoder; its body goes into *[]byte, *string or *any, not %T", ErrDecode, clip(ct), v)
 }
 
 // Encode serializes v with the Default registry; see Registry.Encode.

@@ -494,6 +494,34 @@ func TestDecodeErrorQuotesAtMost64Bytes(t *testing.T) {
 	}
 }
 
+// TestErrorsClipLongHeaders: content types, encodings and method names come
+// from messages; errors quote at most 64 bytes of each.
+func TestErrorsClipLongHeaders(t *testing.T) {
+	long := strings.Repeat("h", 5000)
+	errs := []error{
+		Decode("text/plain", long, []byte("x"), new(any)),
+		Decode(long, "utf-8", []byte{0xff}, new(any)),
+		Decode(long, "binary", []byte("x"), new(struct{})),
+		Decode(long, "", nil, new(struct{})),
+	}
+	_, _, _, err := Encode(long, 1, "", "")
+	errs = append(errs, err)
+	_, _, _, err = Encode("", "x", long, long)
+	errs = append(errs, err)
+	_, err = Decompress(long, []byte("x"), 0)
+	errs = append(errs, err)
+	_, _, err = Compress(long, []byte("x"))
+	errs = append(errs, err)
+	for i, err := range errs {
+		if err == nil {
+			t.Fatalf("case %d: no error", i)
+		}
+		if len(err.Error()) > 400 {
+			t.Errorf("case %d: %d-byte error message", i, len(err.Error()))
+		}
+	}
+}
+
 func TestRegistryRegisterLookup(t *testing.T) {
 	r := NewRegistry()
 	if err := r.Register(Serializer{Name: "", ContentType: "x/y"}); err == nil {
