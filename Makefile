@@ -15,6 +15,8 @@ GO        ?= go
 PKG       ?= ./...
 TESTFLAGS ?=
 FUZZTIME  ?= 30s
+BENCHTIME ?= 1s
+BENCHCOUNT ?= 3
 ARGS      ?=
 
 # Pass CI-ness through to the tests (internal/testenv reads it), also when given as `make test
@@ -51,9 +53,10 @@ fmt-check: ## Fail when a tracked .go file is not gofmt-formatted
 fuzz: ## Run every Fuzz* target for FUZZTIME (default 30s) each
 	@scripts/fuzz.sh
 
-bench: ## Start the servers, run all benchmarks (output also in .services/bench.txt), stop them
+bench: ## Start the servers, run every benchmark, print the table with the tracked ratios (raw output: .services/bench.txt)
 	@scripts/with-services.sh bash -o pipefail -c \
-		'$(GO) test -run "^$$" -bench . -benchmem -benchtime=1s $(PKG) | tee .services/bench.txt'
+		'$(GO) test -run "^$$" -bench . -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) $(PKG) | tee .services/bench.txt | grep -E "^(pkg:|Benchmark|ok|FAIL|---)"' && \
+		$(GO) run ./cmd/kombu-benchtable < .services/bench.txt
 
 demo: ## go run ./cmd/kombu-demo $(ARGS)
 	$(GO) run ./cmd/kombu-demo $(ARGS)
