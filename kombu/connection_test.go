@@ -1,0 +1,246 @@
+package kombu_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kombu-go/kombu/kombu"
+	"github.com/kombu-go/kombu/kombu/driver"
+	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/memory"
+)
+
+// flaky wraps the memory transport: dials to hosts named "down" fail, and
+// the first failPublishes publishes of the process fail with
+// ErrConnectionLost (before anything is stored).
+type flaky struct {
+	dials         atomic.Int32
+	failPublishes atomic.Int32
+}
+
+func (f *flaky) Describe() driver.Description {
+	d := memory.Description
+	d.Name, d.DefaultHost, d.DefaultPort, d.DefaultUser = "flaky", "localhost", 4242, "guest"
+	return d
+}
+
+func (f *flaky) OpenConnector(u *url.URL) (driver.Connector, error) {
+	inner, err := memory.Transport.OpenConnector(&url.URL{Scheme: "memory", Host: "flaky-" + u.Host})
+	if err != nil {
+		return nil, err
+	}
+	return connectorFunc(func(ctx context.Context) (driver.Conn, error) {
+		f.dials.Add(1)
+		if u.Hostname() == "down" {
+			return nil, fmt.Errorf("%w: dial %s: connection refused", driver.ErrConnectionLost, u.Host)
+		}
+		c, err := inner.Connect(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &flakyConn{Conn: c, f: f}, nil
+	}), nil
+}
+
+type connectorFunc func(ctx context.Context) (driver.Conn, error)
+
+func (f connectorFunc) Connect(ctx context.Context) (driver.Conn, error) { return f(ctx) }
+
+type flakyConn struct {
+	driver.Conn
+	f *flaky
+}
+
+func (c *flakyConn) Channel(ctx context.Context) (driver.Channel, error) {
+	ch, err := c.Conn.Channel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &flakyChannel{Channel: ch, f: c.f}, nil
+}
+
+type flakyChannel struct {
+	driver.Channel
+	f *flaky
+}
+
+func (ch *flakyChannel) Publish(ctx context.Context, p *driver.Publishing) error {
+	if ch.f.failPublishes.Add(-1) >= 0 {
+		return fmt.Errorf("%w: broken pipe", driver.ErrConnectionLost)
+	}
+	return ch.Channel.Publish(ctx, p)
+}
+
+func flakyRegistry(t *testing.T) (*kombu.Options, *flaky) {
+	reg := transport.NewRegistry()
+	f := &flaky{}
+	reg.Register("flaky", f)
+	reg.Register("memory", memory.Transport)
+	return &kombu.Options{Registry: reg, ConnectTimeout: time.Second}, f
+}
+
+func TestFailoverTriesURLsInOrder(t *testing.T) {
+	ctx := context.Background()
+	opts, f := flakyRegistry(t)
+	conn, err := kombu.NewConnection("flaky://down:1;flaky://up-"+t.Name()+":2", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if conn.Connected() || f.dials.Load() != 0 {
+		t.Fatal("NewConnection must not dial")
+	}
+	if err := conn.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !conn.Connected() || f.dials.Load() != 2 {
+		t.Fatalf("connected=%v after %d dials, want true after 2", conn.Connected(), f.dials.Load())
+	}
+	info := conn.Info()
+	if info.Hostname != "up-"+t.Name() || info.Port != 2 || info.Transport != "flaky" || len(info.Alternates) != 1 {
+		t.Fatalf("info %+v", info)
+	}
+}
+
+func TestConnectErrorListsEveryURLWithoutPasswords(t *testing.T) {
+	opts, _ := flakyRegistry(t)
+	conn, _ := kombu.NewConnection("flaky://u:pw-one@down:1;flaky://u:pw-two@down:2", opts)
+	err := conn.Connect(context.Background())
+	if !errors.Is(err, kombu.ErrConnectionLost) {
+		t.Fatalf("err %v, want ErrConnectionLost", err)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "pw-one") || strings.Contains(msg, "pw-two") || !strings.Contains(msg, "down:1") || !strings.Contains(msg, "down:2") {
+		t.Fatalf("error text %q", msg)
+	}
+}
+
+func TestPublishRetryReconnects(t *testing.T) {
+	ctx := context.Background()
+	opts, f := flakyRegistry(t)
+	conn, err := kombu.NewConnection("flaky://"+t.Name(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q := kombu.NewQueue("retried", kombu.DefaultExchange, "")
+	p, err := conn.Producer(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := func(retry bool) error {
+		return p.Publish(ctx, "x", &kombu.PublishOptions{RoutingKey: q.Name, Declare: []kombu.Declarable{q}, Retry: retry,
+			RetryPolicy: &kombu.RetryPolicy{MaxRetries: 3, IntervalStep: time.Millisecond}})
+	}
+	f.failPublishes.Store(1)
+	if err := pub(false); !errors.Is(err, kombu.ErrConnectionLost) {
+		t.Fatalf("without retry: %v, want ErrConnectionLost", err)
+	}
+	dials := f.dials.Load()
+	f.failPublishes.Store(2)
+	var retries []time.Duration
+	err = p.Publish(ctx, "x", &kombu.PublishOptions{RoutingKey: q.Name, Retry: true, RetryPolicy: &kombu.RetryPolicy{
+		MaxRetries: 3, IntervalStart: time.Millisecond, IntervalStep: 2 * time.Millisecond,
+		OnRetry: func(err error, wait time.Duration) { retries = append(retries, wait) }}})
+	if err != nil {
+		t.Fatalf("with retry: %v", err)
+	}
+	if fmt.Sprint(retries) != "[1ms 3ms]" || f.dials.Load() != dials+2 {
+		t.Fatalf("retries %v, dials %d (was %d); want [1ms 3ms] and 2 redials", retries, f.dials.Load(), dials)
+	}
+	f.failPublishes.Store(10)
+	if err := pub(true); !errors.Is(err, kombu.ErrConnectionLost) {
+		t.Fatalf("retries exhausted: %v, want ErrConnectionLost", err)
+	}
+	f.failPublishes.Store(0)
+	ch, _ := conn.Channel(ctx)
+	if n, err := q.Len(ctx, ch); err != nil || n != 1 {
+		t.Fatalf("queue holds %d (err %v), want exactly the one retried message", n, err)
+	}
+}
+
+func TestURIMasksPasswordEverywhere(t *testing.T) {
+	opts, _ := flakyRegistry(t)
+	conn, err := kombu.NewConnection("flaky://user:p%40ss:w%2Frd%25@host:1/vh", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{conn.URI(), conn.String(), fmt.Sprintf("%v %+v %#v %s", conn, conn, conn, conn), conn.Info().URI} {
+		if strings.Contains(s, "ss:w") || strings.Contains(s, "%40ss") || !strings.Contains(s, "**") {
+			t.Errorf("leaks or does not mask: %q", s)
+		}
+	}
+	if !strings.Contains(conn.URIWithPassword(), "p%40ss") {
+		t.Errorf("URIWithPassword %q", conn.URIWithPassword())
+	}
+	clone := conn.Clone()
+	if clone.URI() != conn.URI() || clone.Connected() {
+		t.Errorf("clone %q connected=%v", clone.URI(), clone.Connected())
+	}
+}
+
+func TestInfoAppliesTransportDefaults(t *testing.T) {
+	opts, _ := flakyRegistry(t)
+	conn, _ := kombu.NewConnection("flaky://", opts)
+	info := conn.Info()
+	if info.Hostname != "localhost" || info.Port != 4242 || info.UserID != "guest" {
+		t.Fatalf("info %+v", info)
+	}
+}
+
+func TestBadURLsAndOptions(t *testing.T) {
+	for _, raw := range []string{"", "nosuch://x", "memory://x?bogus=1", "memory://h:99999", "memory://x;;memory://y", "redis://a:pw@h/0"} {
+		_, err := kombu.NewConnection(raw, nil)
+		if !errors.Is(err, kombu.ErrInvalidURL) {
+			t.Errorf("%q: %v, want ErrInvalidURL", raw, err)
+		}
+	}
+	_, err := kombu.NewConnection("redis://a:pw@h/0", nil)
+	if !strings.Contains(err.Error(), "transport/redis") || strings.Contains(err.Error(), "pw") {
+		t.Errorf("unknown scheme error should name the import and hide the password: %v", err)
+	}
+}
+
+func TestEntitiesNeedAChannel(t *testing.T) {
+	ctx := context.Background()
+	q := kombu.NewQueue("q", kombu.DefaultExchange, "")
+	if _, err := q.Declare(ctx, nil); !errors.Is(err, kombu.ErrNotBound) {
+		t.Fatalf("unbound declare: %v", err)
+	}
+	if err := kombu.NewExchange("x", kombu.Topic).Declare(ctx, nil); !errors.Is(err, kombu.ErrNotBound) {
+		t.Fatalf("unbound exchange declare: %v", err)
+	}
+	conn, _ := kombu.Dial(ctx, "memory://"+t.Name(), nil)
+	defer conn.Close()
+	ch, _ := conn.Channel(ctx)
+	bound := q.Bind(ch)
+	if _, err := bound.Declare(ctx, nil); err != nil {
+		t.Fatalf("bound declare: %v", err)
+	}
+	if n, err := bound.Len(ctx, nil); err != nil || n != 0 {
+		t.Fatalf("bound len %d %v", n, err)
+	}
+}
+
+func TestCloseIsIdempotentAndFinal(t *testing.T) {
+	ctx := context.Background()
+	conn, _ := kombu.Dial(ctx, "memory://"+t.Name(), nil)
+	if err := conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := conn.Channel(ctx); !errors.Is(err, kombu.ErrClosed) {
+		t.Fatalf("Channel after Close: %v", err)
+	}
+	if err := conn.Connect(ctx); !errors.Is(err, kombu.ErrClosed) {
+		t.Fatalf("Connect after Close: %v", err)
+	}
+}
