@@ -162,7 +162,9 @@ func (r *Registry) Lookup(name string) (Serializer, bool) {
 	if !ok {
 		return Serializer{}, false
 	}
-	return r.entries[i], true
+	s := r.entries[i]
+	s.Aliases = slices.Clone(s.Aliases)
+	return s, true
 }
 
 // ByContentType finds the serializer registered for a content type
@@ -174,7 +176,9 @@ func (r *Registry) ByContentType(ct string) (Serializer, bool) {
 	if !ok {
 		return Serializer{}, false
 	}
-	return r.entries[i], true
+	s := r.entries[i]
+	s.Aliases = slices.Clone(s.Aliases)
+	return s, true
 }
 
 // rawMarshal is the raw serializer's Marshal: []byte and string bodies as
