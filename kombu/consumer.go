@@ -361,6 +361,23 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 	}
 }
 
+// unreceive puts back a message that Receive returned but nobody handled:
+// at the head of the inbox, or, once the consumer is closed, back to its
+// queue.
+func (c *Consumer) unreceive(m *Message) {
+	c.mu.Lock()
+	if !c.closed {
+		c.inbox = append([]*Message{m}, c.inbox...)
+		c.mu.Unlock()
+		c.wake()
+		return
+	}
+	c.mu.Unlock()
+	if err := m.Requeue(context.Background()); err != nil && !errors.Is(err, ErrClosed) {
+		c.ch.conn.reportError(err)
+	}
+}
+
 func (c *Consumer) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -400,6 +417,12 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 			defer c.workers.Done()
 			for {
 				m, err := c.Receive(fetchCtx)
+				if err == nil && fetchCtx.Err() != nil {
+					// Fetching stopped (Shutdown, or ctx ended) while m
+					// waited in the inbox: it is not handled now.
+					c.unreceive(m)
+					err = fetchCtx.Err()
+				}
 				if err != nil {
 					errc <- err
 					stop()
