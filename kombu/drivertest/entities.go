@@ -1,0 +1,357 @@
+package drivertest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/kombu-go/kombu/kombu"
+)
+
+var entityCases = []testCase{
+	{"PurgeAndLen", testPurgeAndLen},
+	{"Delete", testDelete},
+	{"DeleteConditions", testDeleteConditions},
+	{"Get", testGet},
+	{"SimpleQueue", testSimpleQueue},
+	{"SimpleQueueCloseReturnsUnacked", testSimpleQueueUnacked},
+	{"SimpleBuffer", testSimpleBuffer},
+}
+
+func testPurgeAndLen(e *env) {
+	q := e.simpleQueue("q")
+	if n := e.queueLen(q); n != 0 {
+		e.t.Errorf("new queue holds %d messages", n)
+	}
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "1", "2", "3", "4", "5")
+	e.eventuallyLen(q, 5)
+	ctx, cancel := e.wait()
+	defer cancel()
+	info, err := q.Declare(ctx, e.ch)
+	if err != nil || info.Messages != 5 || info.Name != q.Name {
+		e.t.Errorf("redeclare reports %+v, %v; want name %q, 5 messages", info, err, q.Name)
+	}
+	n, err := q.Purge(ctx, e.ch)
+	if err != nil || n != 5 {
+		e.t.Errorf("purge = %d, %v; want 5", n, err)
+	}
+	if n := e.queueLen(q); n != 0 {
+		e.t.Errorf("after purge the queue holds %d messages", n)
+	}
+	if n, err := q.Purge(ctx, e.ch); err != nil || n != 0 {
+		e.t.Errorf("purge of an empty queue = %d, %v; want 0", n, err)
+	}
+	// The queue still works after a purge.
+	e.sendTo(p, q.Name, "after")
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	if got := e.recvAck(c); got != "after" {
+		e.t.Errorf("received %q after purge, want \"after\"", got)
+	}
+	e.expectNone(c)
+}
+
+func testDelete(e *env) {
+	x := e.declareExchange(kombu.NewExchange(e.name("x"), kombu.Direct))
+	q := e.declareQueue(kombu.NewQueue(e.name("q"), x, "k"))
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: x, RoutingKey: "k"})
+	for i := range 3 {
+		e.publish(p, fmt.Sprint(i), nil)
+	}
+	e.eventuallyLen(q, 3)
+	ctx, cancel := e.wait()
+	defer cancel()
+	n, err := q.Delete(ctx, e.ch, false, false)
+	if err != nil || n != 3 {
+		e.t.Errorf("delete = %d, %v; want 3", n, err)
+	}
+	passive := kombu.Queue{Name: q.Name, Passive: true}
+	if _, err := passive.Declare(ctx, e.channel(e.conn)); !errors.Is(err, kombu.ErrNotFound) {
+		e.t.Errorf("passive declare of the deleted queue: %v, want ErrNotFound", err)
+	}
+	// Deleting what is gone is not an error.
+	if n, err := q.Delete(ctx, e.channel(e.conn), false, false); err != nil || n != 0 {
+		e.t.Errorf("second delete = %d, %v; want 0, nil", n, err)
+	}
+	// A redeclared queue of the same name starts empty, with its binding.
+	q = e.declareQueue(q)
+	if n := e.queueLen(q); n != 0 {
+		e.t.Errorf("redeclared queue holds %d messages", n)
+	}
+	e.publish(p, "new", nil)
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	if got := e.recvAck(c); got != "new" {
+		e.t.Errorf("received %q, want \"new\"", got)
+	}
+	// Deleting the exchange: its queue stays.
+	if err := x.Delete(ctx, e.channel(e.conn), false); err != nil {
+		e.t.Errorf("exchange delete: %v", err)
+	}
+	passiveX := x
+	passiveX.Passive = true
+	if err := passiveX.Declare(ctx, e.channel(e.conn)); !errors.Is(err, kombu.ErrNotFound) {
+		e.t.Errorf("passive declare of the deleted exchange: %v, want ErrNotFound", err)
+	}
+	if _, err := passive.Declare(ctx, e.channel(e.conn)); err != nil {
+		e.t.Errorf("queue after its exchange was deleted: %v", err)
+	}
+}
+
+func testDeleteConditions(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "keep")
+	e.eventuallyLen(q, 1)
+	ctx, cancel := e.wait()
+	defer cancel()
+	if _, err := q.Delete(ctx, e.channel(e.conn), false, true); !errors.Is(err, kombu.ErrPreconditionFailed) {
+		e.t.Errorf("delete if-empty of a queue with a message: %v, want ErrPreconditionFailed", err)
+	}
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: 1})
+	if _, err := q.Delete(ctx, e.channel(e.conn), true, false); !errors.Is(err, kombu.ErrPreconditionFailed) {
+		e.t.Errorf("delete if-unused of a queue with a consumer: %v, want ErrPreconditionFailed", err)
+	}
+	if got := e.recvAck(c); got != "keep" {
+		e.t.Errorf("received %q, want \"keep\"", got)
+	}
+	if err := c.Close(); err != nil {
+		e.t.Fatalf("consumer close: %v", err)
+	}
+	e.eventually("the consumer to go away", func() bool {
+		info, err := q.Declare(ctx, e.ch)
+		return err == nil && info.Consumers == 0
+	})
+	if n, err := q.Delete(ctx, e.channel(e.conn), true, true); err != nil || n != 0 {
+		e.t.Errorf("delete if-unused if-empty of an idle empty queue = %d, %v", n, err)
+	}
+}
+
+// getEventually calls Queue.Get until a message is there.
+func (e *env) getEventually(q kombu.Queue, ch *kombu.Channel, noAck bool) *kombu.Message {
+	e.t.Helper()
+	var m *kombu.Message
+	e.eventually("a message from basic.get", func() bool {
+		ctx, cancel := e.wait()
+		defer cancel()
+		var err error
+		m, err = q.Get(ctx, ch, noAck, nil)
+		if err != nil && !errors.Is(err, kombu.ErrEmpty) {
+			e.t.Fatalf("get: %v", err)
+		}
+		return err == nil
+	})
+	return m
+}
+
+func testGet(e *env) {
+	q := e.simpleQueue("q")
+	ctx, cancel := e.wait()
+	defer cancel()
+	if m, err := q.Get(ctx, e.ch, false, nil); !errors.Is(err, kombu.ErrEmpty) {
+		e.t.Fatalf("get from an empty queue = %v, %v; want ErrEmpty", m, err)
+	}
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "first")
+	m := e.getEventually(q, e.ch, false)
+	if string(m.Body) != "first" || m.Redelivered || m.RoutingKey != q.Name {
+		e.t.Errorf("get: body %q redelivered %t routing key %q", m.Body, m.Redelivered, m.RoutingKey)
+	}
+	if err := m.Requeue(ctx); err != nil {
+		e.t.Fatalf("requeue: %v", err)
+	}
+	m = e.getEventually(q, e.ch, false)
+	if string(m.Body) != "first" || !m.Redelivered {
+		e.t.Errorf("get after requeue: body %q redelivered %t, want \"first\", true", m.Body, m.Redelivered)
+	}
+	e.ack(m)
+	if _, err := q.Get(ctx, e.ch, false, nil); !errors.Is(err, kombu.ErrEmpty) {
+		e.t.Errorf("get after ack: %v, want ErrEmpty", err)
+	}
+	// no-ack: the broker forgets the message on delivery.
+	e.sendTo(p, q.Name, "noack")
+	ch := e.channel(e.conn)
+	m = e.getEventually(q, ch, true)
+	if string(m.Body) != "noack" {
+		e.t.Errorf("no-ack get: body %q", m.Body)
+	}
+	if err := ch.Close(); err != nil {
+		e.t.Fatalf("channel close: %v", err)
+	}
+	if n := e.queueLen(q); n != 0 {
+		e.t.Errorf("a no-ack get came back on channel close: %d messages", n)
+	}
+	// An unacked get goes back when its channel closes.
+	e.sendTo(p, q.Name, "unacked")
+	ch = e.channel(e.conn)
+	e.getEventually(q, ch, false)
+	if err := ch.Close(); err != nil {
+		e.t.Fatalf("channel close: %v", err)
+	}
+	m = e.getEventually(q, e.ch, false)
+	if string(m.Body) != "unacked" || !m.Redelivered {
+		e.t.Errorf("after channel close: body %q redelivered %t, want \"unacked\", true", m.Body, m.Redelivered)
+	}
+	e.ack(m)
+}
+
+func testSimpleQueue(e *env) {
+	name := e.name("simple")
+	e.remember(kombu.NewQueue(name, kombu.NewExchange(name, kombu.Direct), name))
+	ctx, cancel := e.wait()
+	defer cancel()
+	sq, err := e.conn.SimpleQueue(ctx, name, nil)
+	if err != nil {
+		e.t.Fatalf("simple queue: %v", err)
+	}
+	for i := range 3 {
+		if err := sq.Put(ctx, map[string]any{"i": i}, nil); err != nil {
+			e.t.Fatalf("put: %v", err)
+		}
+	}
+	e.eventually("3 messages in the simple queue", func() bool {
+		n, err := sq.Len(ctx)
+		return err == nil && n == 3
+	})
+	m, err := sq.Get(ctx)
+	if err != nil {
+		e.t.Fatalf("get: %v", err)
+	}
+	var v struct{ I int }
+	if err := m.Decode(&v); err != nil || v.I != 0 || m.ContentType != "application/json" {
+		e.t.Errorf("first message decodes to %+v, %v (content type %q); want i=0 JSON", v, err, m.ContentType)
+	}
+	if m.Properties.DeliveryMode != uint8(kombu.Persistent) {
+		e.t.Errorf("simple queue message delivery mode %d, want persistent", m.Properties.DeliveryMode)
+	}
+	e.ack(m)
+	m, err = sq.GetNowait(ctx)
+	if err != nil {
+		e.t.Fatalf("get nowait: %v", err)
+	}
+	if err := m.Decode(&v); err != nil || v.I != 1 {
+		e.t.Errorf("second message decodes to %+v, %v", v, err)
+	}
+	e.ack(m)
+	if n, err := sq.Clear(ctx); err != nil || n != 1 {
+		e.t.Errorf("clear = %d, %v; want 1", n, err)
+	}
+	if _, err := sq.GetNowait(ctx); !errors.Is(err, kombu.ErrEmpty) {
+		e.t.Errorf("get nowait of an empty simple queue: %v, want ErrEmpty", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, negativeWait)
+	if _, err := sq.Get(short); !errors.Is(err, context.DeadlineExceeded) {
+		e.t.Errorf("blocking get of an empty simple queue: %v, want context.DeadlineExceeded", err)
+	}
+	cancelShort()
+	// A blocking Get returns a message put while it waits.
+	got := make(chan *kombu.Message, 1)
+	go func() {
+		m, err := sq.Get(ctx)
+		if err != nil {
+			e.t.Errorf("blocking get: %v", err)
+		}
+		got <- m
+	}()
+	if err := sq.Put(ctx, "late", nil); err != nil {
+		e.t.Fatalf("put: %v", err)
+	}
+	select {
+	case m := <-got:
+		if m != nil {
+			if string(m.Body) != "late" {
+				e.t.Errorf("blocking get returned %q, want \"late\"", m.Body)
+			}
+			e.ack(m)
+		}
+	case <-ctx.Done():
+		e.t.Fatalf("blocking get did not return")
+	}
+	if n, err := sq.Len(ctx); err != nil || n != 0 {
+		e.t.Errorf("len at the end = %d, %v; want 0", n, err)
+	}
+	if err := sq.Close(); err != nil {
+		e.t.Errorf("close: %v", err)
+	}
+	if err := sq.Close(); err != nil {
+		e.t.Errorf("second close: %v", err)
+	}
+	if err := sq.Put(ctx, "closed", nil); !errors.Is(err, kombu.ErrClosed) {
+		e.t.Errorf("put after close: %v, want ErrClosed", err)
+	}
+	if _, err := sq.Get(ctx); !errors.Is(err, kombu.ErrClosed) {
+		e.t.Errorf("get after close: %v, want ErrClosed", err)
+	}
+	if _, err := sq.GetNowait(ctx); !errors.Is(err, kombu.ErrClosed) {
+		e.t.Errorf("get nowait after close: %v, want ErrClosed", err)
+	}
+}
+
+func testSimpleQueueUnacked(e *env) {
+	name := e.name("simple")
+	e.remember(kombu.NewQueue(name, kombu.NewExchange(name, kombu.Direct), name))
+	ctx, cancel := e.wait()
+	defer cancel()
+	sq, err := e.conn.SimpleQueue(ctx, name, nil)
+	if err != nil {
+		e.t.Fatalf("simple queue: %v", err)
+	}
+	if err := sq.Put(ctx, "held", nil); err != nil {
+		e.t.Fatalf("put: %v", err)
+	}
+	if _, err := sq.Get(ctx); err != nil {
+		e.t.Fatalf("get: %v", err)
+	}
+	if err := sq.Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	other, err := e.dial(nil).SimpleQueue(ctx, name, nil)
+	if err != nil {
+		e.t.Fatalf("simple queue on a second connection: %v", err)
+	}
+	defer other.Close()
+	m, err := other.Get(ctx)
+	if err != nil {
+		e.t.Fatalf("get: %v", err)
+	}
+	if string(m.Body) != "held" || !m.Redelivered {
+		e.t.Errorf("after close: body %q redelivered %t, want \"held\", true", m.Body, m.Redelivered)
+	}
+	e.ack(m)
+}
+
+func testSimpleBuffer(e *env) {
+	name := e.name("buffer")
+	e.remember(kombu.Queue{Name: name, Exchange: kombu.Exchange{Name: name}})
+	ctx, cancel := e.wait()
+	defer cancel()
+	sb, err := e.conn.SimpleBuffer(ctx, name, nil)
+	if err != nil {
+		e.t.Fatalf("simple buffer: %v", err)
+	}
+	defer sb.Close()
+	for _, s := range []string{"a", "b", "c"} {
+		if err := sb.Put(ctx, s, nil); err != nil {
+			e.t.Fatalf("put: %v", err)
+		}
+	}
+	var got []string
+	for range 3 {
+		m, err := sb.Get(ctx)
+		if err != nil {
+			e.t.Fatalf("get: %v", err)
+		}
+		if m.Properties.DeliveryMode != uint8(kombu.Transient) {
+			e.t.Errorf("buffer message delivery mode %d, want transient", m.Properties.DeliveryMode)
+		}
+		got = append(got, string(m.Body))
+	}
+	if fmt.Sprint(got) != "[a b c]" {
+		e.t.Errorf("buffer returned %q, want [a b c]", got)
+	}
+	// Messages of a buffer are not acked: nothing comes back.
+	short, cancelShort := context.WithTimeout(ctx, negativeWait)
+	defer cancelShort()
+	if m, err := sb.Get(short); !errors.Is(err, context.DeadlineExceeded) {
+		e.t.Errorf("get from the drained buffer = %v, %v; want context.DeadlineExceeded", m, err)
+	}
+}
