@@ -93,6 +93,7 @@ func (g *gen) markHanded(tag uint64) {
 }
 
 type consumer struct {
+	g         *gen // the generation it consumes on (set when started)
 	tag       string
 	queue     string
 	noAck     bool
@@ -293,6 +294,13 @@ func (c *Channel) retire(g *gen) {
 			delete(c.unacked, tag)
 		}
 	}
+	// Its consumers died with it: free their tags (their forwarders still
+	// report the loss to Receive).
+	for tag, cons := range c.consumers {
+		if cons.g == g {
+			delete(c.consumers, tag)
+		}
+	}
 	if c.g == g {
 		c.g = nil
 	}
@@ -454,18 +462,32 @@ func (c *Channel) NotifyReturn(fn func(driver.Return)) {
 // do runs an RPC on the live generation, honouring ctx, and maps its error.
 // A channel exception kills the generation; the next call reopens.
 func (c *Channel) do(ctx context.Context, fn func(ch *amqp.Channel) error) error {
-	g, err := c.current(ctx)
-	if err != nil {
-		return err
+	for attempt := 0; ; attempt++ {
+		g, err := c.current(ctx)
+		if err != nil {
+			return err
+		}
+		err = callCtx(ctx, func() error { return fn(g.ch) })
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return err
+		}
+		if attempt == 0 && notSent(err) && !c.conn.isClosed() {
+			// The AMQP channel had just died and amqp091-go refused to
+			// send: nothing happened, so try once on a fresh channel.
+			continue
+		}
+		return mapErr(err, c.conn.isClosed)
 	}
-	err = callCtx(ctx, func() error { return fn(g.ch) })
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		return err
-	}
-	return mapErr(err, c.conn.isClosed)
+}
+
+// notSent reports an error of amqp091-go refusing to send on a closed
+// channel (the request never left).
+func notSent(err error) bool {
+	var ae *amqp.Error
+	return errors.As(err, &ae) && ae == amqp.ErrClosed
 }
 
 func checkName(kind, s string) error {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -179,6 +180,7 @@ type Conn struct {
 	// connection.blocked replaces it with an open channel until unblocked.
 	blockMu   sync.Mutex
 	unblocked chan struct{}
+	blocked   atomic.Bool // fast path for waitUnblocked
 
 	closeErr  error         // set before done is closed
 	done      chan struct{} // closed when the connection is gone
@@ -225,6 +227,7 @@ func (c *Conn) drain(closes chan *amqp.Error, blocks chan amqp.Blocking) {
 				continue
 			}
 			c.blockMu.Lock()
+			c.blocked.Store(b.Active)
 			if b.Active {
 				select {
 				case <-c.unblocked:
@@ -269,6 +272,9 @@ func (c *Conn) setDone(e *amqp.Error) {
 
 // waitUnblocked waits while the broker blocks publishers (resource alarm).
 func (c *Conn) waitUnblocked(ctx context.Context) error {
+	if !c.blocked.Load() {
+		return nil
+	}
 	c.blockMu.Lock()
 	ch := c.unblocked
 	c.blockMu.Unlock()

@@ -56,6 +56,9 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 		unreserve()
 		return err
 	}
+	c.mu.Lock()
+	cons.g = g
+	c.mu.Unlock()
 	type result struct {
 		d   <-chan amqp.Delivery
 		err error
@@ -156,11 +159,12 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 		return errClosed()
 	}
 	cons, ok := c.consumers[consumerTag]
+	var g *gen
 	if ok {
 		cons.cancelled = true
 		delete(c.consumers, consumerTag)
+		g = cons.g
 	}
-	g := c.g
 	c.mu.Unlock()
 	if !ok || g == nil || g.isDead() {
 		return nil
@@ -345,37 +349,40 @@ func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.De
 	if err := checkName("queue name", queue); err != nil {
 		return nil, err
 	}
-	g, err := c.current(ctx)
-	if err != nil {
-		return nil, err
-	}
 	type result struct {
 		d   amqp.Delivery
 		ok  bool
 		err error
 	}
-	res := make(chan result, 1)
-	abandoned := make(chan struct{})
-	go func() {
-		d, ok, err := g.ch.Get(queue, noAck)
-		select {
-		case res <- result{d, ok, err}:
-		case <-abandoned:
-			if ok && !noAck {
-				_ = g.ch.Reject(d.DeliveryTag, true) // nobody took it: requeue
-			}
-		}
-	}()
 	var r result
-	if ctx.Done() == nil {
-		r = <-res
-	} else {
+	var g *gen
+	for attempt := 0; ; attempt++ {
+		var err error
+		if g, err = c.current(ctx); err != nil {
+			return nil, err
+		}
+		res := make(chan result, 1)
+		abandoned := make(chan struct{})
+		go func(g *gen) {
+			d, ok, err := g.ch.Get(queue, noAck)
+			select {
+			case res <- result{d, ok, err}:
+			case <-abandoned:
+				if ok && !noAck {
+					_ = g.ch.Reject(d.DeliveryTag, true) // nobody took it: requeue
+				}
+			}
+		}(g)
 		select {
 		case r = <-res:
 		case <-ctx.Done():
 			close(abandoned)
 			return nil, ctx.Err()
 		}
+		if r.err != nil && attempt == 0 && notSent(r.err) && !c.conn.isClosed() {
+			continue
+		}
+		break
 	}
 	if r.err != nil {
 		return nil, mapErr(r.err, c.conn.isClosed)

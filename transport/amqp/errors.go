@@ -50,9 +50,10 @@ const (
 	codePreconditionFailed = 406
 )
 
-// mapErr classifies an error returned by amqp091-go. sent tells whether the
-// request may have reached the broker; only when it surely did not is a
-// closed channel or connection reported as driver.ErrConnectionLost.
+// mapErr classifies an error returned by amqp091-go. Only errors that mean
+// the request surely did not reach the broker (amqp091-go refused to send
+// on a closed connection, or the socket write failed) become
+// driver.ErrConnectionLost.
 func mapErr(err error, connClosed func() bool) error {
 	if err == nil {
 		return nil
@@ -81,16 +82,13 @@ func mapErr(err error, connClosed func() bool) error {
 			}
 			return fmt.Errorf("%w: %w", driver.ErrClosed, err)
 		}
+		return err
 	}
-	return err
-}
-
-// isChannelKiller reports whether err means the AMQP channel is gone
-// (a channel exception from the broker, or a closed channel/connection).
-func isChannelKiller(err error) bool {
-	var ae *amqp.Error
-	if !errors.As(err, &ae) {
-		return false
+	if errors.Is(err, driver.ErrClosed) || errors.Is(err, driver.ErrConnectionLost) {
+		return err // already classified
 	}
-	return true
+	// amqp091-go returns the socket's own error when writing a request
+	// fails: the request (a publish's last frame included) did not leave
+	// whole, so the broker cannot have acted on it.
+	return fmt.Errorf("%w: %w", driver.ErrConnectionLost, err)
 }

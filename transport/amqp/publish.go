@@ -76,8 +76,7 @@ func (c *Channel) send(ctx context.Context, p *driver.Publishing, msg *amqp.Publ
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return pending{}, err
 		}
-		var ae *amqp.Error
-		if attempt == 0 && errors.As(err, &ae) && ae == amqp.ErrClosed && !c.conn.isClosed() {
+		if attempt == 0 && notSent(err) && !c.conn.isClosed() {
 			continue
 		}
 		return pending{}, mapErr(err, c.conn.isClosed)
@@ -266,9 +265,9 @@ func (c *Channel) PublishBatch(ctx context.Context, ps []*driver.Publishing) err
 	waitOldest := func() error {
 		if timer != nil {
 			// Each confirm gets the whole confirm timeout from the moment
-			// it becomes the oldest one waited for.
-			timer.Stop()
-			timer = nil
+			// it becomes the oldest one waited for. (Go 1.23+ timers:
+			// Reset never delivers a stale tick.)
+			timer.Reset(c.conn.opts.ConfirmTimeout)
 		}
 		err := c.wait(ctx, ring[0], &timer)
 		ring = ring[1:]

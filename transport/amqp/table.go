@@ -23,7 +23,7 @@ import (
 //
 // Anything else is an error wrapping driver.ErrInvalidArgument.
 func toTable(m map[string]any) (amqp.Table, error) {
-	if m == nil {
+	if len(m) == 0 {
 		return nil, nil
 	}
 	t := make(amqp.Table, len(m))
