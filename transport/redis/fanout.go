@@ -32,6 +32,7 @@ type fanout struct {
 	wake    chan struct{}              // closed and replaced when broadcasts arrive
 	dropped atomic.Int64
 	stopped chan struct{}
+	hub     *hub
 }
 
 func (s *Store) fanoutSub() *fanout {
@@ -47,6 +48,7 @@ func (s *Store) fanoutSub() *fanout {
 		waiting: map[string][]chan struct{}{},
 		wake:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		hub:     s.hub,
 	}
 	opts := []redis.ChannelOption{redis.WithChannelSize(1024), redis.WithChannelHealthCheckInterval(s.o.HealthCheckInterval)}
 	ch := f.ps.ChannelWithSubscriptions(opts...)
@@ -97,6 +99,7 @@ func (f *fanout) deliver(m *redis.Message) {
 	}
 	close(f.wake)
 	f.wake = make(chan struct{})
+	f.hub.published.Add(1)
 }
 
 func (f *fanout) close() {
@@ -257,6 +260,24 @@ func (s *Store) fanoutWake() <-chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.wake
+}
+
+// fanoutPending reports whether broadcasts wait for one of queues.
+func (s *Store) fanoutPending(queues []string) bool {
+	s.fanMu.Lock()
+	f := s.fan
+	s.fanMu.Unlock()
+	if f == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, q := range queues {
+		if len(f.buf[q]) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // takeFanout removes up to max buffered broadcasts of queues, in the

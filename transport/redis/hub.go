@@ -20,6 +20,10 @@ type hub struct {
 	waiters atomic.Int32
 	wakeMu  sync.Mutex
 	wake    chan struct{}
+	// published counts local publishes and broadcasts, so that a consumer
+	// whose last poll found nothing can tell whether polling again at once
+	// could find anything published by this process.
+	published atomic.Uint64
 }
 
 type cachedTable struct {
@@ -30,6 +34,10 @@ type cachedTable struct {
 var (
 	hubsMu sync.Mutex
 	hubs   = map[string]*hub{}
+
+	// noLocalWake turns the in-process wake-up off, so that benchmarks can
+	// measure consumers as if publishers were in other processes.
+	noLocalWake atomic.Bool
 )
 
 func hubFor(o *Options) *hub {
@@ -103,6 +111,10 @@ func (h *hub) waitChan() (<-chan struct{}, func()) {
 // notify wakes local consumers waiting for messages; it costs one atomic
 // load when nobody waits.
 func (h *hub) notify() {
+	if noLocalWake.Load() {
+		return
+	}
+	h.published.Add(1)
 	if h.waiters.Load() == 0 {
 		return
 	}

@@ -89,7 +89,9 @@ end
 // Reply: {flat (tag, nonce) pairs of the fanout deliveries, flat array of
 // (list key index, envelope, tag, nonce) for the pops, with tag "" for a
 // value that was not recorded}.
-var takeScript = redis.NewScript(pyJSONString + `
+var takeScript = redis.NewScript(takeSrc)
+
+const takeSrc = pyJSONString + `
 local now = ARGV[1]
 local max = tonumber(ARGV[2])
 local nack = tonumber(ARGV[3])
@@ -99,6 +101,54 @@ local sep = '\6\22'
 local a = 6
 local n = 0
 
+-- call runs cmd on key with the arguments in args, at most 500 at a time
+-- (unpack's limit is a few thousand).
+local function call(cmd, key, args)
+  for i = 1, #args, 500 do
+    redis.call(cmd, key, unpack(args, i, math.min(i + 499, #args)))
+  end
+end
+
+-- meta reads properties.delivery_tag and delivery_info's exchange and
+-- routing_key. Python kombu and kombu-go write properties last with
+-- delivery_tag as its last key and delivery_info shortly before, so the
+-- tail of the envelope is enough and the body is not decoded; an envelope
+-- laid out otherwise, or whose strings have escapes, is decoded in full.
+local function meta(v)
+  local tag, ex, rk
+  local from = math.max(1, #v - 300)
+  while true do
+    local p = string.find(v, '"delivery_tag"', from, true)
+    if not p then break end
+    tag = string.match(v, '^"delivery_tag": ?"([^"\\]*)"}}$', p)
+    if tag then break end
+    from = p + 1
+  end
+  if tag then
+    from = math.max(1, #v - 1024)
+    while true do
+      local p = string.find(v, '"delivery_info"', from, true)
+      if not p then break end
+      local x, r = string.match(v, '^"delivery_info": ?{"exchange": ?"([^"\\]*)", ?"routing_key": ?"([^"\\]*)"', p)
+      if x then ex, rk = x, r end
+      from = p + 1
+    end
+    if ex then return true, tag, ex, rk end
+  end
+  local ok, env = pcall(cjson.decode, v)
+  if not ok or type(env) ~= 'table' then return false end
+  local props = env['properties']
+  if type(props) == 'table' then
+    tag = props['delivery_tag']
+    local di = props['delivery_info']
+    if type(di) == 'table' then
+      return true, tag, di['exchange'], di['routing_key']
+    end
+  end
+  return true, tag
+end
+
+local zargs, hargs = {}, {}
 local function record(tag, rec, queue)
   n = n + 1
   local nonce = seed .. n
@@ -106,19 +156,34 @@ local function record(tag, rec, queue)
     tag = tag .. '.' .. nonce
     redis.call('HSET', KEYS[1], tag, rec)
   end
-  redis.call('ZADD', KEYS[2], now, tag)
-  redis.call('HSET', KEYS[3], tag, queue .. sep .. nonce)
+  zargs[#zargs + 1] = now
+  zargs[#zargs + 1] = tag
+  hargs[#hargs + 1] = tag
+  hargs[#hargs + 1] = queue .. sep .. nonce
   return tag, nonce
 end
 
-for i = 1, nack do
-  local tag, own = ARGV[a], ARGV[a + 1]
-  a = a + 2
-  if redis.call('HGET', KEYS[3], tag) == own then
-    redis.call('ZREM', KEYS[2], tag)
-    redis.call('HDEL', KEYS[1], tag)
-    redis.call('HDEL', KEYS[3], tag)
+if nack > 0 then
+  local tags = {}
+  for i = 0, nack - 1 do
+    tags[#tags + 1] = ARGV[a + 2 * i]
   end
+  local del = {}
+  for i = 1, #tags, 500 do
+    local j = math.min(i + 499, #tags)
+    local cur = redis.call('HMGET', KEYS[3], unpack(tags, i, j))
+    for k = i, j do
+      if cur[k - i + 1] == ARGV[a + 2 * (k - 1) + 1] then
+        del[#del + 1] = tags[k]
+      end
+    end
+  end
+  if #del > 0 then
+    call('ZREM', KEYS[2], del)
+    call('HDEL', KEYS[1], del)
+    call('HDEL', KEYS[3], del)
+  end
+  a = a + 2 * nack
 end
 
 local fan = {}
@@ -142,17 +207,8 @@ for k = 4, #KEYS do
     local queue = ARGV[a + k - 4]
     for _, v in ipairs(vals) do
       got = got + 1
-      local ok, env = pcall(cjson.decode, v)
-      if ok and type(env) == 'table' then
-        local tag, ex, rk
-        local props = env['properties']
-        if type(props) == 'table' then
-          tag = props['delivery_tag']
-          local di = props['delivery_info']
-          if type(di) == 'table' then
-            ex, rk = di['exchange'], di['routing_key']
-          end
-        end
+      local ok, tag, ex, rk = meta(v)
+      if ok then
         if type(tag) ~= 'string' or tag == '' then
           tag = 'kombu-go.' .. seed .. 'p' .. got
         end
@@ -172,8 +228,12 @@ for k = 4, #KEYS do
     end
   end
 end
+if #zargs > 0 then
+  call('ZADD', KEYS[2], zargs)
+  call('HSET', KEYS[3], hargs)
+end
 return {fan, out}
-`)
+`
 
 // restoreScript puts one unacked message back, atomically. It checks that
 // the entry is still the one the caller means: in mode "cas" that the

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,8 @@ type Store struct {
 
 	fanMu sync.Mutex
 	fan   *fanout // created by the first BindFanout
+
+	emptyAt sync.Map // queues joined by NUL -> hub.published before an empty take
 
 	sweepOnce sync.Once
 	sweepMu   sync.Mutex // one sweep at a time per store
@@ -370,7 +373,9 @@ func (s *Store) Get(ctx context.Context, queues []string, wait time.Duration) (v
 // again after a pause that doubles from 0.5 ms up to polling_interval, and
 // is woken at once by a publish or broadcast made in this process. Under
 // load the lists are not empty and no pause happens; idle, each consumer
-// costs redis about 1/polling_interval cheap scripts per second.
+// costs redis about 1/polling_interval cheap scripts per second. A wait
+// that follows an empty poll of the same queues, with nothing published
+// by this process since, starts with the pause instead of polling again.
 func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait time.Duration) ([]virtual.Item, error) {
 	if s.closed.Load() {
 		return nil, errStoreClosed
@@ -379,9 +384,14 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait tim
 		max = 1
 	}
 	s.startSweeper()
+	key := strings.Join(queues, "\x00")
 	var deadline time.Time
+	skip := false
 	if wait > 0 {
 		deadline = time.Now().Add(wait)
+		if g, ok := s.emptyAt.Load(key); ok && g.(uint64) == s.hub.published.Load() && !s.fanoutPending(queues) {
+			skip = true
+		}
 	}
 	pause := minPollPause
 	for {
@@ -389,10 +399,18 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait tim
 		// the look and the pause is not missed.
 		wake, done := s.hub.waitChan()
 		fwake := s.fanoutWake()
-		items, err := s.take(ctx, queues, max)
-		if err != nil || len(items) > 0 {
-			done()
-			return items, err
+		if skip {
+			skip = false
+			if g, _ := s.emptyAt.Load(key); g != s.hub.published.Load() || s.fanoutPending(queues) {
+				done()
+				continue // something was published meanwhile: look now
+			}
+		} else {
+			items, err := s.take(ctx, queues, max, key)
+			if err != nil || len(items) > 0 {
+				done()
+				return items, err
+			}
 		}
 		if wait <= 0 {
 			done()
@@ -433,7 +451,8 @@ func randomSeed() string {
 
 // take runs takeScript once: pending acks, buffered broadcasts of queues,
 // then up to max envelopes from the lists.
-func (s *Store) take(ctx context.Context, queues []string, max int) ([]virtual.Item, error) {
+func (s *Store) take(ctx context.Context, queues []string, max int, key string) ([]virtual.Item, error) {
+	published := s.hub.published.Load()
 	acks := s.stealAcks()
 	fan := s.takeFanout(queues, max)
 	listMax := max - len(fan)
@@ -509,6 +528,11 @@ func (s *Store) take(ctx context.Context, queues []string, max int) ([]virtual.I
 	}
 	if len(bad) > 0 {
 		s.addAcks(bad...)
+	}
+	if len(items) == 0 && len(res) == 0 {
+		s.emptyAt.Store(key, published)
+	} else {
+		s.emptyAt.Delete(key)
 	}
 	return items, nil
 }

@@ -587,3 +587,62 @@ func TestUnackedRecordEscapesLikePython(t *testing.T) {
 	}
 	flush(t, s)
 }
+
+// TestTakeReadsTagAndRoutingFromAnyLayout checks the script's fast reading
+// of the envelope tail against layouts it must handle, and against layouts
+// that must fall back to a full decode.
+func TestTakeReadsTagAndRoutingFromAnyLayout(t *testing.T) {
+	s := openStore(t, isolated(t, nil))
+	c := rawClient(t, s)
+	cleanupKeys(t, c, s.o.GlobalKeyPrefix)
+	ctx := testCtx(t)
+	p := s.o.GlobalKeyPrefix
+	big := strings.Repeat("QUJD", 2000)
+	goEnv := newEnv("go", 0)
+	goEnv.Exchange, goEnv.RoutingKey, goEnv.DeliveryTag = "gx", "g.rk", "tag-go"
+	goRaw, _ := goEnv.Marshal()
+	goEnv2 := goEnv.Clone()
+	goEnv2.DeliveryTag, goEnv2.Redelivered = "tag-go-redelivered", true
+	goRedelivered, _ := goEnv2.Marshal()
+	sorted, _ := markRedelivered([]byte(strings.ReplaceAll(string(goRaw), "tag-go", "tag-sorted")))
+	cases := []struct {
+		raw, tag, ex, rk string
+	}{
+		{`{"body": "eA==", "content-encoding": "utf-8", "content-type": "text/plain", "headers": {}, "properties": {"delivery_mode": 2, "delivery_info": {"exchange": "px", "routing_key": "p.rk"}, "priority": 0, "body_encoding": "base64", "delivery_tag": "tag-py"}}`, "tag-py", "px", "p.rk"},
+		{string(goRaw), "tag-go", "gx", "g.rk"},
+		{string(goRedelivered), "tag-go-redelivered", "gx", "g.rk"},
+		{string(sorted), "tag-sorted", "gx", "g.rk"},
+		// A header that looks like delivery_info comes before the real one.
+		{`{"body": "eA==", "headers": {"delivery_info": {"exchange": "fake", "routing_key": "fake"}}, "properties": {"delivery_info": {"exchange": "real", "routing_key": "r"}, "priority": 0, "body_encoding": "base64", "delivery_tag": "tag-hdr"}}`, "tag-hdr", "real", "r"},
+		// Escapes in names: full decode.
+		{`{"body": "eA==", "properties": {"delivery_info": {"exchange": "a\"b\u00e9", "routing_key": "c\\d"}, "body_encoding": "base64", "delivery_tag": "tag-esc"}}`, "tag-esc", "a\"bé", `c\d`},
+		// A body larger than the tail that is read.
+		{`{"body": "` + big + `", "properties": {"delivery_info": {"exchange": "bx", "routing_key": "b"}, "body_encoding": "base64", "delivery_tag": "tag-big"}}`, "tag-big", "bx", "b"},
+		// delivery_info too far from the end: full decode.
+		{`{"body": "eA==", "properties": {"delivery_info": {"exchange": "fx", "routing_key": "f"}, "x": "` + big + `", "body_encoding": "base64", "delivery_tag": "tag-far"}}`, "tag-far", "fx", "f"},
+		// Trailing white space and a tag that is not last: full decode.
+		{`{"body": "eA==", "properties": {"delivery_tag": "tag-ws", "delivery_info": {"exchange": "wx", "routing_key": "w"}, "body_encoding": "base64"}}  `, "tag-ws", "wx", "w"},
+	}
+	for i, tc := range cases {
+		q := uniqueName(t, "q")
+		c.LPush(ctx, p+q, tc.raw)
+		it, err := s.Get(ctx, []string{q}, 0)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		r := receiptOf(t, it)
+		if r.tag != tc.tag {
+			t.Errorf("case %d: tag %q, want %q", i, r.tag, tc.tag)
+		}
+		rec := c.HGet(ctx, p+"unacked", r.tag).Val()
+		env, ex, rk, err := parseUnackedRecord([]byte(rec))
+		if err != nil || string(env) != strings.TrimSpace(tc.raw) || ex != tc.ex || rk != tc.rk {
+			t.Errorf("case %d: record exchange %q routing key %q (%v), want %q %q", i, ex, rk, err, tc.ex, tc.rk)
+		}
+		_ = s.Ack(ctx, it)
+	}
+	flush(t, s)
+	if n := c.HLen(ctx, p+"unacked").Val(); n != 0 {
+		t.Errorf("%d entries left after the acks", n)
+	}
+}

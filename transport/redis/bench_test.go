@@ -1,0 +1,394 @@
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/kombu-go/kombu/internal/testenv"
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// Benchmarks against raw go-redis on the same server, in the same run,
+// with a 1 KiB JSON body:
+//
+//   - one at a time: raw LPUSH and BRPOP, one command per message, versus
+//     kombu-go Publish and Receive/Ack with prefetch 1;
+//   - batched: raw pipelines of 100 LPUSH and 100 BRPOP, versus kombu-go
+//     PublishBatch of 100 and Receive/Ack with prefetch 100.
+//
+// Each Go benchmark reports msgs/s; TestBenchmarkTable runs every scenario
+// in interleaved rounds (Python kombu too) and writes BENCHMARKS.md.
+
+var benchBody = func() []byte {
+	b, _ := json.Marshal(map[string]any{"task": "bench", "args": []int{1, 2, 3}, "pad": ""})
+	b, _ = json.Marshal(map[string]any{"task": "bench", "args": []int{1, 2, 3}, "pad": strings.Repeat("x", 1024-len(b))})
+	return b
+}()
+
+func must(tb testing.TB, err error) {
+	tb.Helper()
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+type benchEnv struct {
+	queue string
+	raw   *redis.Client
+	store *Store
+}
+
+func newBenchEnv(tb testing.TB, tag string) *benchEnv {
+	tb.Helper()
+	s := openStore(tb, nil)
+	e := &benchEnv{queue: uniqueName(tb, "bench."+tag), store: s}
+	e.raw = rawClient(tb, s)
+	tb.Cleanup(func() { _, _ = s.Purge(context.Background(), e.queue) })
+	return e
+}
+
+// The envelope a kombu publisher writes for the bench body.
+func (e *benchEnv) kombuEnvelope() []byte {
+	env := newEnv(string(benchBody), 0)
+	env.RoutingKey = e.queue
+	b, _ := env.Marshal()
+	return b
+}
+
+// raw one at a time ----------------------------------------------------
+
+func rawPublishOne(tb testing.TB, e *benchEnv, n int) time.Duration {
+	ctx := context.Background()
+	msg := e.kombuEnvelope()
+	start := time.Now()
+	for range n {
+		must(tb, e.raw.LPush(ctx, e.queue, msg).Err())
+	}
+	return time.Since(start)
+}
+
+func rawConsumeOne(tb testing.TB, e *benchEnv, n int) time.Duration {
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: e.store.o.Addrs[0], DB: e.store.o.DB, Username: e.store.o.Username, Password: e.store.o.Password})
+	defer c.Close()
+	start := time.Now()
+	for range n {
+		must(tb, c.BRPop(ctx, 5*time.Second, e.queue).Err())
+	}
+	return time.Since(start)
+}
+
+// raw pipelined by 100 --------------------------------------------------
+
+func rawPublish100(tb testing.TB, e *benchEnv, n int) time.Duration {
+	ctx := context.Background()
+	msg := e.kombuEnvelope()
+	start := time.Now()
+	for done := 0; done < n; done += 100 {
+		p := e.raw.Pipeline()
+		for range min(100, n-done) {
+			p.LPush(ctx, e.queue, msg)
+		}
+		_, err := p.Exec(ctx)
+		must(tb, err)
+	}
+	return time.Since(start)
+}
+
+func rawConsume100(tb testing.TB, e *benchEnv, n int) time.Duration {
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: e.store.o.Addrs[0], DB: e.store.o.DB, Username: e.store.o.Username, Password: e.store.o.Password})
+	defer c.Close()
+	start := time.Now()
+	for done := 0; done < n; done += 100 {
+		p := c.Pipeline()
+		for range min(100, n-done) {
+			p.BRPop(ctx, 5*time.Second, e.queue)
+		}
+		_, err := p.Exec(ctx)
+		must(tb, err)
+	}
+	return time.Since(start)
+}
+
+// kombu-go ------------------------------------------------------------
+
+func goChannel(tb testing.TB, e *benchEnv) driver.Channel {
+	tb.Helper()
+	ch := openChannel(tb, dialDriver(tb, nil))
+	_, err := ch.QueueDeclare(context.Background(), driver.Queue{Name: e.queue})
+	must(tb, err)
+	return ch
+}
+
+func goPublishing(q string) *driver.Publishing {
+	return &driver.Publishing{RoutingKey: q, Message: driver.Message{Body: benchBody,
+		ContentType: "application/json", ContentEncoding: "utf-8", Headers: map[string]any{}}}
+}
+
+func goPublishOne(tb testing.TB, e *benchEnv, n int) time.Duration {
+	ch := goChannel(tb, e)
+	ctx := context.Background()
+	p := goPublishing(e.queue)
+	start := time.Now()
+	for range n {
+		must(tb, ch.Publish(ctx, p))
+	}
+	return time.Since(start)
+}
+
+func goPublish100(tb testing.TB, e *benchEnv, n int) time.Duration {
+	ch := goChannel(tb, e).(driver.BatchPublisher)
+	ctx := context.Background()
+	ps := make([]*driver.Publishing, 100)
+	for i := range ps {
+		ps[i] = goPublishing(e.queue)
+	}
+	start := time.Now()
+	for done := 0; done < n; done += 100 {
+		must(tb, ch.PublishBatch(ctx, ps[:min(100, n-done)]))
+	}
+	return time.Since(start)
+}
+
+func goConsume(prefetch int) func(testing.TB, *benchEnv, int) time.Duration {
+	return func(tb testing.TB, e *benchEnv, n int) time.Duration {
+		ch := goChannel(tb, e)
+		ctx := context.Background()
+		must(tb, ch.Qos(ctx, prefetch))
+		must(tb, ch.Consume(ctx, driver.ConsumeArgs{Queue: e.queue, ConsumerTag: "bench"}))
+		start := time.Now()
+		for got := 0; got < n; {
+			ds, err := ch.Receive(ctx, prefetch)
+			must(tb, err)
+			for _, d := range ds {
+				must(tb, ch.Ack(ctx, d.Tag, false))
+			}
+			got += len(ds)
+		}
+		el := time.Since(start)
+		must(tb, ch.Cancel(ctx, "bench"))
+		return el
+	}
+}
+
+// e2e runs a publisher and a consumer at the same time, timed until the
+// consumer has its n messages.
+func e2e(pub, con func(testing.TB, *benchEnv, int) time.Duration) func(testing.TB, *benchEnv, int) time.Duration {
+	return func(tb testing.TB, e *benchEnv, n int) time.Duration {
+		done := make(chan struct{})
+		start := time.Now()
+		go func() {
+			defer close(done)
+			con(tb, e, n)
+		}()
+		pub(tb, e, n)
+		<-done
+		return time.Since(start)
+	}
+}
+
+// crossProcess measures f as if publisher and consumer were in different
+// processes: no in-process wake-up of the polling consumer.
+func crossProcess(f func(testing.TB, *benchEnv, int) time.Duration) func(testing.TB, *benchEnv, int) time.Duration {
+	return func(tb testing.TB, e *benchEnv, n int) time.Duration {
+		noLocalWake.Store(true)
+		defer noLocalWake.Store(false)
+		return f(tb, e, n)
+	}
+}
+
+func fillRaw(tb testing.TB, e *benchEnv, n int) { rawPublish100(tb, e, n) }
+
+// pythonE2E runs testdata/py_bench.py and returns its elapsed time.
+func pythonE2E(tb testing.TB, e *benchEnv, n int) time.Duration {
+	py := testenv.Python(tb)
+	spec, _ := json.Marshal(map[string]any{"url": pyURL(tb), "queue": e.queue, "n": n, "body": string(benchBody)})
+	path, _ := filepath.Abs(filepath.Join("testdata", "py_bench.py"))
+	cmd := exec.Command(py, "-I", path, string(spec))
+	cmd.Dir = tb.TempDir()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		tb.Fatalf("py_bench.py: %v\n%s", err, stderr.String())
+	}
+	var res struct{ Seconds float64 }
+	must(tb, json.Unmarshal(out, &res))
+	return time.Duration(res.Seconds * float64(time.Second))
+}
+
+var (
+	e2eRawOne   = e2e(rawPublishOne, rawConsumeOne)
+	e2eRaw100   = e2e(rawPublish100, rawConsume100)
+	e2eGoOne    = e2e(goPublishOne, goConsume(1))
+	e2eGoBatch  = e2e(goPublish100, goConsume(100))
+	e2eGoOneXP  = crossProcess(e2eGoOne)
+	e2eGoBatchX = crossProcess(e2eGoBatch)
+)
+
+func runBench(b *testing.B, tag string, pre func(testing.TB, *benchEnv, int), f func(testing.TB, *benchEnv, int) time.Duration) {
+	e := newBenchEnv(b, tag)
+	if pre != nil {
+		pre(b, e, b.N)
+	}
+	b.ResetTimer()
+	el := f(b, e, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
+	b.SetBytes(int64(len(benchBody)))
+}
+
+// The names below are the ones cmd/kombu-benchtable computes its ratios from.
+
+func BenchmarkRawOneAtATime(b *testing.B)       { runBench(b, "raw1", nil, e2eRawOne) }
+func BenchmarkRawPipelined100(b *testing.B)     { runBench(b, "raw100", nil, e2eRaw100) }
+func BenchmarkEndToEndJSON(b *testing.B)        { runBench(b, "go1", nil, e2eGoOne) }
+func BenchmarkEndToEndJSONBatched(b *testing.B) { runBench(b, "go100", nil, e2eGoBatch) }
+
+func BenchmarkPythonKombuEndToEnd(b *testing.B) {
+	b.N = min(b.N, 3000)
+	runBench(b, "py", nil, pythonE2E)
+}
+
+func BenchmarkPublish(b *testing.B) {
+	b.Run("raw-one", func(b *testing.B) { runBench(b, "p-raw1", nil, rawPublishOne) })
+	b.Run("raw-pipelined100", func(b *testing.B) { runBench(b, "p-raw100", nil, rawPublish100) })
+	b.Run("kombu-go-one", func(b *testing.B) { runBench(b, "p-go1", nil, goPublishOne) })
+	b.Run("kombu-go-batch100", func(b *testing.B) { runBench(b, "p-go100", nil, goPublish100) })
+}
+
+func BenchmarkConsumeAck(b *testing.B) {
+	b.Run("raw-one", func(b *testing.B) { runBench(b, "c-raw1", fillRaw, rawConsumeOne) })
+	b.Run("raw-pipelined100", func(b *testing.B) { runBench(b, "c-raw100", fillRaw, rawConsume100) })
+	b.Run("kombu-go-prefetch1", func(b *testing.B) { runBench(b, "c-go1", fillRaw, goConsume(1)) })
+	b.Run("kombu-go-prefetch100", func(b *testing.B) { runBench(b, "c-go100", fillRaw, goConsume(100)) })
+}
+
+// TestBenchmarkTable measures every scenario in interleaved rounds and
+// writes BENCHMARKS.md. It runs only with KOMBU_REDIS_BENCH=1.
+func TestBenchmarkTable(t *testing.T) {
+	if os.Getenv("KOMBU_REDIS_BENCH") == "" {
+		t.Skip("set KOMBU_REDIS_BENCH=1 to measure and write BENCHMARKS.md")
+	}
+	n, rounds := 20000, 5
+	if s := os.Getenv("KOMBU_REDIS_BENCH_N"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	if s := os.Getenv("KOMBU_REDIS_BENCH_ROUNDS"); s != "" {
+		fmt.Sscan(s, &rounds)
+	}
+	pyN := min(n, 5000)
+	type scenario struct {
+		name string
+		n    int
+		pre  func(testing.TB, *benchEnv, int)
+		f    func(testing.TB, *benchEnv, int) time.Duration
+	}
+	scenarios := []scenario{
+		{"publish/raw-one", n, nil, rawPublishOne},
+		{"publish/go-one", n, nil, goPublishOne},
+		{"publish/raw-100", n, nil, rawPublish100},
+		{"publish/go-100", n, nil, goPublish100},
+		{"consume/raw-one", n, fillRaw, rawConsumeOne},
+		{"consume/go-one", n, fillRaw, goConsume(1)},
+		{"consume/raw-100", n, fillRaw, rawConsume100},
+		{"consume/go-100", n, fillRaw, goConsume(100)},
+		{"e2e/raw-one", n, nil, e2eRawOne},
+		{"e2e/go-one", n, nil, e2eGoOne},
+		{"e2e/go-one-xp", n, nil, e2eGoOneXP},
+		{"e2e/raw-100", n, nil, e2eRaw100},
+		{"e2e/go-100", n, nil, e2eGoBatch},
+		{"e2e/go-100-xp", n, nil, e2eGoBatchX},
+		{"e2e/python", pyN, nil, pythonE2E},
+	}
+	rates := map[string][]float64{}
+	for r := range rounds {
+		for _, s := range scenarios {
+			e := newBenchEnv(t, strings.ReplaceAll(s.name, "/", "-"))
+			if s.pre != nil {
+				s.pre(t, e, s.n)
+			}
+			el := s.f(t, e, s.n)
+			rate := float64(s.n) / el.Seconds()
+			rates[s.name] = append(rates[s.name], rate)
+			_, _ = e.store.Purge(context.Background(), e.queue)
+			t.Logf("round %d %-18s %8.0f msgs/s", r, s.name, rate)
+		}
+	}
+	med := func(name string) float64 {
+		v := slices.Clone(rates[name])
+		if len(v) == 0 {
+			return 0
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	info := newBenchEnv(t, "info").raw.Info(context.Background(), "server").Val()
+	version := "?"
+	for l := range strings.SplitSeq(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+			version = v
+		}
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "## transport/redis\n\n")
+	fmt.Fprintf(&sb, "Measured %s on redis-server %s (Debian, loopback, no persistence), Go %s, %d cores. ",
+		time.Now().UTC().Format("2006-01-02"), version, strings.TrimPrefix(runtime.Version(), "go"), runtime.NumCPU())
+	fmt.Fprintf(&sb, "1 KiB JSON body; the raw rows push the same kombu envelope the Go publisher writes. ")
+	fmt.Fprintf(&sb, "%d messages per run (Python: %d), %d interleaved rounds, median shown. ", n, pyN, rounds)
+	fmt.Fprintf(&sb, "\"End to end\" runs a publisher and a consumer (separate connections) at the same time and stops the clock at the last ack. ")
+	fmt.Fprintf(&sb, "kombu-go rows go through the whole driver (virtual routing, QoS, delivery tags, unacked tracking in redis, acks).\n\n")
+	fmt.Fprintf(&sb, "| scenario | msgs/s | ratio | target |\n|---|---:|---:|---|\n")
+	row := func(label, name, base, target string) {
+		ratio := ""
+		if base != "" && med(base) > 0 {
+			ratio = fmt.Sprintf("%.2f× %s", med(name)/med(base), strings.Split(base, "/")[1])
+		}
+		fmt.Fprintf(&sb, "| %s | %.0f | %s | %s |\n", label, med(name), ratio, target)
+	}
+	row("publish, raw go-redis LPUSH, one at a time", "publish/raw-one", "", "")
+	row("publish, kombu-go Publish, one at a time", "publish/go-one", "publish/raw-one", "")
+	row("publish, raw go-redis LPUSH pipelined by 100", "publish/raw-100", "", "")
+	row("publish, kombu-go PublishBatch of 100", "publish/go-100", "publish/raw-100", "")
+	row("consume, raw go-redis BRPOP, one at a time", "consume/raw-one", "", "")
+	row("consume + ack, kombu-go prefetch 1", "consume/go-one", "consume/raw-one", "")
+	row("consume, raw go-redis BRPOP pipelined by 100", "consume/raw-100", "", "")
+	row("consume + ack, kombu-go prefetch 100", "consume/go-100", "consume/raw-100", "")
+	row("**end to end, raw go-redis, one at a time**", "e2e/raw-one", "", "")
+	row("**end to end, kombu-go, one at a time** (Publish; prefetch 1)", "e2e/go-one", "e2e/raw-one", "≥ 0.50× raw-one")
+	row("end to end, kombu-go, one at a time, no in-process wake-up", "e2e/go-one-xp", "e2e/raw-one", "")
+	row("**end to end, raw go-redis pipelined by 100**", "e2e/raw-100", "", "")
+	row("**end to end, kombu-go batched** (PublishBatch 100; prefetch 100)", "e2e/go-100", "e2e/raw-100", "≥ 0.25× raw-100")
+	row("end to end, kombu-go batched, no in-process wake-up", "e2e/go-100-xp", "e2e/raw-100", "")
+	row("end to end, Python kombu 5.2.4 (Producer thread + Consumer, prefetch 100)", "e2e/python", "", "")
+	if py := med("e2e/python"); py > 0 {
+		fmt.Fprintf(&sb, "\nkombu-go end to end one at a time / Python kombu end to end: **%.1f×**; batched: **%.1f×** (target ≥ 10×).\n",
+			med("e2e/go-one")/py, med("e2e/go-100")/py)
+	}
+	fmt.Fprintf(&sb, "\nAll rounds (msgs/s):\n\n")
+	for _, s := range scenarios {
+		var parts []string
+		for _, r := range rates[s.name] {
+			parts = append(parts, fmt.Sprintf("%.0f", r))
+		}
+		fmt.Fprintf(&sb, "- %s: %s\n", s.name, strings.Join(parts, ", "))
+	}
+	fmt.Fprintf(&sb, "\nReproduce (after `make services-up`, or with KOMBU_TEST_REDIS_URL pointing at a server):\n\n")
+	fmt.Fprintf(&sb, "    KOMBU_REDIS_BENCH=1 go test -count=1 -run TestBenchmarkTable -v ./transport/redis\n\n")
+	fmt.Fprintf(&sb, "Go benchmarks of the same scenarios: `go test -run '^$' -bench . ./transport/redis` ")
+	fmt.Fprintf(&sb, "(BenchmarkRawOneAtATime, BenchmarkEndToEndJSON, BenchmarkRawPipelined100, BenchmarkEndToEndJSONBatched, BenchmarkPythonKombuEndToEnd feed cmd/kombu-benchtable).\n")
+	must(t, os.WriteFile("BENCHMARKS.md", []byte(sb.String()), 0o644))
+	t.Log("\n" + sb.String())
+}

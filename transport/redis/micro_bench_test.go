@@ -1,0 +1,76 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Micro benchmarks of the store alone (no virtual), one message per op.
+
+func BenchmarkMicroRawBRPOP(b *testing.B) {
+	e := newBenchEnv(b, "m-raw")
+	fillRaw(b, e, b.N)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		must(b, e.raw.BRPop(ctx, time.Second, e.queue).Err())
+	}
+}
+
+func BenchmarkMicroTrivialScript(b *testing.B) {
+	e := newBenchEnv(b, "m-triv")
+	s := redis.NewScript(`return redis.call('RPOP', KEYS[1])`)
+	fillRaw(b, e, b.N)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		must(b, s.Run(ctx, e.raw, []string{e.queue}).Err())
+	}
+}
+
+func BenchmarkMicroStoreGetAck(b *testing.B) {
+	e := newBenchEnv(b, "m-get")
+	fillRaw(b, e, b.N)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		it, err := e.store.Get(ctx, []string{e.queue}, 0)
+		must(b, err)
+		must(b, e.store.Ack(ctx, it))
+	}
+}
+
+func BenchmarkMicroStorePut(b *testing.B) {
+	e := newBenchEnv(b, "m-put")
+	ctx := context.Background()
+	env := newEnv(string(benchBody), 0)
+	env.RoutingKey = e.queue
+	b.ResetTimer()
+	for range b.N {
+		must(b, e.store.Put(ctx, e.queue, env))
+	}
+}
+
+func BenchmarkMicroLPushClients(b *testing.B) {
+	e := newBenchEnv(b, "m-cl")
+	ctx := context.Background()
+	msg := e.kombuEnvelope()
+	b.Run("raw", func(b *testing.B) {
+		for range b.N {
+			must(b, e.raw.LPush(ctx, e.queue, msg).Err())
+		}
+	})
+	b.Run("store-client", func(b *testing.B) {
+		for range b.N {
+			must(b, e.store.rdb.LPush(ctx, e.queue, msg).Err())
+		}
+	})
+	b.Run("raw-again", func(b *testing.B) {
+		for range b.N {
+			must(b, e.raw.LPush(ctx, e.queue, msg).Err())
+		}
+	})
+}
