@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/kombu-go/kombu/kombu"
 )
@@ -16,6 +17,10 @@ var entityCases = []testCase{
 	{"SimpleQueue", testSimpleQueue},
 	{"SimpleQueueCloseReturnsUnacked", testSimpleQueueUnacked},
 	{"SimpleBuffer", testSimpleBuffer},
+	{"PublishDeclares", testPublishDeclares},
+	{"AutoDelete", testAutoDelete},
+	{"Exclusive", testExclusive},
+	{"MaxLength", testMaxLength},
 }
 
 func testPurgeAndLen(e *env) {
@@ -123,6 +128,18 @@ func testDeleteConditions(e *env) {
 	})
 	if n, err := q.Delete(ctx, e.channel(e.conn), true, true); err != nil || n != 0 {
 		e.t.Errorf("delete if-unused if-empty of an idle empty queue = %d, %v", n, err)
+	}
+	// An exchange with a binding is in use.
+	x := e.declareExchange(kombu.NewExchange(e.name("x"), kombu.Direct))
+	bq := e.declareQueue(kombu.NewQueue(e.name("bound"), x, "k"))
+	if err := x.Delete(ctx, e.channel(e.conn), true); !errors.Is(err, kombu.ErrPreconditionFailed) {
+		e.t.Errorf("delete if-unused of an exchange with a binding: %v, want ErrPreconditionFailed", err)
+	}
+	if err := bq.UnbindFrom(ctx, e.ch, x, "k", nil); err != nil {
+		e.t.Fatalf("unbind: %v", err)
+	}
+	if err := x.Delete(ctx, e.channel(e.conn), true); err != nil {
+		e.t.Errorf("delete if-unused of an exchange with no binding: %v", err)
 	}
 }
 
@@ -354,4 +371,106 @@ func testSimpleBuffer(e *env) {
 	if m, err := sb.Get(short); !errors.Is(err, context.DeadlineExceeded) {
 		e.t.Errorf("get from the drained buffer = %v, %v; want context.DeadlineExceeded", m, err)
 	}
+}
+
+// testPublishDeclares checks PublishOptions.Declare: the entities are
+// declared (once per connection) before the message is sent, and again
+// after the queue was deleted through the same Queue value.
+func testPublishDeclares(e *env) {
+	x := kombu.NewExchange(e.name("x"), kombu.Direct)
+	q := kombu.NewQueue(e.name("q"), x, "k")
+	e.remember(q)
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: x, RoutingKey: "k"})
+	e.publish(p, "first", &kombu.PublishOptions{Declare: []kombu.Declarable{q}})
+	e.eventuallyLen(q, 1)
+	ctx, cancel := e.wait()
+	defer cancel()
+	if n, err := q.Delete(ctx, e.ch, false, false); err != nil || n != 1 {
+		e.t.Fatalf("delete = %d, %v; want 1", n, err)
+	}
+	e.publish(p, "second", &kombu.PublishOptions{Declare: []kombu.Declarable{q}})
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	if got := e.recvAck(c); got != "second" {
+		e.t.Errorf("received %q, want \"second\"", got)
+	}
+	e.expectNone(c)
+}
+
+// expectGone checks that a passive declare of name says ErrNotFound,
+// waiting a little for brokers that delete asynchronously.
+func (e *env) expectGone(name, why string) {
+	e.t.Helper()
+	var last error
+	deadline := time.Now().Add(e.s.h.Timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := e.wait()
+		_, last = kombu.Queue{Name: name, Passive: true}.Declare(ctx, e.channel(e.conn))
+		cancel()
+		if errors.Is(last, kombu.ErrNotFound) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	e.t.Errorf("queue %q still exists %s: passive declare says %v", name, why, last)
+}
+
+func testAutoDelete(e *env) {
+	q := kombu.Queue{Name: e.name("q"), AutoDelete: true}
+	q = e.declareQueue(q)
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "x")
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	if got := e.recvAck(c); got != "x" {
+		e.t.Errorf("received %q", got)
+	}
+	// Declared without consumers, it stays; losing its last consumer
+	// deletes it.
+	if n := e.queueLen(q); n != 0 {
+		e.t.Errorf("queue holds %d messages", n)
+	}
+	if err := c.Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	e.expectGone(q.Name, "after its last consumer went away")
+}
+
+func testExclusive(e *env) {
+	conn := e.dial(nil)
+	ch := e.channel(conn)
+	q := kombu.Queue{Name: e.name("q"), Exclusive: true}
+	e.remember(q)
+	ctx, cancel := e.wait()
+	defer cancel()
+	if _, err := q.Declare(ctx, ch); err != nil {
+		e.t.Fatalf("declare: %v", err)
+	}
+	if _, err := q.Declare(ctx, e.channel(conn)); err != nil {
+		e.t.Errorf("redeclare on the owning connection: %v", err)
+	}
+	if e.s.features.SharedState {
+		if _, err := q.Declare(ctx, e.channel(e.conn)); !errors.Is(err, kombu.ErrAccessRefused) {
+			e.t.Errorf("declare of another connection's exclusive queue: %v, want ErrAccessRefused", err)
+		}
+	}
+	if err := conn.Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	e.expectGone(q.Name, "after its connection closed")
+}
+
+func testMaxLength(e *env) {
+	e.require(e.s.features.QueueLimits, "QueueLimits")
+	q := kombu.NewQueue(e.name("q"), kombu.DefaultExchange, "")
+	q.MaxLength = 2
+	q = e.declareQueue(q)
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "1", "2", "3")
+	e.eventuallyLen(q, 2)
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	// The default overflow drops from the head.
+	got := e.recvBodies(c, 2)
+	if fmt.Sprint(got) != "[2 3]" {
+		e.t.Errorf("received %q, want [2 3]", got)
+	}
+	e.expectNone(c)
 }

@@ -21,6 +21,8 @@ var exchangeCases = []testCase{
 	{"Unbind", testUnbind},
 	{"RedeclareConflict", testRedeclareConflict},
 	{"PassiveMissing", testPassiveMissing},
+	{"ExchangeToExchange", testExchangeToExchange},
+	{"AlternateExchange", testAlternateExchange},
 }
 
 // probeHeader marks the messages subscribe publishes to learn that fanout
@@ -303,4 +305,53 @@ func testPassiveMissing(e *env) {
 	if _, err := q.Declare(ctx, e.channel(e.conn)); !errors.Is(err, kombu.ErrNotFound) {
 		e.t.Errorf("a failed passive declare created queue %q: %v", q.Name, err)
 	}
+}
+
+func testExchangeToExchange(e *env) {
+	src := e.declareExchange(kombu.NewExchange(e.name("src"), kombu.Direct))
+	dst := e.declareExchange(kombu.NewExchange(e.name("dst"), kombu.Topic))
+	ctx, cancel := e.wait()
+	defer cancel()
+	err := dst.BindTo(ctx, e.ch, src, "k", nil)
+	if !e.s.features.ExchangeBinding {
+		if !errors.Is(err, kombu.ErrNotSupported) {
+			e.t.Errorf("exchange binding on a transport without Features.ExchangeBinding: %v, want ErrNotSupported", err)
+		}
+		return
+	}
+	if err != nil {
+		e.t.Fatalf("exchange bind: %v", err)
+	}
+	q := e.declareQueue(kombu.NewQueue(e.name("q"), dst, "#"))
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: src})
+	e.publish(p, "k", &kombu.PublishOptions{RoutingKey: "k"})
+	e.publish(p, "other", &kombu.PublishOptions{RoutingKey: "other"})
+	e.collect(c, "queue behind an exchange binding", []string{"k"})
+	if err := dst.UnbindFrom(ctx, e.ch, src, "k", nil); err != nil {
+		e.t.Fatalf("exchange unbind: %v", err)
+	}
+	e.publish(p, "after unbind", &kombu.PublishOptions{RoutingKey: "k"})
+	e.expectNone(c)
+}
+
+func testAlternateExchange(e *env) {
+	ae := e.declareExchange(kombu.NewExchange(e.name("ae"), kombu.Topic))
+	x := kombu.NewExchange(e.name("x"), kombu.Direct)
+	x.Arguments = map[string]any{"alternate-exchange": ae.Name}
+	x = e.declareExchange(x)
+	q := e.declareQueue(kombu.NewQueue(e.name("q"), x, "k"))
+	qa := e.declareQueue(kombu.NewQueue(e.name("unrouted"), ae, "#"))
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	ca := e.consumer(nil, []kombu.Queue{qa}, nil)
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: x})
+	e.publish(p, "routed", &kombu.PublishOptions{RoutingKey: "k"})
+	e.publish(p, "unrouted", &kombu.PublishOptions{RoutingKey: "elsewhere"})
+	e.collect(c, "bound queue", []string{"routed"})
+	m := e.recv(ca)
+	if string(m.Body) != "unrouted" || m.RoutingKey != "elsewhere" {
+		e.t.Errorf("alternate exchange got %q with routing key %q, want \"unrouted\", \"elsewhere\"", m.Body, m.RoutingKey)
+	}
+	e.ack(m)
+	e.expectNoneAll(c, ca)
 }

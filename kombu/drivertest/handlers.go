@@ -26,6 +26,7 @@ var handlerCases = []testCase{
 
 var concurrencyCases = []testCase{
 	{"PublishConsume", testConcurrentPublishConsume},
+	{"SharedProducerAndChannel", testSharedProducer},
 }
 
 // errorLog collects the errors a connection reports in the background.
@@ -493,4 +494,57 @@ func testConcurrentPublishConsume(e *env) {
 			}
 		}
 	}
+}
+
+// testSharedProducer publishes from many goroutines through one Producer
+// while a consumer on the same channel acks: Producer, Channel and
+// Consumer are safe for concurrent use.
+func testSharedProducer(e *env) {
+	const workers, each = 8, 25
+	q := e.simpleQueue("q")
+	ch := e.channel(e.conn)
+	ctx, cancel := e.wait()
+	defer cancel()
+	p, err := kombu.NewProducer(ctx, ch, nil)
+	if err != nil {
+		e.t.Fatalf("producer: %v", err)
+	}
+	c, err := kombu.NewConsumer(ctx, ch, []kombu.Queue{q}, &kombu.ConsumerOptions{Concurrency: 3})
+	if err != nil {
+		e.t.Fatalf("consumer: %v", err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	done := make(chan struct{})
+	stop := e.consume(c, func(ctx context.Context, m *kombu.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[string(m.Body)]++
+		if len(seen) == workers*each && seen[string(m.Body)] == 1 {
+			close(done)
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				if err := p.Publish(e.ctx, fmt.Sprintf("%d-%d", w, i), &kombu.PublishOptions{RoutingKey: q.Name}); err != nil {
+					e.t.Errorf("publish: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	e.waitFor(done, "every message")
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	for body, n := range seen {
+		if n != 1 {
+			e.t.Errorf("message %s handled %d times", body, n)
+		}
+	}
+	e.eventuallyLen(q, 0)
 }

@@ -3,7 +3,9 @@ package drivertest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +26,8 @@ var closeCases = []testCase{
 	{"UnackedReturnOnConnectionClose", func(e *env) { testUnackedReturn(e, "connection") }},
 	{"ConsumerClose", testConsumerClose},
 	{"ConsumerCloseOnSharedChannel", testConsumerCloseShared},
+	{"CloseUnblocks", testCloseUnblocks},
+	{"ConcurrentClose", testConcurrentClose},
 }
 
 var contextCases = []testCase{
@@ -485,4 +489,98 @@ func testShutdownWaits(e *env) {
 		e.t.Errorf("after shutdown the queue held %q, want the three unhandled messages", got)
 	}
 	e.expectNone(rest)
+}
+
+// testCloseUnblocks checks that Receive, Consume and DrainEvents blocked on
+// a connection return an error wrapping ErrClosed soon after it closes.
+func testCloseUnblocks(e *env) {
+	conn := e.dial(nil)
+	q1, q2, q3 := e.simpleQueue("q1"), e.simpleQueue("q2"), e.simpleQueue("q3")
+	puller := e.consumer(conn, []kombu.Queue{q1}, nil)
+	handler := e.consumer(conn, []kombu.Queue{q2}, nil)
+	e.consumer(conn, []kombu.Queue{q3}, &kombu.ConsumerOptions{Callbacks: []kombu.Callback{func(any, *kombu.Message) {}}})
+	errs := map[string]chan error{"Receive": make(chan error, 1), "Consume": make(chan error, 1), "DrainEvents": make(chan error, 1)}
+	go func() {
+		_, err := puller.Receive(e.ctx)
+		errs["Receive"] <- err
+	}()
+	go func() {
+		errs["Consume"] <- handler.Consume(e.ctx, kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }))
+	}()
+	go func() { errs["DrainEvents"] <- conn.DrainEvents(e.ctx) }()
+	time.Sleep(negativeWait) // let them block
+	for op, ch := range errs {
+		select {
+		case err := <-ch:
+			e.t.Fatalf("%s returned %v before the connection closed", op, err)
+		default:
+		}
+	}
+	closed := time.Now()
+	if err := conn.Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	for op, ch := range errs {
+		e.awaitErr(ch, closed, kombu.ErrClosed, op+" blocked when the connection closed")
+	}
+}
+
+// testConcurrentClose closes a busy connection from many goroutines at
+// once: no panic, no deadlock, every Close returns nil, and the
+// publisher and consumer see ErrClosed.
+func testConcurrentClose(e *env) {
+	conn := e.dial(nil)
+	q := e.simpleQueue("q")
+	p := e.producer(conn, nil)
+	c := e.consumer(conn, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: 5})
+	var wg sync.WaitGroup
+	pubErr := make(chan error, 1)
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			if err := p.Publish(e.ctx, fmt.Sprint(i), &kombu.PublishOptions{RoutingKey: q.Name}); err != nil {
+				pubErr <- err
+				return
+			}
+		}
+	})
+	recvErr := make(chan error, 1)
+	wg.Go(func() {
+		for {
+			m, err := c.Receive(e.ctx)
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			_ = m.Ack(e.ctx) // may fail once the connection is closing
+		}
+	})
+	time.Sleep(50 * time.Millisecond) // let traffic flow
+	var closers sync.WaitGroup
+	start := make(chan struct{})
+	for range 10 {
+		closers.Go(func() {
+			<-start
+			if err := conn.Close(); err != nil {
+				e.t.Errorf("concurrent close: %v", err)
+			}
+		})
+	}
+	close(start)
+	done := make(chan struct{})
+	go func() {
+		closers.Wait()
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(e.s.h.Timeout):
+		e.t.Fatalf("Close, Publish or Receive did not return after concurrent closes")
+	}
+	if err := <-pubErr; !errors.Is(err, kombu.ErrClosed) {
+		e.t.Errorf("publish during close: %v, want ErrClosed", err)
+	}
+	if err := <-recvErr; !errors.Is(err, kombu.ErrClosed) {
+		e.t.Errorf("receive during close: %v, want ErrClosed", err)
+	}
 }

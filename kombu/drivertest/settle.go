@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/kombu-go/kombu/kombu"
@@ -17,6 +18,7 @@ var settlementCases = []testCase{
 	{"RejectDrops", testRejectDrops},
 	{"RequeueRedelivers", testRequeueRedelivers},
 	{"DoubleSettle", testDoubleSettle},
+	{"ConcurrentSettle", testConcurrentSettle},
 	{"AckAfterChannelClose", testAckAfterChannelClose},
 	{"AckAfterReconnect", testAckAfterReconnect},
 	{"AckMultiple", testAckMultiple},
@@ -418,4 +420,51 @@ func testExtendLease(e *env) {
 		e.t.Errorf("extend lease on a transport without Features.Leases: %v, want ErrNotSupported", err)
 	}
 	e.ack(m)
+}
+
+// testConcurrentSettle races acks, rejects and requeues of one message:
+// exactly one wins, the others get ErrAlreadyAcknowledged.
+func testConcurrentSettle(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "contended")
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	m := e.recv(c)
+	ops := []settleOp{opAck, opReject, opRequeue, opAck, opReject, opRequeue, opAck, opAck}
+	errs := make([]error, len(ops))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, op := range ops {
+		wg.Go(func() {
+			<-start
+			errs[i] = op.do(m, e.ctx)
+		})
+	}
+	close(start)
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			e.t.Errorf("both %s and %s settled the message", ops[winner].name, ops[i].name)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, kombu.ErrAlreadyAcknowledged):
+			e.t.Errorf("losing %s: %v, want ErrAlreadyAcknowledged", ops[i].name, err)
+		}
+	}
+	if winner < 0 {
+		e.t.Fatalf("no settle succeeded")
+	}
+	if m.State() != ops[winner].state {
+		e.t.Errorf("state %v after %s won", m.State(), ops[winner].name)
+	}
+	if ops[winner].name == opRequeue.name {
+		again := e.recv(c)
+		if !again.Redelivered {
+			e.t.Errorf("requeued message not marked redelivered")
+		}
+		e.ack(again)
+	}
+	e.expectNone(c)
 }
