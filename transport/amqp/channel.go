@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -125,7 +124,6 @@ type Channel struct {
 	unacked   map[uint64]*gen // driver tag -> generation, deliveries to settle
 	consumers map[string]*consumer
 	returnFn  func(driver.Return)
-	pending   error // a consumer error to report after the deliveries taken
 
 	// mandatory publishes with confirms run one at a time so a basic.return
 	// can be matched to its publish; mandWait receives it.
@@ -134,7 +132,8 @@ type Channel struct {
 	mandGen  *gen
 
 	window  chan struct{} // confirm window semaphore
-	items   chan item
+	queue   []item        // deliveries and consumer ends for Receive; guarded by mu
+	queued  chan struct{} // poked when queue grows
 	settled chan struct{} // poked (non-blocking) by acks: room in the window
 	resumed chan struct{} // poked by Flow(true)
 	stop    chan struct{}
@@ -151,7 +150,7 @@ func newChannel(c *Conn) *Channel {
 		unacked:   make(map[uint64]*gen),
 		consumers: make(map[string]*consumer),
 		window:    make(chan struct{}, max(1, c.opts.ConfirmWindow)),
-		items:     make(chan item, 256),
+		queued:    make(chan struct{}, 1),
 		settled:   make(chan struct{}, 1),
 		resumed:   make(chan struct{}, 1),
 		stop:      make(chan struct{}),
@@ -498,8 +497,9 @@ func checkName(kind, s string) error {
 }
 
 // ExchangeDeclare declares e. The default exchange ("") always exists and
-// is not declared; names starting with "amq." are reserved by RabbitMQ and
-// only checked for existence, as kombu does.
+// is not declared. RabbitMQ refuses to create names starting with "amq."
+// (driver.ErrAccessRefused) but accepts redeclaring its predeclared amq.*
+// exchanges with their own attributes.
 func (c *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error {
 	if err := checkName("exchange name", e.Name); err != nil {
 		return err
@@ -518,9 +518,8 @@ func (c *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error 
 		}
 		return nil
 	}
-	passive := e.Passive || strings.HasPrefix(e.Name, "amq.")
 	return c.do(ctx, func(ch *amqp.Channel) error {
-		if passive {
+		if e.Passive {
 			return ch.ExchangeDeclarePassive(e.Name, typ, e.Durable, e.AutoDelete, e.Internal, false, args)
 		}
 		return ch.ExchangeDeclare(e.Name, typ, e.Durable, e.AutoDelete, e.Internal, false, args)
@@ -529,8 +528,8 @@ func (c *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error 
 
 // ExchangeDelete deletes an exchange. A missing exchange is not an error.
 func (c *Channel) ExchangeDelete(ctx context.Context, name string, ifUnused bool) error {
-	if err := checkName("exchange name", name); err != nil {
-		return err
+	if len(name) > 255 {
+		return nil // cannot exist
 	}
 	err := c.do(ctx, func(ch *amqp.Channel) error { return ch.ExchangeDelete(name, ifUnused, false) })
 	if errors.Is(err, driver.ErrNotFound) {
@@ -650,8 +649,8 @@ func (c *Channel) QueuePurge(ctx context.Context, queue string) (int, error) {
 
 // QueueDelete deletes queue; a missing queue is not an error.
 func (c *Channel) QueueDelete(ctx context.Context, queue string, ifUnused, ifEmpty bool) (int, error) {
-	if err := checkName("queue name", queue); err != nil {
-		return 0, err
+	if len(queue) > 255 {
+		return 0, nil // cannot exist
 	}
 	var n int
 	err := c.do(ctx, func(ch *amqp.Channel) error {
@@ -747,6 +746,7 @@ func (c *Channel) Close() error {
 	g := c.g
 	c.g = nil
 	c.unacked = map[uint64]*gen{}
+	c.queue = nil
 	close(c.stop)
 	c.mu.Unlock()
 	c.openMu.Unlock()

@@ -113,22 +113,30 @@ func (c *Channel) startForward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
 	go c.forward(g, cons, d)
 }
 
-// forward moves one consumer's deliveries to the channel's items, and
-// reports an end that nobody asked for.
+// forward moves one consumer's deliveries to the channel's queue, and
+// reports an end that nobody asked for. Deliveries that arrive after
+// Cancel go back to their queue at once (no-ack ones are kept: the broker
+// already forgot them).
 func (c *Channel) forward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
 	defer c.wg.Done()
 	for dl := range d {
-		select {
-		case c.items <- item{g: g, d: dl, cons: cons, noAck: cons.noAck}:
-		case <-c.stop:
-			// Closing: let amqp091-go finish; it closes d.
-			for range d {
-			}
-			return
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			continue // the broker requeues them with the channel
 		}
+		if cons.cancelled && !cons.noAck {
+			g.markHanded(dl.DeliveryTag)
+			c.mu.Unlock()
+			_ = g.ch.Reject(dl.DeliveryTag, true)
+			continue
+		}
+		c.queue = append(c.queue, item{g: g, d: dl, cons: cons, noAck: cons.noAck})
+		c.mu.Unlock()
+		c.poke(c.queued)
 	}
 	c.mu.Lock()
-	cancelled := cons.cancelled
+	cancelled := cons.cancelled || c.closed
 	if c.consumers[cons.tag] == cons {
 		delete(c.consumers, cons.tag)
 	}
@@ -145,13 +153,16 @@ func (c *Channel) forward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
 		ce = &ConsumerError{ConsumerTag: cons.tag, Queue: cons.queue, Cancelled: true,
 			Err: fmt.Errorf("%w: queue %q deleted or unavailable", driver.ErrNotFound, cons.queue)}
 	}
-	select {
-	case c.items <- item{g: g, cons: cons, err: ce}:
-	case <-c.stop:
+	c.mu.Lock()
+	if !c.closed {
+		c.queue = append(c.queue, item{g: g, cons: cons, err: ce})
 	}
+	c.mu.Unlock()
+	c.poke(c.queued)
 }
 
-// Cancel stops a consumer. Deliveries it already received stay valid.
+// Cancel stops a consumer. Deliveries already handed out by Receive stay
+// unacked until settled; those not handed out yet go back to their queue.
 func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 	c.mu.Lock()
 	if c.closed {
@@ -170,6 +181,7 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 		return nil
 	}
 	err := callCtx(ctx, func() error { return g.ch.Cancel(consumerTag, false) })
+	c.requeueBuffered(cons)
 	if err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		if g.isDead() {
 			return nil // the consumer died with its channel
@@ -179,26 +191,42 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 	return err
 }
 
+// requeueBuffered gives back the deliveries of cons that Receive has not
+// handed out.
+func (c *Channel) requeueBuffered(cons *consumer) {
+	if cons.noAck {
+		return
+	}
+	c.mu.Lock()
+	var back []item
+	kept := c.queue[:0]
+	for _, it := range c.queue {
+		if it.cons == cons && it.err == nil {
+			it.g.markHanded(it.d.DeliveryTag)
+			back = append(back, it)
+			continue
+		}
+		kept = append(kept, it)
+	}
+	clear(c.queue[len(kept):])
+	c.queue = kept
+	c.mu.Unlock()
+	for _, it := range back {
+		if !it.g.isDead() {
+			_ = it.g.ch.Reject(it.d.DeliveryTag, true)
+		}
+	}
+}
+
 // Receive returns deliveries of the channel's consumers: it waits up to
 // about a second for the first, then takes what is ready, up to max and
 // up to the prefetch window. A consumer that ended without Cancel is
-// reported once as a *ConsumerError.
+// reported once as a *ConsumerError, after the deliveries that came
+// before its end.
 func (c *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, error) {
 	if max <= 0 {
 		max = 1
 	}
-	c.mu.Lock()
-	if c.closed {
-		c.mu.Unlock()
-		return nil, errClosed()
-	}
-	if err := c.pending; err != nil {
-		c.pending = nil
-		c.mu.Unlock()
-		return nil, err
-	}
-	c.mu.Unlock()
-
 	var timer *time.Timer
 	defer func() {
 		if timer != nil {
@@ -211,20 +239,55 @@ func (c *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, err
 		}
 		return timer.C
 	}
-	// Wait for room in the window and for Flow(true).
 	for {
 		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, errClosed()
+		}
 		room := max
 		if c.prefetch > 0 {
 			room = min(room, c.prefetch-len(c.unacked))
 		}
-		paused := c.paused
+		var out []*driver.Delivery
+		var err error
+		if !c.paused && len(c.queue) > 0 {
+			n := 0
+			for n < len(c.queue) {
+				it := c.queue[n]
+				if it.err != nil {
+					if len(out) == 0 {
+						err = it.err
+						n++
+					}
+					break
+				}
+				if room <= 0 && !it.noAck {
+					break
+				}
+				n++
+				if d := c.acceptLocked(it); d != nil {
+					out = append(out, d)
+					if !it.noAck {
+						room--
+					}
+					if len(out) == max {
+						break
+					}
+				}
+			}
+			clear(c.queue[:n])
+			c.queue = c.queue[n:]
+			if len(c.queue) == 0 {
+				c.queue = nil
+			}
+		}
 		c.mu.Unlock()
-		if room > 0 && !paused {
-			max = room
-			break
+		if len(out) > 0 || err != nil {
+			return out, err
 		}
 		select {
+		case <-c.queued:
 		case <-c.settled:
 		case <-c.resumed:
 		case <-ctx.Done():
@@ -235,59 +298,11 @@ func (c *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, err
 			return nil, nil
 		}
 	}
-
-	var out []*driver.Delivery
-	take := func(it item) (stop bool, err error) {
-		if it.err != nil {
-			if len(out) == 0 {
-				return true, it.err
-			}
-			c.mu.Lock()
-			c.pending = it.err
-			c.mu.Unlock()
-			return true, nil
-		}
-		if d := c.accept(it); d != nil {
-			out = append(out, d)
-		}
-		return false, nil
-	}
-	for len(out) == 0 {
-		var it item
-		select {
-		case it = <-c.items:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-c.stop:
-			return nil, errClosed()
-		case <-waitC():
-			return nil, nil
-		}
-		if stop, err := take(it); stop || err != nil {
-			return out, err
-		}
-	}
-	for len(out) < max {
-		select {
-		case it := <-c.items:
-			if stop, err := take(it); stop || err != nil {
-				return out, err
-			}
-		default:
-			return out, nil
-		}
-	}
-	return out, nil
 }
 
-// accept turns an item into a delivery handed to the user, or drops it when
+// acceptLocked (c.mu held) turns an item into a delivery handed to the user, or drops it when
 // its generation died (the broker requeued it; it comes again).
-func (c *Channel) accept(it item) *driver.Delivery {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil
-	}
+func (c *Channel) acceptLocked(it item) *driver.Delivery {
 	if !it.noAck && (it.g.isDead() || (c.g != it.g)) {
 		return nil
 	}

@@ -236,9 +236,12 @@ func TestErrorsRecoverChannel(t *testing.T) {
 		must(t, ch.Ack(ctx, d.Tag, false))
 	}
 
-	// 403: declaring on the reserved amq. prefix is turned into a passive
-	// check, as kombu; a reserved queue name is refused by the broker.
+	// 403: RabbitMQ refuses new amq.* names but accepts redeclaring its
+	// own amq.* exchanges with their attributes.
 	must(t, ch.ExchangeDeclare(ctx, driver.Exchange{Name: "amq.direct", Type: "direct", Durable: true}))
+	if err := ch.ExchangeDeclare(ctx, driver.Exchange{Name: "amq.kombu-go-test", Type: "direct"}); !errors.Is(err, driver.ErrAccessRefused) {
+		t.Fatalf("amq. exchange: %v", err)
+	}
 	_, err = ch.QueueDeclare(ctx, driver.Queue{Name: "amq.kombu-go-test"})
 	if !errors.Is(err, driver.ErrAccessRefused) {
 		t.Fatalf("amq. queue: %v", err)
