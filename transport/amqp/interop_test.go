@@ -33,7 +33,7 @@ var interopHeaders = map[string]any{
 	"nested": map[string]any{"deep": int64(-1) << 35},
 }
 
-func runPython(t *testing.T, script string, spec any) []byte {
+func runPython(t testing.TB, script string, spec any) []byte {
 	t.Helper()
 	py := testenv.Python(t)
 	js, err := json.Marshal(spec)
