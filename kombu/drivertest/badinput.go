@@ -468,12 +468,17 @@ func testLongNames(e *env) {
 		}
 	}
 	lq := kombu.NewQueue(long, kombu.DefaultExchange, "")
-	e.remember(lq)
 	_, err := lq.Declare(ctx, e.channel(e.conn))
 	check("queue name", err)
+	if err == nil {
+		e.cleanupReserved(long, false)
+	}
 	lx := kombu.NewExchange(long, kombu.Direct)
-	e.rememberExchange(long)
-	check("exchange name", lx.Declare(ctx, e.channel(e.conn)))
+	err = lx.Declare(ctx, e.channel(e.conn))
+	check("exchange name", err)
+	if err == nil {
+		e.cleanupReserved(long, true)
+	}
 	check("binding key", q.BindTo(ctx, e.channel(e.conn), x, long, nil))
 	p := e.producer(nil, &kombu.ProducerOptions{Exchange: x})
 	check("routing key", p.Publish(ctx, "x", &kombu.PublishOptions{RoutingKey: long}))
@@ -532,8 +537,8 @@ func testReservedNames(e *env) {
 	}
 }
 
-// cleanupReserved deletes an amq.* entity a faulty transport let the
-// test create.
+// cleanupReserved deletes an entity with a refused name (amq.*, too long)
+// that a faulty transport let the test create.
 func (e *env) cleanupReserved(name string, exchange bool) {
 	ctx, cancel := e.wait()
 	defer cancel()

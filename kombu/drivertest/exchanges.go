@@ -1,7 +1,6 @@
 package drivertest
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"sync"
@@ -36,30 +35,52 @@ func isProbe(m *kombu.Message) bool {
 
 // subscribe makes sure the consumers of fanout-bound queues are listening
 // before the test publishes, for transports whose fanout reaches only live
-// consumers (no Features.DurableFanout): it publishes probes until every
-// consumer has seen one.
+// subscribers (no Features.DurableFanout): every consumer receives until
+// it sees a probe while probes are published every 100 ms.
 func (e *env) subscribe(p *kombu.Producer, ex kombu.Exchange, consumers ...*kombu.Consumer) {
 	e.t.Helper()
 	if e.s.features.DurableFanout {
 		return
 	}
-	deadline := time.Now().Add(e.s.h.Timeout)
+	ctx, cancel := e.wait()
+	defer cancel()
+	var wg sync.WaitGroup
 	for _, c := range consumers {
-		for {
-			if time.Now().After(deadline) {
-				e.t.Fatalf("fanout consumers not subscribed after %v", e.s.h.Timeout)
-			}
-			e.publish(p, "probe", &kombu.PublishOptions{Exchange: &ex, Headers: map[string]any{probeHeader: true}})
-			ctx, cancel := context.WithTimeout(e.ctx, 200*time.Millisecond)
-			m, err := c.Receive(ctx)
-			cancel()
-			if err == nil {
-				_ = m.Ack(e.ctx)
-				if isProbe(m) {
-					break
+		wg.Go(func() {
+			for {
+				m, err := c.Receive(ctx)
+				if err != nil {
+					e.t.Errorf("fanout consumer not subscribed: %v", err)
+					return
 				}
-				e.t.Fatalf("unexpected message %q while subscribing", short(m.Body))
+				_ = m.Ack(ctx)
+				if isProbe(m) {
+					return
+				}
+				e.t.Errorf("unexpected message %q while subscribing", short(m.Body))
 			}
+		})
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := p.Publish(ctx, "probe", &kombu.PublishOptions{Exchange: &ex, Headers: map[string]any{probeHeader: true}}); err != nil {
+			cancel()
+			<-done
+			e.t.Fatalf("publish a probe: %v", err)
+		}
+		select {
+		case <-done:
+			if e.t.Failed() {
+				e.t.FailNow()
+			}
+			return
+		case <-tick.C:
 		}
 	}
 }
