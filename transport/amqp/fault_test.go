@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -16,12 +15,32 @@ import (
 	"github.com/kombu-go/kombu/kombu/driver"
 )
 
-// resetProxy forwards TCP to the broker and can cut every connection.
+// resetProxy forwards TCP to the broker and can cut every connection, or
+// blackhole them (keep them open, forward nothing: a hung broker).
 type resetProxy struct {
-	backend string
-	mu      sync.Mutex
-	conns   []net.Conn
-	wg      sync.WaitGroup
+	backend   string
+	mu        sync.Mutex
+	conns     []net.Conn
+	wg        sync.WaitGroup
+	blackhole atomic.Bool
+}
+
+// pipe copies src to dst, dropping everything while blackholed.
+func (p *resetProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.blackhole.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func (p *resetProxy) dial(ctx context.Context, network, _ string) (net.Conn, error) {
@@ -35,8 +54,8 @@ func (p *resetProxy) dial(ctx context.Context, network, _ string) (net.Conn, err
 	p.conns = append(p.conns, b, server)
 	p.mu.Unlock()
 	p.wg.Add(2)
-	go func() { defer p.wg.Done(); _, _ = io.Copy(b, server); b.Close() }()
-	go func() { defer p.wg.Done(); _, _ = io.Copy(server, b); server.Close() }()
+	go p.pipe(b, server)
+	go p.pipe(server, b)
 	return client, nil
 }
 
@@ -158,4 +177,100 @@ func TestNoGoroutineLeak(t *testing.T) {
 		must(t, conn.Close())
 	}()
 	goleak.VerifyNone(t, ignore)
+}
+
+// TestHungBrokerDetected blackholes the connection (F6): with heartbeat=1
+// the transport notices within a few seconds, and Receive and Publish
+// return errors instead of hanging.
+func TestHungBrokerDetected(t *testing.T) {
+	t.Parallel()
+	u := mustURL(t, withQuery(t, serverURL(t), "heartbeat", "1", "confirm_timeout", "30"))
+	proxy := &resetProxy{backend: u.Host}
+	t.Cleanup(func() { proxy.reset(); proxy.wg.Wait() })
+	_, direct := setup(t)
+	q := declareQueue(t, direct, driver.Queue{})
+	cn, err := Transport{}.OpenConnector(u)
+	must(t, err)
+	cn.(*Connector).Dial = proxy.dial
+	ctx := tctx(t)
+	conn, err := cn.Connect(ctx)
+	must(t, err)
+	defer conn.Close()
+	ch, err := conn.Channel(ctx)
+	must(t, err)
+	must(t, ch.Consume(ctx, driver.ConsumeArgs{Queue: q, ConsumerTag: "hb"}))
+
+	proxy.blackhole.Store(true)
+	start := time.Now()
+	pubErr := make(chan error, 1)
+	go func() {
+		pubErr <- ch.Publish(ctx, &driver.Publishing{RoutingKey: q, Message: driver.Message{Body: []byte("x")}})
+	}()
+	var rerr error
+	for time.Since(start) < 15*time.Second {
+		if _, rerr = ch.Receive(ctx, 1); rerr != nil {
+			break
+		}
+	}
+	if !errors.Is(rerr, driver.ErrClosed) {
+		t.Fatalf("receive on a hung broker: %v", rerr)
+	}
+	if el := time.Since(start); el > 6*time.Second {
+		t.Errorf("dead connection noticed after %v (heartbeat 1 s)", el)
+	}
+	select {
+	case err := <-pubErr:
+		if err == nil {
+			t.Fatal("publish on a hung broker returned nil")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish hangs on a hung broker")
+	}
+	t.Logf("detected after %v", time.Since(start))
+}
+
+// TestConnectTimeout: a server that accepts TCP but never speaks AMQP.
+func TestConnectTimeout(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	cn, err := Transport{}.OpenConnector(mustURL(t, fmt.Sprintf("amqp://%s/?connect_timeout=0.5", ln.Addr())))
+	must(t, err)
+	start := time.Now()
+	_, err = cn.Connect(context.Background())
+	if !errors.Is(err, driver.ErrConnectionLost) {
+		t.Fatalf("connect to a silent server: %v", err)
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("connect_timeout 0.5 s took %v", el)
+	}
+	// The caller's ctx bounds it too.
+	cn, _ = Transport{}.OpenConnector(mustURL(t, fmt.Sprintf("amqp://%s/?connect_timeout=60", ln.Addr())))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	if _, err = cn.Connect(ctx); err == nil || time.Since(start) > 3*time.Second {
+		t.Fatalf("ctx deadline: %v after %v", err, time.Since(start))
+	}
 }
