@@ -502,7 +502,10 @@ func (ch *Channel) drop(ctx context.Context, it Item, reason string) error {
 	if decl, _, ok := ch.conn.state.queue(it.Queue); ok {
 		if dlx, ok := decl.Args["x-dead-letter-exchange"].(string); ok {
 			env := it.Envelope.Clone()
+			// As RabbitMQ, drop the per-message TTL so that the message
+			// does not expire again in the dead-letter queue.
 			env.ExpiresAt = time.Time{}
+			env.Properties.Expiration = ""
 			rk := env.RoutingKey
 			if k, ok := decl.Args["x-dead-letter-routing-key"].(string); ok {
 				rk = k
