@@ -65,7 +65,9 @@
 // unknown tag returns driver.ErrUnknownDeliveryTag instead of letting the
 // broker close the channel. Recover uses basic.recover(requeue=true)
 // (RabbitMQ implements nothing else). Flow pauses Receive locally
-// (RabbitMQ does not implement channel.flow from clients). Close, of a
+// (RabbitMQ does not implement channel.flow from clients). Cancel gives
+// back (requeues) the consumer's deliveries that Receive has not handed
+// out yet; those handed out stay the caller's to settle. Close, of a
 // channel or the connection, makes the broker requeue unacked deliveries.
 //
 // A consumer that ends without Cancel is reported once by Receive, after
