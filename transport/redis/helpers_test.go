@@ -78,7 +78,9 @@ func openStore(t testing.TB, extra url.Values) *Store {
 // at keys directly.
 func rawClient(t testing.TB, s *Store) *redis.Client {
 	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: s.o.Addrs[0], DB: s.o.DB, Username: s.o.Username, Password: s.o.Password, TLSConfig: s.o.TLS})
+	o := *s.o
+	o.Sentinel = false
+	c := newClient(&o)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

@@ -14,6 +14,12 @@ func BenchmarkMicroRawBRPOP(b *testing.B) {
 	e := newBenchEnv(b, "m-raw")
 	fillRaw(b, e, b.N)
 	ctx := context.Background()
+	s0, c0 := cpuUsage(b, e)
+	defer func() {
+		s1, c1 := cpuUsage(b, e)
+		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
+		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
+	}()
 	b.ResetTimer()
 	for range b.N {
 		must(b, e.raw.BRPop(ctx, time.Second, e.queue).Err())
@@ -25,6 +31,12 @@ func BenchmarkMicroTrivialScript(b *testing.B) {
 	s := redis.NewScript(`return redis.call('RPOP', KEYS[1])`)
 	fillRaw(b, e, b.N)
 	ctx := context.Background()
+	s0, c0 := cpuUsage(b, e)
+	defer func() {
+		s1, c1 := cpuUsage(b, e)
+		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
+		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
+	}()
 	b.ResetTimer()
 	for range b.N {
 		must(b, s.Run(ctx, e.raw, []string{e.queue}).Err())
@@ -35,6 +47,12 @@ func BenchmarkMicroStoreGetAck(b *testing.B) {
 	e := newBenchEnv(b, "m-get")
 	fillRaw(b, e, b.N)
 	ctx := context.Background()
+	s0, c0 := cpuUsage(b, e)
+	defer func() {
+		s1, c1 := cpuUsage(b, e)
+		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
+		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
+	}()
 	b.ResetTimer()
 	for range b.N {
 		it, err := e.store.Get(ctx, []string{e.queue}, 0)
@@ -48,6 +66,12 @@ func BenchmarkMicroStorePut(b *testing.B) {
 	ctx := context.Background()
 	env := newEnv(string(benchBody), 0)
 	env.RoutingKey = e.queue
+	s0, c0 := cpuUsage(b, e)
+	defer func() {
+		s1, c1 := cpuUsage(b, e)
+		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
+		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
+	}()
 	b.ResetTimer()
 	for range b.N {
 		must(b, e.store.Put(ctx, e.queue, env))
@@ -57,7 +81,7 @@ func BenchmarkMicroStorePut(b *testing.B) {
 func BenchmarkMicroLPushClients(b *testing.B) {
 	e := newBenchEnv(b, "m-cl")
 	ctx := context.Background()
-	msg := e.kombuEnvelope()
+	msg := e.envelopes(1)[0]
 	b.Run("raw", func(b *testing.B) {
 		for range b.N {
 			must(b, e.raw.LPush(ctx, e.queue, msg).Err())

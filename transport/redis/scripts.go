@@ -202,7 +202,13 @@ local out = {}
 local got = 0
 for k = 4, #KEYS do
   if got >= max then break end
-  local vals = redis.call('RPOP', KEYS[k], max - got)
+  local vals
+  if max - got == 1 then
+    local v = redis.call('RPOP', KEYS[k])
+    if v then vals = {v} end
+  else
+    vals = redis.call('RPOP', KEYS[k], max - got)
+  end
   if vals then
     local queue = ARGV[a + k - 4]
     for _, v in ipairs(vals) do

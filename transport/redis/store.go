@@ -64,6 +64,8 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	return newStore(c.opts, rdb), nil
 }
 
+// newClient returns the go-redis client for o. Benchmarks build their raw
+// baseline clients with it too, so that both use the same settings.
 func newClient(o *Options) *redis.Client {
 	if o.Sentinel {
 		return redis.NewFailoverClient(&redis.FailoverOptions{
@@ -80,6 +82,7 @@ func newClient(o *Options) *redis.Client {
 			PoolSize:              o.MaxConnections,
 			TLSConfig:             o.TLS,
 			DisableIdentity:       true,
+			Protocol:              2,
 		})
 	}
 	return redis.NewClient(&redis.Options{
@@ -95,6 +98,9 @@ func newClient(o *Options) *redis.Client {
 		TLSConfig:                o.TLS,
 		DisableIdentity:          true,
 		MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
+		// RESP2: with RESP3, go-redis peeks the socket for push
+		// notifications before every command, a read system call each.
+		Protocol: 2,
 	})
 }
 
@@ -118,7 +124,12 @@ type Store struct {
 	fanMu sync.Mutex
 	fan   *fanout // created by the first BindFanout
 
-	emptyAt sync.Map // queues joined by NUL -> hub.published before an empty take
+	emptyAt    sync.Map // queues joined by NUL -> hub.published before an empty take
+	plans      sync.Map // queues joined by NUL -> *pollPlan
+	seedPrefix string
+	takes      atomic.Uint64
+	ackArmed   bool      // ackTimer is pending; guarded by ackMu
+	ackSince   time.Time // when the oldest pending ack was made; guarded by ackMu
 
 	sweepOnce sync.Once
 	sweepMu   sync.Mutex // one sweep at a time per store
@@ -126,7 +137,7 @@ type Store struct {
 }
 
 func newStore(o *Options, rdb *redis.Client) *Store {
-	return &Store{o: o, k: newKeys(o), rdb: rdb, hub: hubFor(o), done: make(chan struct{})}
+	return &Store{o: o, k: newKeys(o), rdb: rdb, hub: hubFor(o), done: make(chan struct{}), seedPrefix: randomSeed() + "-"}
 }
 
 // Client returns the go-redis client (for the As escape hatch and tests).
@@ -385,6 +396,13 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait tim
 	}
 	s.startSweeper()
 	key := strings.Join(queues, "\x00")
+	if wait <= 0 {
+		items, err := s.take(ctx, queues, max, key)
+		if err == nil && len(items) == 0 {
+			err = driver.ErrEmpty
+		}
+		return items, err
+	}
 	var deadline time.Time
 	skip := false
 	if wait > 0 {
@@ -449,6 +467,33 @@ func randomSeed() string {
 	return hex.EncodeToString(b[:])
 }
 
+// seed returns a string unique to one take of this store: nonces and
+// synthetic tags are the seed plus a counter inside the script.
+func (s *Store) seed() string {
+	return s.seedPrefix + strconv.FormatUint(s.takes.Add(1), 36) + "-"
+}
+
+// pollPlan is the cached key order of one set of queues.
+type pollPlan struct {
+	keys  []string // unacked, unacked_index, unacked_queue, then the lists
+	owner []int
+	names []any // the queue name of each list, as script arguments
+}
+
+func (s *Store) plan(queues []string, key string) *pollPlan {
+	if p, ok := s.plans.Load(key); ok {
+		return p.(*pollPlan)
+	}
+	lists, owner := s.k.pollOrder(queues)
+	p := &pollPlan{owner: owner}
+	p.keys = append([]string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}, lists...)
+	for _, i := range owner {
+		p.names = append(p.names, queues[i])
+	}
+	s.plans.Store(key, p)
+	return p
+}
+
 // take runs takeScript once: pending acks, buffered broadcasts of queues,
 // then up to max envelopes from the lists.
 func (s *Store) take(ctx context.Context, queues []string, max int, key string) ([]virtual.Item, error) {
@@ -457,24 +502,23 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 	fan := s.takeFanout(queues, max)
 	listMax := max - len(fan)
 
-	var lists []string
+	var p *pollPlan
+	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}
 	var owner []int
 	if listMax > 0 {
-		lists, owner = s.k.pollOrder(queues)
+		p = s.plan(queues, key)
+		keys, owner = p.keys, p.owner
 	}
-	keys := make([]string, 0, 3+len(lists))
-	keys = append(keys, s.k.unacked, s.k.unackedIndex, s.k.unackedQueue)
-	keys = append(keys, lists...)
-	args := make([]any, 0, 5+2*len(acks)+3*len(fan)+len(lists))
-	args = append(args, nowScore(time.Now()), listMax, len(acks), len(fan), randomSeed())
+	args := make([]any, 0, 5+2*len(acks)+3*len(fan)+len(owner))
+	args = append(args, nowScore(time.Now()), listMax, len(acks), len(fan), s.seed())
 	for _, r := range acks {
 		args = append(args, r.tag, r.own())
 	}
 	for _, f := range fan {
 		args = append(args, f.queue, f.env.DeliveryTag, unackedRecord(f.raw, f.env.Exchange, f.env.RoutingKey))
 	}
-	for _, i := range owner {
-		args = append(args, queues[i])
+	if p != nil {
+		args = append(args, p.names...)
 	}
 	reply, err := takeScript.Run(ctx, s.rdb, keys, args...).Slice()
 	if err == nil && len(reply) != 2 {
@@ -514,7 +558,7 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		queue := queues[owner[idx-1]]
 		data := []byte(raw)
 		r := &receipt{tag: tag, nonce: nonce, queue: queue, raw: data}
-		env, derr := virtual.UnmarshalEnvelope(data)
+		env, derr := decodeEnvelope(data)
 		if derr != nil || tag == "" {
 			// Not a kombu message: drop it for good (acking its
 			// record), like a reject without requeue.
@@ -601,7 +645,14 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 func (s *Store) addAcks(rs ...*receipt) {
 	s.ackMu.Lock()
 	defer s.ackMu.Unlock()
+	if len(s.pendingAcks) == 0 {
+		s.ackSince = time.Now()
+	}
 	s.pendingAcks = append(s.pendingAcks, rs...)
+	if s.ackArmed {
+		return
+	}
+	s.ackArmed = true
 	if s.ackTimer == nil {
 		s.ackTimer = time.AfterFunc(ackFlushDelay, s.flushAcksAsync)
 	} else {
@@ -628,12 +679,25 @@ func (s *Store) returnAcks(acks []*receipt) {
 }
 
 func (s *Store) flushAcksAsync() {
+	s.ackMu.Lock()
+	if len(s.pendingAcks) > 0 {
+		// Acks taken by fetches meanwhile reset the clock: wait until the
+		// oldest pending one is ackFlushDelay old.
+		if wait := ackFlushDelay - time.Since(s.ackSince); wait > 0 {
+			s.ackTimer.Reset(wait)
+			s.ackMu.Unlock()
+			return
+		}
+	}
+	s.ackArmed = false
+	s.ackMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.flushAcks(ctx); err != nil && !s.closed.Load() {
 		// Retry later; the entries stay in unacked meanwhile.
 		s.ackMu.Lock()
-		if s.ackTimer != nil {
+		if !s.ackArmed && s.ackTimer != nil {
+			s.ackArmed = true
 			s.ackTimer.Reset(100 * time.Millisecond)
 		}
 		s.ackMu.Unlock()
@@ -648,7 +712,7 @@ func (s *Store) flushAcks(ctx context.Context) error {
 	}
 	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}
 	args := make([]any, 0, 5+2*len(acks))
-	args = append(args, nowScore(time.Now()), 0, len(acks), 0, "")
+	args = append(args, nowScore(time.Now()), 0, len(acks), 0, s.seed())
 	for _, r := range acks {
 		args = append(args, r.tag, r.own())
 	}
