@@ -286,6 +286,25 @@ func (ch *Channel) Publish(ctx context.Context, p *driver.Publishing) error {
 	if err := ch.checkOpen(); err != nil {
 		return err
 	}
+	if err := ch.checkInternal(p.Exchange); err != nil {
+		return err
+	}
+	return ch.publish(ctx, p)
+}
+
+// checkInternal refuses a client's publish to an internal exchange, as
+// RabbitMQ does (403); dead-lettering may still route to one.
+func (ch *Channel) checkInternal(exchange string) error {
+	if decl, _, ok := ch.conn.state.exchange(exchange); ok && decl.Internal {
+		return fmt.Errorf("%w: cannot publish to internal exchange %q", driver.ErrAccessRefused, exchange)
+	}
+	return nil
+}
+
+func (ch *Channel) publish(ctx context.Context, p *driver.Publishing) error {
+	if err := ch.checkOpen(); err != nil {
+		return err
+	}
 	puts, err := ch.prepare(ctx, p, nil)
 	if err != nil {
 		return err
@@ -301,8 +320,11 @@ func (ch *Channel) PublishBatch(ctx context.Context, ps []*driver.Publishing) er
 	}
 	var puts []QueuedEnvelope
 	for i, p := range ps {
-		var err error
-		if puts, err = ch.prepare(ctx, p, puts); err != nil {
+		err := ch.checkInternal(p.Exchange)
+		if err == nil {
+			puts, err = ch.prepare(ctx, p, puts)
+		}
+		if err != nil {
 			if len(puts) > 0 {
 				if perr := ch.put(ctx, puts); perr != nil {
 					return perr
@@ -518,7 +540,7 @@ func (ch *Channel) drop(ctx context.Context, it Item, reason string) error {
 			h["x-first-death-queue"] = it.Queue
 			env.Headers = h
 			env.Exchange, env.RoutingKey, env.Redelivered = dlx, rk, false
-			errs = append(errs, ch.Publish(ctx, &driver.Publishing{Exchange: dlx, RoutingKey: rk, Message: env.Message}))
+			errs = append(errs, ch.publish(ctx, &driver.Publishing{Exchange: dlx, RoutingKey: rk, Message: env.Message}))
 		}
 	}
 	if ch.acker != nil {
