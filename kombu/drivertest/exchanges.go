@@ -22,6 +22,7 @@ var exchangeCases = []testCase{
 	{"PassiveMissing", testPassiveMissing},
 	{"ExchangeToExchange", testExchangeToExchange},
 	{"AlternateExchange", testAlternateExchange},
+	{"InternalExchange", testInternalExchange},
 }
 
 // probeHeader marks the messages subscribe publishes to learn that fanout
@@ -375,4 +376,22 @@ func testAlternateExchange(e *env) {
 	}
 	e.ack(m)
 	e.expectNoneAll(c, ca)
+}
+
+// testInternalExchange checks that a client cannot publish to an internal
+// exchange (RabbitMQ: 403 ACCESS_REFUSED); only other exchanges route to it.
+func testInternalExchange(e *env) {
+	x := kombu.NewExchange(e.name("internal"), kombu.Direct)
+	x.Internal = true
+	x = e.declareExchange(x)
+	q := e.declareQueue(kombu.NewQueue(e.name("q"), x, "k"))
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	conn := e.dial(nil) // the refusal may close the publishing channel
+	p := e.producer(conn, &kombu.ProducerOptions{Exchange: x, NoDeclare: true})
+	ctx, cancel := e.wait()
+	defer cancel()
+	if err := p.Publish(ctx, "direct to internal", &kombu.PublishOptions{RoutingKey: "k"}); !errors.Is(err, kombu.ErrAccessRefused) {
+		e.t.Errorf("publish to an internal exchange: %v, want ErrAccessRefused", err)
+	}
+	e.expectNone(c)
 }

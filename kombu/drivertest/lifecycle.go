@@ -438,7 +438,10 @@ func testShutdownWaits(e *env) {
 			}
 			msg.Store(m)
 			close(started)
-			<-release
+			select {
+			case <-release:
+			case <-e.ctx.Done():
+			}
 			finished.Store(true)
 			return nil
 		}))

@@ -10,6 +10,7 @@ var ttlCases = []testCase{
 	{"MessageExpiration", testMessageExpiration},
 	{"QueueMessageTTL", testQueueMessageTTL},
 	{"DeadLetterOnReject", testDeadLetter},
+	{"DeadLetterOnExpiry", testDeadLetterExpiry},
 }
 
 // expiryWait is how long the TTL tests let a 100-200 ms TTL pass.
@@ -88,4 +89,33 @@ func testDeadLetter(e *env) {
 	e.ack(d)
 	e.expectNoneAll(c, cd)
 	e.eventuallyLen(q, 0)
+}
+
+// testDeadLetterExpiry checks that an expired message goes to the queue's
+// dead-letter exchange, with x-dead-letter-routing-key as its new key.
+func testDeadLetterExpiry(e *env) {
+	e.require(e.s.features.TTL, "TTL")
+	dlx := e.declareExchange(kombu.NewExchange(e.name("dlx"), kombu.Direct))
+	dlq := e.declareQueue(kombu.NewQueue(e.name("dlq"), dlx, "dead"))
+	q := kombu.NewQueue(e.name("q"), kombu.DefaultExchange, "")
+	q.Arguments = map[string]any{"x-dead-letter-exchange": dlx.Name, "x-dead-letter-routing-key": "dead"}
+	q = e.declareQueue(q)
+	p := e.producer(nil, nil)
+	e.publish(p, "expiring", &kombu.PublishOptions{RoutingKey: q.Name, Expiration: 100 * time.Millisecond})
+	time.Sleep(expiryWait)
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	e.expectNone(c) // nothing to deliver: it expired (and a lazy broker finds out now)
+	cd := e.consumer(nil, []kombu.Queue{dlq}, nil)
+	d := e.recv(cd)
+	if string(d.Body) != "expiring" || d.RoutingKey != "dead" {
+		e.t.Errorf("dead-lettered %q with routing key %q, want \"expiring\", \"dead\"", d.Body, d.RoutingKey)
+	}
+	if r := d.Headers["x-first-death-reason"]; r != "expired" {
+		e.t.Errorf("x-first-death-reason = %#v, want \"expired\"", r)
+	}
+	if d.Properties.Expiration != "" {
+		e.t.Errorf("dead-lettered message keeps expiration %q; RabbitMQ removes it", d.Properties.Expiration)
+	}
+	e.ack(d)
+	e.expectNone(cd)
 }
