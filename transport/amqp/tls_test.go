@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	amqp "github.com/rabbitmq/amqp091-go"
+
 	"github.com/kombu-go/kombu/kombu/driver"
 )
 
@@ -244,6 +246,70 @@ func TestTLS(t *testing.T) {
 		_, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@localhost:%d//?ssl_ca_certs=%s", old.port(), pki.caFile))
 		if err == nil {
 			t.Fatal("TLS 1.1 accepted")
+		}
+	})
+}
+
+// TestRabbitMQTLS runs against a RabbitMQ TLS listener when the
+// environment names one (scripts/services.sh may set these; the test
+// skips otherwise, in CI too, since the plain-TCP suite is the required
+// one):
+//
+//	KOMBU_TEST_AMQPS_URL   amqps://guest:guest@localhost:PORT//  (certificate for "localhost")
+//	KOMBU_TEST_AMQPS_CA    CA bundle (PEM) that signed the server and client certificates
+//	KOMBU_TEST_AMQPS_CERT  client certificate (PEM) whose CN is an existing user, and
+//	KOMBU_TEST_AMQPS_KEY   its key, for EXTERNAL (rabbitmq_auth_mechanism_ssl,
+//	                       ssl_cert_login_from = common_name)
+func TestRabbitMQTLS(t *testing.T) {
+	t.Parallel()
+	raw, ca := os.Getenv("KOMBU_TEST_AMQPS_URL"), os.Getenv("KOMBU_TEST_AMQPS_CA")
+	if raw == "" || ca == "" {
+		t.Skip("KOMBU_TEST_AMQPS_URL and KOMBU_TEST_AMQPS_CA not set: no RabbitMQ TLS listener to test")
+	}
+	withCA := withQuery(t, raw, "ssl_ca_certs", ca)
+	t.Run("verified", func(t *testing.T) {
+		c, err := connectURL(t, withCA)
+		must(t, err)
+		ch, err := c.Channel(tctx(t))
+		must(t, err)
+		q := declareQueue(t, ch.(*Channel), driver.Queue{})
+		pub(t, ch.(*Channel), "", q, "tls")
+		if g := getBody(t, ch.(*Channel), q, time.Second); g != "tls" {
+			t.Fatalf("got %q", g)
+		}
+	})
+	t.Run("unknown-authority", func(t *testing.T) {
+		_, err := connectURL(t, raw)
+		var ua x509.UnknownAuthorityError
+		if !errors.As(err, &ua) {
+			t.Fatalf("want an unknown-authority error, got %v", err)
+		}
+	})
+	t.Run("host-name", func(t *testing.T) {
+		u := mustURL(t, withCA)
+		if u.Hostname() != "localhost" {
+			t.Skip("the URL does not use localhost")
+		}
+		u.Host = "127.0.0.1:" + u.Port()
+		_, err := connectURL(t, u.String())
+		var he x509.HostnameError
+		if !errors.As(err, &he) {
+			t.Fatalf("want a host-name error, got %v", err)
+		}
+	})
+	t.Run("external", func(t *testing.T) {
+		cert, key := os.Getenv("KOMBU_TEST_AMQPS_CERT"), os.Getenv("KOMBU_TEST_AMQPS_KEY")
+		if cert == "" || key == "" {
+			t.Skip("KOMBU_TEST_AMQPS_CERT/KEY not set")
+		}
+		u := mustURL(t, withQuery(t, withCA, "ssl_certfile", cert, "ssl_keyfile", key, "login_method", "EXTERNAL"))
+		u.User = nil // EXTERNAL sends no password
+		c, err := connectURL(t, u.String())
+		must(t, err)
+		must(t, c.(*Conn).Ping(tctx(t)))
+		var ac *amqp.Connection
+		if !c.(*Conn).As(&ac) || len(ac.Config.SASL) != 1 || ac.Config.SASL[0].Mechanism() != "EXTERNAL" {
+			t.Fatalf("logged in with %v", ac.Config.SASL)
 		}
 	})
 }
