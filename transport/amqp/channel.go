@@ -209,7 +209,11 @@ func (c *Channel) reopen(ctx context.Context) (*gen, error) {
 	}
 	res := make(chan result, 1)
 	abandoned := make(chan struct{})
+	// Counted in c.wg (while holding openMu, before Close can wait), so
+	// the watch goroutine openGen starts is added while the count is > 0.
+	c.wg.Add(1)
 	go func() {
+		defer c.wg.Done()
 		g, err := c.openGen()
 		select {
 		case res <- result{g, err}:

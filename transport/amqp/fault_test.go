@@ -83,7 +83,7 @@ func TestNoSilentLossOnReset(t *testing.T) {
 	connector := cn.(*Connector)
 	connector.Dial = proxy.dial
 
-	var confirmed sync.Map
+	var confirmed, notSentBodies sync.Map
 	var nConfirmed, nFailed atomic.Int64
 	ctx := tctx(t)
 	for round := range 3 {
@@ -103,6 +103,12 @@ func TestNoSilentLossOnReset(t *testing.T) {
 						continue
 					}
 					nFailed.Add(1)
+					if errors.Is(err, driver.ErrConnectionLost) {
+						notSentBodies.Store(body, true)
+					}
+					if errors.Is(err, ErrUnconfirmed) && errors.Is(err, driver.ErrConnectionLost) {
+						t.Errorf("an unconfirmed publish claims it surely did not happen: %v", err)
+					}
 					if errors.Is(err, driver.ErrConnectionLost) || errors.Is(err, ErrUnconfirmed) || errors.Is(err, driver.ErrClosed) {
 						return
 					}
@@ -133,6 +139,12 @@ func TestNoSilentLossOnReset(t *testing.T) {
 	confirmed.Range(func(k, _ any) bool {
 		if !seen[k.(string)] {
 			lost++
+		}
+		return true
+	})
+	notSentBodies.Range(func(k, _ any) bool {
+		if seen[k.(string)] {
+			t.Errorf("%s failed with ErrConnectionLost (surely not sent) but is in the queue", k)
 		}
 		return true
 	})

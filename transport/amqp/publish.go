@@ -114,7 +114,9 @@ func (c *Channel) wait(ctx context.Context, pd pending, timer **time.Timer) erro
 		cause := pd.g.cause()
 		// 406 (e.g. a message above max_message_size) and friends keep
 		// their sentinel; the outcome of the publish itself is unknown.
-		return fmt.Errorf("%w: %w", ErrUnconfirmed, mapErr(cause, c.conn.isClosed))
+		// Never driver.ErrConnectionLost here: the broker may have the
+		// message, so a retry could duplicate it.
+		return fmt.Errorf("%w: %w", ErrUnconfirmed, mapErr(cause, nil))
 	}
 	return ErrNacked
 }
