@@ -54,3 +54,31 @@ func TestConsumeAcksLastMessageAfterHandlerCancels(t *testing.T) {
 		t.Fatalf("queue holds %d messages (err %v) after all were handled; the last ack was lost", n, err)
 	}
 }
+
+// The memory transport keeps published bodies as they are; a producer
+// must not let it keep the caller's buffer, which the caller may reuse.
+func TestPublishedRawBytesAreNotAliased(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := kombu.Dial(ctx, "memory://"+t.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sq, err := conn.SimpleQueue(ctx, "alias", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte("first")
+	if err := sq.Put(ctx, buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "XXXXX")
+	m, err := sq.GetNowait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Body) != "first" {
+		t.Fatalf("queued body changed with the caller's buffer: %q", m.Body)
+	}
+}

@@ -180,6 +180,11 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 	if err != nil {
 		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
 	}
+	if in, ok := body.([]byte); ok && len(in) > 0 && len(data) > 0 && &in[0] == &data[0] {
+		// Raw bytes pass through the serializer; the transport may keep
+		// the body, and the caller may reuse its buffer.
+		data = append([]byte(nil), data...)
+	}
 	var headers map[string]any
 	if len(o.Headers) > 0 || o.Compression != "" || p.opts.Compression != "" {
 		headers = make(map[string]any, len(o.Headers)+1)

@@ -360,16 +360,9 @@ func (ch *Channel) prepare(ctx context.Context, p *driver.Publishing, dst []Queu
 	if err := ch.validate("routing key", p.RoutingKey); err != nil {
 		return dst, err
 	}
+	// The publishing's body and headers are the channel's to keep (see
+	// driver.Publishing), so the envelope shares them.
 	env := &Envelope{Message: p.Message, Exchange: p.Exchange, RoutingKey: p.RoutingKey}
-	// The driver must not retain the caller's slices and maps.
-	env.Body = append([]byte(nil), p.Body...)
-	if len(p.Headers) > 0 {
-		h := make(map[string]any, len(p.Headers))
-		for k, v := range p.Headers {
-			h[k] = v
-		}
-		env.Headers = h
-	}
 	if env.Properties.Priority > 9 {
 		env.Properties.Priority = 9
 	}
@@ -554,6 +547,7 @@ func (ch *Channel) drop(ctx context.Context, it Item, reason string) error {
 func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.Delivery {
 	ds := make([]*driver.Delivery, 0, len(items))
 	var orphans, autoAcked []Item
+	var block []driver.Delivery
 	ch.mu.Lock()
 	for _, it := range items {
 		var c *consumer
@@ -570,7 +564,12 @@ func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.
 		}
 		ch.nextTag++
 		env := it.Envelope
-		d := &driver.Delivery{
+		if len(block) == 0 {
+			block = make([]driver.Delivery, len(items)) // one allocation per batch
+		}
+		d := &block[0]
+		block = block[1:]
+		*d = driver.Delivery{
 			Message: env.Message, Tag: ch.nextTag, Exchange: env.Exchange, RoutingKey: env.RoutingKey,
 			Queue: it.Queue, Redelivered: env.Redelivered,
 		}
@@ -837,6 +836,13 @@ func (ch *Channel) fetchBlocking(ctx context.Context, queues []string, n int, wa
 
 // Ack implements driver.Channel. Tag 0 with multiple acks everything.
 func (ch *Channel) Ack(ctx context.Context, tag uint64, multiple bool) error {
+	if !multiple {
+		it, err := ch.settleOne(tag)
+		if err != nil || ch.acker == nil {
+			return err
+		}
+		return ch.acker.Ack(ctx, it)
+	}
 	items, err := ch.settle(tag, multiple)
 	if err != nil {
 		return err
@@ -866,13 +872,11 @@ func (ch *Channel) settle(tag uint64, multiple bool) ([]Item, error) {
 		return nil, driver.ErrClosed
 	}
 	if !multiple {
-		p, ok := ch.unacked[tag]
-		if !ok {
-			return nil, fmt.Errorf("%w: %d", driver.ErrUnknownDeliveryTag, tag)
+		it, err := ch.settleOneLocked(tag)
+		if err != nil {
+			return nil, err
 		}
-		delete(ch.unacked, tag)
-		ch.signal()
-		return []Item{p.item}, nil
+		return []Item{it}, nil
 	}
 	items := ch.takeUnacked(func(t uint64) bool { return tag == 0 || t <= tag })
 	if len(items) == 0 && tag != 0 {
@@ -880,6 +884,26 @@ func (ch *Channel) settle(tag uint64, multiple bool) ([]Item, error) {
 	}
 	ch.signal()
 	return items, nil
+}
+
+// settleOne removes one tag from the unacked map, allocating nothing.
+func (ch *Channel) settleOne(tag uint64) (Item, error) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.closed {
+		return Item{}, driver.ErrClosed
+	}
+	return ch.settleOneLocked(tag)
+}
+
+func (ch *Channel) settleOneLocked(tag uint64) (Item, error) {
+	p, ok := ch.unacked[tag]
+	if !ok {
+		return Item{}, fmt.Errorf("%w: %d", driver.ErrUnknownDeliveryTag, tag)
+	}
+	delete(ch.unacked, tag)
+	ch.signal()
+	return p.item, nil
 }
 
 // takeUnacked removes the unacked entries whose tag passes keep, returning

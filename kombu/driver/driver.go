@@ -265,7 +265,10 @@ type Properties struct {
 	Extra map[string]any
 }
 
-// Publishing is one publish request.
+// Publishing is one publish request. The channel may keep Body and
+// Headers after Publish returns (the memory transport queues them as they
+// are), so the caller hands them over: it must not modify them afterwards.
+// kombu's Producer always passes a body and headers of its own.
 type Publishing struct {
 	Exchange   string
 	RoutingKey string
