@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kombu-go/kombu/kombu"
@@ -21,6 +22,8 @@ var entityCases = []testCase{
 	{"AutoDelete", testAutoDelete},
 	{"Exclusive", testExclusive},
 	{"MaxLength", testMaxLength},
+	{"ServerNamedQueue", testServerNamedQueue},
+	{"BoundEntities", testBoundEntities},
 }
 
 func testPurgeAndLen(e *env) {
@@ -473,4 +476,56 @@ func testMaxLength(e *env) {
 		e.t.Errorf("received %q, want [2 3]", got)
 	}
 	e.expectNone(c)
+}
+
+func testServerNamedQueue(e *env) {
+	x := e.declareExchange(kombu.NewExchange(e.name("x"), kombu.Direct))
+	conn := e.dial(nil)
+	c := e.consumer(conn, []kombu.Queue{{Exchange: x, RoutingKey: "k", Exclusive: true}}, nil)
+	qs := c.Queues()
+	if len(qs) != 1 || !strings.HasPrefix(qs[0].Name, "amq.gen-") || len(qs[0].Name) > 255 {
+		e.t.Fatalf("server-named queue %+v, want a name starting with amq.gen-", qs)
+	}
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: x, RoutingKey: "k"})
+	e.publish(p, "to the generated queue", nil)
+	if got := e.recvAck(c); got != "to the generated queue" {
+		e.t.Errorf("received %q", got)
+	}
+	// Exclusive: it goes away with its connection.
+	if err := conn.Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	e.expectGone(qs[0].Name, "after the connection that declared it closed")
+}
+
+// testBoundEntities checks entities bound to a channel with Bind, and
+// ErrNotBound for unbound ones.
+func testBoundEntities(e *env) {
+	ctx, cancel := e.wait()
+	defer cancel()
+	x := kombu.NewExchange(e.name("x"), kombu.Direct)
+	q := kombu.NewQueue(e.name("q"), x, "k")
+	if err := x.Declare(ctx, nil); !errors.Is(err, kombu.ErrNotBound) {
+		e.t.Errorf("declare of an unbound exchange: %v, want ErrNotBound", err)
+	}
+	if _, err := q.Len(ctx, nil); !errors.Is(err, kombu.ErrNotBound) {
+		e.t.Errorf("len of an unbound queue: %v, want ErrNotBound", err)
+	}
+	e.remember(q)
+	bx, bq := x.Bind(e.ch), q.Bind(e.ch)
+	if err := bx.Declare(ctx, nil); err != nil {
+		e.t.Fatalf("declare bound exchange: %v", err)
+	}
+	if _, err := bq.Declare(ctx, nil); err != nil {
+		e.t.Fatalf("declare bound queue: %v", err)
+	}
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: x, RoutingKey: "k"})
+	e.publish(p, "x", nil)
+	e.eventually("the message in the bound queue", func() bool {
+		n, err := bq.Len(ctx, nil)
+		return err == nil && n == 1
+	})
+	if n, err := bq.Purge(ctx, nil); err != nil || n != 1 {
+		e.t.Errorf("purge of the bound queue = %d, %v; want 1", n, err)
+	}
 }

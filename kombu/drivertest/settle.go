@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kombu-go/kombu/kombu"
@@ -25,10 +26,12 @@ var settlementCases = []testCase{
 	{"UnknownDeliveryTag", testUnknownDeliveryTag},
 	{"Recover", testRecover},
 	{"ExtendLease", testExtendLease},
+	{"NoAck", testNoAck},
 }
 
 var prefetchCases = []testCase{
 	{"Limit", testPrefetchLimit},
+	{"BoundsConsume", testPrefetchBoundsConsume},
 }
 
 var priorityCases = []testCase{
@@ -467,4 +470,67 @@ func testConcurrentSettle(e *env) {
 		e.ack(again)
 	}
 	e.expectNone(c)
+}
+
+// testPrefetchBoundsConsume checks that Consume runs no more handlers
+// at once than the prefetch count lets messages out, whatever its
+// Concurrency.
+func testPrefetchBoundsConsume(e *env) {
+	const prefetch = 2
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	for i := range 6 {
+		e.sendTo(p, q.Name, fmt.Sprint(i))
+	}
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: prefetch, Concurrency: 4})
+	var active, maxActive, handled atomic.Int32
+	gate := make(chan struct{})
+	stop := e.consume(c, func(ctx context.Context, m *kombu.Message) error {
+		n := active.Add(1)
+		for old := maxActive.Load(); n > old && !maxActive.CompareAndSwap(old, n); old = maxActive.Load() {
+		}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+		}
+		active.Add(-1)
+		handled.Add(1)
+		return nil
+	})
+	e.eventually("the handlers to fill the prefetch window", func() bool { return active.Load() == prefetch })
+	time.Sleep(negativeWait)
+	if n := maxActive.Load(); n != prefetch {
+		e.t.Errorf("%d handlers ran at once with prefetch %d", n, prefetch)
+	}
+	close(gate)
+	e.eventually("every message to be handled", func() bool { return handled.Load() == 6 })
+	stop()
+	if n := maxActive.Load(); n > prefetch {
+		e.t.Errorf("%d handlers ran at once with prefetch %d", n, prefetch)
+	}
+}
+
+// testNoAck checks no-ack consumers: the broker forgets messages on
+// delivery, settling them is a no-op, and nothing comes back on close.
+func testNoAck(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "0", "1", "2")
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{NoAck: true})
+	got := e.recvBodies(c, 3) // acks are no-ops
+	if fmt.Sprint(got) != "[0 1 2]" {
+		e.t.Errorf("received %q, want [0 1 2]", got)
+	}
+	e.sendTo(p, q.Name, "3")
+	m := e.recv(c)
+	ctx, cancel := e.wait()
+	defer cancel()
+	if err := m.Requeue(ctx); err != nil || m.State() != kombu.Requeued {
+		e.t.Errorf("requeue of a no-ack message = %v, state %v", err, m.State())
+	}
+	if err := c.Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	e.eventuallyLen(q, 0)
+	e.expectNone(e.consumer(nil, []kombu.Queue{q}, nil))
 }
