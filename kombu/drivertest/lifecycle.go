@@ -34,6 +34,7 @@ var contextCases = []testCase{
 	{"ReceiveCancelled", testReceiveCancelled},
 	{"ReceiveDeadline", testReceiveDeadline},
 	{"ConsumeCancelled", testConsumeCancelled},
+	{"ConsumeCancelledSettlesInFlight", testConsumeCancelledInFlight},
 	{"ShutdownWaits", testShutdownWaits},
 }
 
@@ -586,4 +587,46 @@ func testConcurrentClose(e *env) {
 	if err := <-recvErr; !errors.Is(err, kombu.ErrClosed) {
 		e.t.Errorf("receive during close: %v, want ErrClosed", err)
 	}
+}
+
+// testConsumeCancelledInFlight cancels Consume's context while a handler
+// runs: Consume waits for the handler, and its result still settles the
+// message (acked here), so a graceful stop does not cause redeliveries.
+func testConsumeCancelledInFlight(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "in flight")
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	started := make(chan *kombu.Message, 1)
+	release := make(chan struct{})
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() {
+		errc <- c.Consume(ctx, kombu.HandlerFunc(func(_ context.Context, m *kombu.Message) error {
+			started <- m
+			select { // work that does not watch the context
+			case <-release:
+			case <-e.ctx.Done():
+			}
+			return nil
+		}))
+	}()
+	m := e.take(started, "the handler to start")
+	cancel()
+	select {
+	case err := <-errc:
+		e.t.Fatalf("Consume returned %v before its running handler finished", err)
+	case <-time.After(negativeWait):
+	}
+	close(release)
+	e.awaitErr(errc, time.Now(), context.Canceled, "Consume after its handler finished")
+	if m.State() != kombu.Acked {
+		e.t.Errorf("message whose handler succeeded after the cancel is %v, want ACK", m.State())
+	}
+	if err := c.Close(); err != nil {
+		e.t.Fatalf("close: %v", err)
+	}
+	e.eventuallyLen(q, 0)
+	e.expectNone(e.consumer(nil, []kombu.Queue{q}, nil))
 }
