@@ -279,7 +279,7 @@ func (c *Channel) openGen() (*gen, error) {
 		}
 	}
 	if prefetch > 0 {
-		if err := ach.Qos(prefetch, 0, false); err != nil {
+		if err := ach.Qos(prefetch, 0, true); err != nil {
 			return fail(err)
 		}
 	}
@@ -674,10 +674,12 @@ func (c *Channel) isClosed() bool {
 	return c.closed
 }
 
-// Qos sets the prefetch count (per consumer on the broker, as kombu's
-// basic_qos(global=False); Receive also never hands out more than
-// prefetchCount unsettled deliveries for the whole channel). It is
-// re-applied when the channel is reopened.
+// Qos sets the prefetch count for the whole channel: basic.qos with
+// global=true, which RabbitMQ shares between the channel's consumers and
+// applies at once to consumers already running (kombu sends global=false,
+// which RabbitMQ applies per consumer, and only to consumers started
+// afterwards). Receive never hands out more unsettled deliveries than the
+// count either. It is re-applied when the channel is reopened.
 func (c *Channel) Qos(ctx context.Context, prefetchCount int) error {
 	if prefetchCount < 0 || prefetchCount > 65535 {
 		return fmt.Errorf("%w: prefetch count %d out of range 0..65535", driver.ErrInvalidArgument, prefetchCount)
@@ -685,7 +687,7 @@ func (c *Channel) Qos(ctx context.Context, prefetchCount int) error {
 	c.mu.Lock()
 	c.prefetch = prefetchCount
 	c.mu.Unlock()
-	err := c.do(ctx, func(ch *amqp.Channel) error { return ch.Qos(prefetchCount, 0, false) })
+	err := c.do(ctx, func(ch *amqp.Channel) error { return ch.Qos(prefetchCount, 0, true) })
 	c.poke(c.settled)
 	return err
 }

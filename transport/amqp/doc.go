@@ -58,9 +58,11 @@
 // its publish); otherwise, and for PublishBatch, the return goes to the
 // handler set with NotifyReturn.
 //
-// Consuming: Qos sets basic.qos(prefetch_count, global=false) as kombu does,
-// and Receive never hands out more unsettled deliveries than the prefetch
-// count for the whole channel. Ack, Reject and multiple acks are checked
+// Consuming: Qos sets the prefetch count for the whole channel, as the
+// driver contract says: basic.qos(prefetch_count, global=true), which
+// RabbitMQ applies at once to running consumers too (kombu sends
+// global=false: per consumer, for consumers started later). Receive never
+// hands out more unsettled deliveries than the prefetch count either. Ack, Reject and multiple acks are checked
 // against the deliveries the channel handed out, so a double ack or an
 // unknown tag returns driver.ErrUnknownDeliveryTag instead of letting the
 // broker close the channel. Recover uses basic.recover(requeue=true)
