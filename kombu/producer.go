@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -193,7 +194,7 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 		if err := checkHeader(k, v); err != nil {
 			return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
 		}
-		headers[k] = v
+		headers[k] = cloneHeaderValue(v, 0)
 	}
 	compression := o.Compression
 	if compression == "" {
@@ -283,6 +284,49 @@ func validUTF8Value(v any, depth int) bool {
 		}
 	}
 	return true
+}
+
+// cloneHeaderValue copies the lists, tables and byte slices of a header
+// value, since the transport may keep the headers (memory queues them as
+// they are) while the caller reuses its maps.
+func cloneHeaderValue(v any, depth int) any {
+	if depth > 32 {
+		return v
+	}
+	switch x := v.(type) {
+	case []byte:
+		return slices.Clone(x)
+	case []any:
+		if x == nil {
+			return x
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = cloneHeaderValue(e, depth+1)
+		}
+		return out
+	case []string:
+		return slices.Clone(x)
+	case map[string]any:
+		if x == nil {
+			return x
+		}
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = cloneHeaderValue(e, depth+1)
+		}
+		return out
+	case map[string]string:
+		if x == nil {
+			return x
+		}
+		out := make(map[string]string, len(x))
+		for k, e := range x {
+			out[k] = e
+		}
+		return out
+	}
+	return v
 }
 
 func (p *Producer) publishOnce(ctx context.Context, pub *driver.Publishing, o *PublishOptions) error {
