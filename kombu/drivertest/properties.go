@@ -24,6 +24,7 @@ var propertyCases = []testCase{
 	{"BinaryBodies", testBinaryBodies},
 	{"Serializers", testSerializers},
 	{"Compression", testCompression},
+	{"PublishDoesNotRetainInput", testPublishDoesNotRetain},
 }
 
 // userIDFor returns a user_id property the broker accepts: RabbitMQ
@@ -441,4 +442,39 @@ func normalize(v any) any {
 		return out
 	}
 	return v
+}
+
+// testPublishDoesNotRetainInput changes the body slice and the headers
+// map after Publish returns: the message must not change with them.
+func testPublishDoesNotRetain(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	body := []byte("original body")
+	nested := map[string]any{"k": "original"}
+	list := []any{"original"}
+	headers := map[string]any{"h": "original", "nested": nested, "list": list}
+	e.publish(p, body, &kombu.PublishOptions{RoutingKey: q.Name, Headers: headers})
+	e.publish(p, body, &kombu.PublishOptions{RoutingKey: q.Name, Headers: headers, ContentType: "application/x-custom"})
+	copy(body, "CHANGED")
+	headers["h"] = "changed"
+	headers["added"] = true
+	nested["k"] = "changed"
+	list[0] = "changed"
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{Accept: []string{"application/x-custom"}})
+	for range 2 {
+		m := e.recv(c)
+		if string(m.Body) != "original body" {
+			e.t.Errorf("body changed with the caller's slice: %q", m.Body)
+		}
+		want := map[string]any{"h": "original", "nested": map[string]any{"k": "original"}, "list": []any{"original"}}
+		for k, w := range want {
+			if !reflect.DeepEqual(normalize(m.Headers[k]), w) {
+				e.t.Errorf("header %q changed with the caller's map: %#v", k, m.Headers[k])
+			}
+		}
+		if _, ok := m.Headers["added"]; ok {
+			e.t.Errorf("header added to the caller's map after Publish appeared in the message")
+		}
+		e.ack(m)
+	}
 }
