@@ -113,7 +113,7 @@ func (s *Store) PutFanout(ctx context.Context, exchange, routingKey string, env 
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	if err := validateFanout(exchange, ""); err != nil {
+	if err := validateFanout(exchange); err != nil {
 		return err
 	}
 	data, err := encode(env)
@@ -123,63 +123,74 @@ func (s *Store) PutFanout(ctx context.Context, exchange, routingKey string, env 
 	return wrapErr("PUBLISH", s.rdb.Publish(ctx, s.k.fanoutChannel(exchange, routingKey), data).Err())
 }
 
-// BindFanout implements virtual.Fanouter: PSUBSCRIBE to the binding's
-// channel pattern. It returns once redis has confirmed the subscription,
-// so a broadcast published after BindFanout returns is received.
+// BindFanout implements virtual.Fanouter: PSUBSCRIBE to the exchange's
+// channels (keys.fanoutPatterns). It returns once redis has confirmed the
+// subscription, so a broadcast published after BindFanout returns is
+// received.
 func (s *Store) BindFanout(ctx context.Context, exchange, routingKey, queue string) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	if err := validateFanout(exchange, routingKey); err != nil {
+	if err := validateFanout(exchange); err != nil {
 		return err
 	}
 	if err := s.k.validateName(kindQueue, queue); err != nil {
 		return err
 	}
-	pattern := s.k.fanoutPattern(exchange, routingKey)
+	patterns := s.k.fanoutPatterns(exchange)
 	f := s.fanoutSub()
+	var subscribe []string
+	var waits []chan struct{}
 	f.mu.Lock()
-	qs := f.queues[pattern]
-	if qs == nil {
-		qs = map[string]int{}
-		f.queues[pattern] = qs
+	for _, p := range patterns {
+		qs := f.queues[p]
+		if qs == nil {
+			qs = map[string]int{}
+			f.queues[p] = qs
+		}
+		subscribed := len(qs) > 0
+		qs[queue]++
+		if subscribed && len(f.waiting[p]) == 0 {
+			continue
+		}
+		if !subscribed {
+			subscribe = append(subscribe, p)
+		}
+		c := make(chan struct{})
+		f.waiting[p] = append(f.waiting[p], c)
+		waits = append(waits, c)
 	}
-	subscribed := len(qs) > 0
-	qs[queue]++
-	pending := len(f.waiting[pattern]) > 0
-	if subscribed && !pending {
-		f.mu.Unlock()
-		return nil
-	}
-	confirmed := make(chan struct{})
-	f.waiting[pattern] = append(f.waiting[pattern], confirmed)
 	f.mu.Unlock()
 
 	undo := func() {
 		f.mu.Lock()
-		f.unref(pattern, queue)
+		for _, p := range patterns {
+			f.unref(p, queue)
+		}
 		f.mu.Unlock()
 	}
-	if !subscribed {
-		if err := f.ps.PSubscribe(ctx, pattern); err != nil {
+	if len(subscribe) > 0 {
+		if err := f.ps.PSubscribe(ctx, subscribe...); err != nil {
 			undo()
 			return wrapErr("PSUBSCRIBE", err)
 		}
 	}
 	t := time.NewTimer(10 * time.Second)
 	defer t.Stop()
-	select {
-	case <-confirmed:
-		return nil
-	case <-ctx.Done():
-		undo()
-		return ctx.Err()
-	case <-t.C:
-		undo()
-		return fmt.Errorf("redis PSUBSCRIBE %q: no confirmation from the server", pattern)
-	case <-s.done:
-		return errStoreClosed
+	for _, c := range waits {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			undo()
+			return ctx.Err()
+		case <-t.C:
+			undo()
+			return fmt.Errorf("redis PSUBSCRIBE %q: no confirmation from the server", patterns)
+		case <-s.done:
+			return errStoreClosed
+		}
 	}
+	return nil
 }
 
 // unref drops one binding of queue to pattern; the caller holds f.mu.
@@ -214,7 +225,7 @@ func (f *fanout) listens(queue string) bool {
 }
 
 // UnbindFanout implements virtual.Fanouter: PUNSUBSCRIBE once no queue of
-// the store listens to the pattern any more.
+// the store listens to the exchange any more.
 func (s *Store) UnbindFanout(ctx context.Context, exchange, routingKey, queue string) error {
 	if s.closed.Load() {
 		return errStoreClosed
@@ -225,12 +236,16 @@ func (s *Store) UnbindFanout(ctx context.Context, exchange, routingKey, queue st
 	if f == nil {
 		return nil
 	}
-	pattern := s.k.fanoutPattern(exchange, routingKey)
+	var gone []string
 	f.mu.Lock()
-	last := f.unref(pattern, queue)
+	for _, p := range s.k.fanoutPatterns(exchange) {
+		if f.unref(p, queue) {
+			gone = append(gone, p)
+		}
+	}
 	f.mu.Unlock()
-	if last {
-		return wrapErr("PUNSUBSCRIBE", f.ps.PUnsubscribe(ctx, pattern))
+	if len(gone) > 0 {
+		return wrapErr("PUNSUBSCRIBE", f.ps.PUnsubscribe(ctx, gone...))
 	}
 	return nil
 }

@@ -11,6 +11,11 @@ import (
 // bindingKeyPrefix is kombu's fixed prefix of binding tables.
 const bindingKeyPrefix = "_kombu.binding."
 
+// queuesKey names the set of the queues kombu-go connections declared
+// (Python kombu keeps no trace of a declared queue until it holds a
+// message). Python ignores it.
+const queuesKey = "_kombu_go.queues"
+
 // keys computes every redis key and pub/sub channel name from the options,
 // global_keyprefix included.
 type keys struct {
@@ -20,6 +25,7 @@ type keys struct {
 	unackedIndex string
 	unackedMutex string
 	unackedQueue string
+	queues       string
 	fanoutPrefix string
 	fanoutRK     bool // fanout_patterns
 }
@@ -33,6 +39,7 @@ func newKeys(o *Options) *keys {
 		unackedIndex: p + o.UnackedIndexKey,
 		unackedMutex: p + o.UnackedMutexKey,
 		unackedQueue: p + o.UnackedQueueKey(),
+		queues:       p + queuesKey,
 		fanoutPrefix: o.FanoutPrefix,
 		fanoutRK:     o.FanoutPatterns,
 	}
@@ -114,24 +121,20 @@ func (k *keys) fanoutChannel(exchange, routingKey string) string {
 	return k.prefix + k.fanoutPrefix + exchange
 }
 
-// fanoutPattern is the PSUBSCRIBE pattern of a fanout binding: kombu's
-// channel with "#" in the binding key read as "*". Unlike kombu, every part
-// but the "*" wildcards of the binding key is glob-escaped, so that an
+// fanoutPatterns are the PSUBSCRIBE patterns of a fanout binding: every
+// channel of the exchange, /{db}.<exchange> and, when routing keys are part
+// of channel names (fanout_patterns), /{db}.<exchange>/*. So a fanout queue
+// receives every message of its exchange whatever the routing and binding
+// keys, as on AMQP. (Python kombu subscribes to the channel of the binding
+// key alone, "#" read as "*", so that a queue bound with "" misses messages
+// published with a routing key.) Every part is glob-escaped, so that an
 // exchange or prefix with glob characters cannot match other channels.
-func (k *keys) fanoutPattern(exchange, bindingKey string) string {
-	var b strings.Builder
-	b.WriteString(globEscape(k.prefix + k.fanoutPrefix + exchange))
-	if bindingKey != "" && k.fanoutRK {
-		b.WriteByte('/')
-		for _, part := range strings.SplitAfter(strings.ReplaceAll(bindingKey, "#", "*"), "*") {
-			lit, star := strings.CutSuffix(part, "*")
-			b.WriteString(globEscape(lit))
-			if star {
-				b.WriteByte('*')
-			}
-		}
+func (k *keys) fanoutPatterns(exchange string) []string {
+	base := globEscape(k.prefix + k.fanoutPrefix + exchange)
+	if k.fanoutRK {
+		return []string{base, base + "/*"}
 	}
-	return b.String()
+	return []string{base}
 }
 
 func globEscape(s string) string {
@@ -154,7 +157,7 @@ func globEscape(s string) string {
 func (k *keys) reserved(queue string) bool {
 	full := k.prefix + queue
 	switch full {
-	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue:
+	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue, k.queues:
 		return true
 	}
 	return strings.HasPrefix(queue, bindingKeyPrefix)
@@ -180,18 +183,14 @@ func (k *keys) validateName(kind, name string) error {
 	return nil
 }
 
-// validateFanout rejects fanout exchanges and binding keys that kombu's
-// channel parsing or PSUBSCRIBE globbing would misread: "/" in the exchange
-// (kombu takes the exchange up to the first "/"), and glob characters other
-// than the "*"/"#" wildcards of a binding key.
-func validateFanout(exchange, bindingKey string) error {
+// validateFanout rejects fanout exchanges that kombu's channel parsing or
+// PSUBSCRIBE globbing would misread: "/" (kombu takes the exchange up to
+// the first "/") and glob characters.
+func validateFanout(exchange string) error {
 	if strings.ContainsAny(exchange, `/*?[]\`) {
 		return fmt.Errorf("%w: redis: fanout exchange name %q must not contain / or glob characters * ? [ ] \\", driver.ErrInvalidArgument, exchange)
 	}
-	if strings.ContainsAny(bindingKey, `?[]\`) {
-		return fmt.Errorf("%w: redis: fanout binding key %q must not contain glob characters ? [ ] \\", driver.ErrInvalidArgument, bindingKey)
-	}
-	if strings.ContainsAny(exchange+bindingKey, "\x06\x16") {
+	if strings.ContainsAny(exchange, "\x06\x16") {
 		return fmt.Errorf("%w: redis: fanout names must not contain kombu's separator bytes", driver.ErrInvalidArgument)
 	}
 	return nil

@@ -65,6 +65,7 @@ var (
 	_ virtual.Fanouter      = (*Store)(nil)
 	_ virtual.BindingStore  = (*Store)(nil)
 	_ virtual.NameValidator = (*Store)(nil)
+	_ virtual.QueueStore    = (*Store)(nil)
 	_ driver.Pinger         = (*Store)(nil)
 	_ virtual.Connector     = (*Connector)(nil)
 )

@@ -280,18 +280,50 @@ func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 	return n, nil
 }
 
-// Delete implements virtual.Store: DEL of every priority list. Binding
-// rows are removed by virtual through RemoveBinding, as kombu's
-// queue_delete SREMs each of them.
+// Delete implements virtual.Store: DEL of every priority list, and the
+// queue leaves the set of declared queues. Binding rows are removed by
+// virtual through RemoveBinding, as kombu's queue_delete SREMs each of
+// them.
 func (s *Store) Delete(ctx context.Context, queue string) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	if err := s.rdb.Del(ctx, s.k.lists(queue)...).Err(); err != nil {
+	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.k.lists(queue)...)
+		p.SRem(ctx, s.k.queues, queue)
+		return nil
+	})
+	if err != nil {
 		return wrapErr("DEL", err)
 	}
 	s.dropFanoutQueue(queue)
 	return nil
+}
+
+// DeclareQueue implements virtual.QueueStore: the queue joins the set of
+// queues kombu-go declared (_kombu_go.queues), so that other connections
+// know it exists while it is empty. Python kombu creates no key.
+func (s *Store) DeclareQueue(ctx context.Context, q driver.Queue) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	return wrapErr("SADD", s.rdb.SAdd(ctx, s.k.queues, q.Name).Err())
+}
+
+// QueueExists implements virtual.QueueStore: a queue exists when a kombu-go
+// connection declared it and nobody deleted it since, or, as Python kombu
+// decides, when one of its lists exists (it holds messages).
+func (s *Store) QueueExists(ctx context.Context, name string) (bool, error) {
+	if s.closed.Load() {
+		return false, errStoreClosed
+	}
+	pipe := s.rdb.Pipeline()
+	member := pipe.SIsMember(ctx, s.k.queues, name)
+	lists := pipe.Exists(ctx, s.k.lists(name)...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, wrapErr("EXISTS", err)
+	}
+	return member.Val() || lists.Val() > 0, nil
 }
 
 // AddBinding implements virtual.BindingStore: SADD of kombu's member.
