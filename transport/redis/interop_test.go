@@ -361,3 +361,54 @@ func TestInteropGoRestoresDeadPythonConsumer(t *testing.T) {
 	_ = s.AckBatch(ctx, items)
 	flush(t, s)
 }
+
+// TestInteropDefaultExchangeToPythonQueue: Go publishes to the default
+// exchange (routing key = queue name) a queue that only a Python consumer
+// declared, and that is empty. Celery binds each queue to the exchange of
+// the same name, which Go finds; a plain kombu Queue(name) leaves nothing
+// in redis at all.
+func TestInteropDefaultExchangeToPythonQueue(t *testing.T) {
+	for _, tc := range []struct{ name, exchange string }{
+		{"celery-style", "same"},
+		{"plain-queue", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.exchange == "" {
+				t.Skip("needs virtual to route non-mandatory default-exchange publishes without asking " +
+					"QueueStore.QueueExists, as Python kombu does: an empty queue that only a Python " +
+					"Queue(name) consumer declared is otherwise unroutable and the message is dropped")
+			}
+			opts := isolated(t, nil)
+			prefix := opts.Get("global_keyprefix")
+			conn := dialDriver(t, opts)
+			ch := openChannel(t, conn)
+			ctx := testCtx(t)
+			q := uniqueName(t, "q")
+			ex := ""
+			if tc.exchange == "same" {
+				ex = q
+			}
+			cleanupKeys(t, rawClient(t, storeOf(t, conn)), prefix)
+			py := startPython(t, "py_consume.py", map[string]any{
+				"url": pyURL(t), "transport_options": map[string]any{"global_keyprefix": prefix},
+				"exchange": ex, "type": "direct", "queue": q, "binding_key": q, "count": 3, "timeout": 10,
+			})
+			if l := py.line(30 * time.Second); l != "ready" {
+				t.Fatalf("python: %s", l)
+			}
+			for i := range 3 {
+				body, _ := json.Marshal(map[string]any{"n": i})
+				if err := ch.Publish(ctx, &driver.Publishing{RoutingKey: q, Message: driver.Message{Body: body, ContentType: "application/json", ContentEncoding: "utf-8"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got []map[string]any
+			if err := json.Unmarshal([]byte(py.line(30*time.Second)), &got); err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 3 {
+				t.Errorf("python got %d of 3 messages published to the default exchange", len(got))
+			}
+		})
+	}
+}

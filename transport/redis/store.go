@@ -310,9 +310,11 @@ func (s *Store) DeclareQueue(ctx context.Context, q driver.Queue) error {
 	return wrapErr("SADD", s.rdb.SAdd(ctx, s.k.queues, q.Name).Err())
 }
 
-// QueueExists implements virtual.QueueStore: a queue exists when a kombu-go
-// connection declared it and nobody deleted it since, or, as Python kombu
-// decides, when one of its lists exists (it holds messages).
+// QueueExists implements virtual.QueueStore. A queue exists when a
+// kombu-go connection declared it and nobody deleted it since; or, as
+// Python kombu decides, when one of its lists exists (it holds messages);
+// or when the exchange of the same name has a binding row for it, which is
+// what Celery declares for each of its queues.
 func (s *Store) QueueExists(ctx context.Context, name string) (bool, error) {
 	if s.closed.Load() {
 		return false, errStoreClosed
@@ -320,10 +322,19 @@ func (s *Store) QueueExists(ctx context.Context, name string) (bool, error) {
 	pipe := s.rdb.Pipeline()
 	member := pipe.SIsMember(ctx, s.k.queues, name)
 	lists := pipe.Exists(ctx, s.k.lists(name)...)
+	rows := pipe.SMembers(ctx, s.k.binding(name))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, wrapErr("EXISTS", err)
 	}
-	return member.Val() || lists.Val() > 0, nil
+	if member.Val() || lists.Val() > 0 {
+		return true, nil
+	}
+	for _, m := range rows.Val() {
+		if _, _, q, ok := splitBindingMember(m); ok && q == name {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // AddBinding implements virtual.BindingStore: SADD of kombu's member.
