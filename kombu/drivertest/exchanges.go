@@ -386,8 +386,8 @@ func testInternalExchange(e *env) {
 	x = e.declareExchange(x)
 	q := e.declareQueue(kombu.NewQueue(e.name("q"), x, "k"))
 	c := e.consumer(nil, []kombu.Queue{q}, nil)
-	conn := e.dial(nil) // the refusal may close the publishing channel
-	p := e.producer(conn, &kombu.ProducerOptions{Exchange: x, NoDeclare: true})
+	// The producer has a channel of its own, which the refusal may close.
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: x, NoDeclare: true})
 	ctx, cancel := e.wait()
 	defer cancel()
 	if err := p.Publish(ctx, "direct to internal", &kombu.PublishOptions{RoutingKey: "k"}); !errors.Is(err, kombu.ErrAccessRefused) {

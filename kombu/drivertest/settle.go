@@ -31,6 +31,7 @@ var settlementCases = []testCase{
 
 var prefetchCases = []testCase{
 	{"Limit", testPrefetchLimit},
+	{"QosRaised", testQosRaised},
 	{"BoundsConsume", testPrefetchBoundsConsume},
 }
 
@@ -470,6 +471,37 @@ func testConcurrentSettle(e *env) {
 		e.ack(again)
 	}
 	e.expectNone(c)
+}
+
+// testQosRaised checks that a prefetch limit raised (or removed) while a
+// consumer waits at it lets more messages out at once.
+func testQosRaised(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "0", "1", "2")
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: 1})
+	held := []*kombu.Message{e.recv(c)}
+	e.expectNone(c)
+	ctx, cancel := e.wait()
+	defer cancel()
+	if err := c.Qos(ctx, 2); err != nil {
+		e.t.Fatalf("qos: %v", err)
+	}
+	held = append(held, e.recv(c))
+	e.expectNone(c)
+	if err := c.Qos(ctx, 0); err != nil { // unlimited
+		e.t.Fatalf("qos: %v", err)
+	}
+	held = append(held, e.recv(c))
+	var got []string
+	for _, m := range held {
+		got = append(got, string(m.Body))
+		e.ack(m)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"0", "1", "2"}) {
+		e.t.Errorf("received %q", got)
+	}
 }
 
 // testPrefetchBoundsConsume checks that Consume runs no more handlers
