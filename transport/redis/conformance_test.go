@@ -1,9 +1,12 @@
 package redis
 
 import (
+	"context"
 	"flag"
 	"os"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu/drivertest"
@@ -20,6 +23,11 @@ const notApplicable = "^TestConformance$/^ExchangeTypes$/^InternalExchange$"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// go-redis logs dial retries and pool events to stderr; the tests
+	// provoke many on purpose (TLS refusals, unknown sentinel masters).
+	if !testing.Verbose() {
+		redis.SetLogger(quietLogger{})
+	}
 	if f := flag.Lookup("test.skip"); f != nil && f.Value.String() == "" {
 		_ = flag.Set("test.skip", notApplicable)
 	}
@@ -31,3 +39,7 @@ func TestMain(m *testing.M) {
 func TestConformance(t *testing.T) {
 	drivertest.RunConformanceTests(t, drivertest.Harness{URL: testenv.ServerURL(t, testenv.RedisURL)})
 }
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}

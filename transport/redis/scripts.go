@@ -148,6 +148,17 @@ local function meta(v)
   return true, tag
 end
 
+-- Messages of one batch mostly share their exchange and routing key.
+local jcache = {}
+local function jcached(x)
+  local j = jcache[x]
+  if not j then
+    j = jstr(x)
+    jcache[x] = j
+  end
+  return j
+end
+
 local zargs, hargs = {}, {}
 local function record(tag, rec, queue)
   n = n + 1
@@ -220,7 +231,7 @@ for k = 4, #KEYS do
         end
         if type(ex) ~= 'string' then ex = '' end
         if type(rk) ~= 'string' then rk = '' end
-        local t, nonce = record(tag, '[' .. v .. ', ' .. jstr(ex) .. ', ' .. jstr(rk) .. ']', queue)
+        local t, nonce = record(tag, '[' .. v .. ', ' .. jcached(ex) .. ', ' .. jcached(rk) .. ']', queue)
         out[#out + 1] = k - 3
         out[#out + 1] = v
         out[#out + 1] = t
