@@ -11,16 +11,35 @@
 //		drivertest.RunConformanceTests(t, drivertest.Harness{URL: "memory://conformance"})
 //	}
 //
+// # What it covers
+//
+// Routing (direct, topic, fanout, headers, default, alternate and internal
+// exchanges, several bindings, unbinding, exchange-to-exchange bindings,
+// redeclare conflicts, passive declares), settlement (ack, reject,
+// requeue, double and concurrent settling, settling after the channel
+// closed or the connection reconnected, unknown delivery tags, recover),
+// prefetch, priorities, message properties and headers (gocloud-style
+// weird strings, non-UTF-8 refused at Publish), bodies, serializers and
+// compression, entity management (purge, delete, auto-delete, exclusive,
+// server-named queues, SimpleQueue, SimpleBuffer), cancel and flow, close
+// semantics, contexts, handler semantics, concurrency under -race, bad
+// input (undecodable bodies, refused content types, unknown serializers
+// and compression, decompression bombs, invalid names), TTL and
+// dead-lettering, and pools.
+//
 // # Adapting to transports
 //
 // The suite reads the transport's driver.Features (or Harness.Features) and
 // adapts: a case that needs a capability the transport declares it lacks is
 // skipped with a message naming the feature (Features.Headers,
-// Features.TTL, Features.Mandatory, Features.Priority); priority order
-// follows Features.Priority and Features.PriorityLevels; fanout to a queue
-// with no live consumer is only expected with Features.DurableFanout, and
-// otherwise every fanout test starts its consumers first and waits until
-// they are subscribed.
+// Features.TTL, Features.Mandatory, Features.Priority,
+// Features.QueueLimits, Features.DurableFanout); priority order follows
+// Features.Priority and Features.PriorityLevels; without
+// Features.ExchangeBinding, Leases or SharedState the suite checks that
+// the operation is refused with ErrNotSupported, or skips only the
+// cross-connection part. Fanout to a queue with no live consumer is only
+// expected with Features.DurableFanout; otherwise every fanout test starts
+// its consumers first and publishes probes until they are subscribed.
 //
 // # Test hygiene
 //
@@ -38,6 +57,14 @@
 // error wrapping kombu.ErrInvalidArgument. The suite also accepts
 // kombu.ErrPreconditionFailed for a broker that only refuses them on the
 // server side.
+//
+// # Messages with no content type
+//
+// A message from a foreign producer with no content type is
+// application/data: always accepted, its body handed over as is. As in
+// kombu, Message.Payload returns the bytes when the content encoding is
+// binary and otherwise decodes the charset (UTF-8 when none is given), so
+// a non-UTF-8 body with no encoding at all is a decode error.
 package drivertest
 
 import (

@@ -13,6 +13,7 @@ var exchangeCases = []testCase{
 	{"Direct", testDirect},
 	{"Topic", testTopic},
 	{"Fanout", testFanout},
+	{"FanoutWithoutConsumers", testFanoutDurable},
 	{"Headers", testHeaders},
 	{"HeadersInvalidXMatch", testHeadersInvalidXMatch},
 	{"DefaultExchange", testDefaultExchange},
@@ -170,6 +171,29 @@ func testFanout(e *env) {
 	e.publish(p, "two", &kombu.PublishOptions{RoutingKey: "unrelated.key"})
 	for i, c := range consumers {
 		e.collect(c, "fanout queue "+string(rune('0'+i)), []string{"one", "two"})
+	}
+	e.expectNoneAll(consumers...)
+}
+
+// testFanoutDurable publishes to a fanout exchange before any consumer
+// exists: with Features.DurableFanout every bound queue keeps its copy.
+func testFanoutDurable(e *env) {
+	e.require(e.s.features.DurableFanout, "DurableFanout")
+	ex := e.declareExchange(kombu.NewExchange(e.name("x"), kombu.Fanout))
+	var queues []kombu.Queue
+	for i := range 2 {
+		queues = append(queues, e.declareQueue(kombu.NewQueue(e.name("q"+string(rune('0'+i))), ex, "")))
+	}
+	p := e.producer(nil, &kombu.ProducerOptions{Exchange: ex})
+	e.publish(p, "early", &kombu.PublishOptions{RoutingKey: "any"})
+	for _, q := range queues {
+		e.eventuallyLen(q, 1)
+	}
+	var consumers []*kombu.Consumer
+	for _, q := range queues {
+		c := e.consumer(nil, []kombu.Queue{q}, nil)
+		e.collect(c, "fanout queue "+q.Name, []string{"early"})
+		consumers = append(consumers, c)
 	}
 	e.expectNoneAll(consumers...)
 }

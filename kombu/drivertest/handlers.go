@@ -336,7 +336,7 @@ func testCallbacks(e *env) {
 	p := e.producer(nil, nil)
 	var order []string
 	var bodies []any
-	c := e.consumer(conn, []kombu.Queue{q}, &kombu.ConsumerOptions{Callbacks: []kombu.Callback{
+	e.consumer(conn, []kombu.Queue{q}, &kombu.ConsumerOptions{Callbacks: []kombu.Callback{
 		func(body any, m *kombu.Message) {
 			order = append(order, "first")
 			bodies = append(bodies, body)
@@ -348,7 +348,6 @@ func testCallbacks(e *env) {
 			}
 		},
 	}})
-	_ = c
 	ctx, cancel := e.wait()
 	defer cancel()
 	e.publish(p, map[string]any{"n": 1, "s": "x"}, &kombu.PublishOptions{RoutingKey: q.Name})

@@ -206,7 +206,7 @@ func testUnackedReturn(e *env, closing string) {
 	} else {
 		c = e.consumer(conn, []kombu.Queue{q}, opts)
 	}
-	got := e.recvBodies0(c, 2)
+	got := e.recvUnacked(c, 2)
 	if !slices.Equal(got, []string{"m0", "m1"}) {
 		e.t.Errorf("received %q, want m0 and m1 in order", got)
 	}
@@ -244,8 +244,8 @@ func testUnackedReturn(e *env, closing string) {
 	e.expectNone(c2)
 }
 
-// recvBodies0 receives n messages without acking them.
-func (e *env) recvBodies0(c *kombu.Consumer, n int) []string {
+// recvUnacked receives n messages without acking them.
+func (e *env) recvUnacked(c *kombu.Consumer, n int) []string {
 	e.t.Helper()
 	var out []string
 	for range n {

@@ -384,7 +384,7 @@ func testRecover(e *env) {
 	p := e.producer(nil, nil)
 	e.sendTo(p, q.Name, "a", "b")
 	c := e.consumer(nil, []kombu.Queue{q}, nil)
-	first := e.recvBodies0(c, 2)
+	first := e.recvUnacked(c, 2)
 	ctx, cancel := e.wait()
 	defer cancel()
 	if err := c.Recover(ctx, true); err != nil {
