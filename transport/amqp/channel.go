@@ -92,14 +92,17 @@ func (g *gen) markHanded(tag uint64) {
 }
 
 type consumer struct {
-	g         *gen // the generation it consumes on (set when started)
+	g         *gen                 // the generation it consumes on (set when started)
+	d         <-chan amqp.Delivery // amqp091-go's delivery channel (set when started)
 	tag       string
 	queue     string
 	noAck     bool
 	cancelled bool // by Cancel (or Close): its end is not an error
+	ended     bool // d was closed and the end handled
 }
 
-// item travels from the consumer goroutines to Receive.
+// item is a delivery read from a consumer but not handed out yet, or the
+// end of a consumer, for Receive.
 type item struct {
 	g     *gen
 	d     amqp.Delivery
@@ -132,8 +135,10 @@ type Channel struct {
 	mandGen  *gen
 
 	window  chan struct{} // confirm window semaphore
-	queue   []item        // deliveries and consumer ends for Receive; guarded by mu
-	queued  chan struct{} // poked when queue grows
+	queue   []item        // deliveries read but not handed out, consumer ends; guarded by mu
+	reading []*consumer   // consumers whose Go channels Receive reads; guarded by mu
+	rr      int           // round-robin start in reading
+	queued  chan struct{} // poked when consumers come and go
 	settled chan struct{} // poked (non-blocking) by acks: room in the window
 	resumed chan struct{} // poked by Flow(true)
 	stop    chan struct{}
@@ -753,6 +758,7 @@ func (c *Channel) Close() error {
 	c.g = nil
 	c.unacked = map[uint64]*gen{}
 	c.queue = nil
+	c.reading = nil
 	close(c.stop)
 	c.mu.Unlock()
 	c.openMu.Unlock()

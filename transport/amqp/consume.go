@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -71,11 +72,12 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 		case res <- result{d, err}:
 		case <-abandoned:
 			if err == nil {
-				// The caller gave up: cancel, but forward what came.
+				// The caller gave up: cancel, and give back what came.
 				c.mu.Lock()
 				cons.cancelled = true
+				cons.d = d
 				c.mu.Unlock()
-				c.startForward(g, cons, d)
+				c.drainCancelled(cons)
 				_ = g.ch.Cancel(tag, false)
 			}
 		}
@@ -92,63 +94,86 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 		unreserve()
 		return mapErr(r.err, c.conn.isClosed)
 	}
-	c.startForward(g, cons, r.d)
+	c.mu.Lock()
+	cons.d = r.d
+	if c.closed || cons.cancelled {
+		c.mu.Unlock()
+		c.drainCancelled(cons)
+		return nil
+	}
+	c.reading = append(c.reading, cons)
+	c.mu.Unlock()
+	c.poke(c.queued) // a blocked Receive takes the new consumer in
 	return nil
 }
 
-func (c *Channel) startForward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
+// drainCancelled reads what amqp091-go still hands to a consumer that was
+// cancelled (it flushes its buffer, then closes the Go channel) and gives
+// those deliveries back to their queue; no-ack ones, which the broker
+// already forgot, are queued for Receive instead.
+func (c *Channel) drainCancelled(cons *consumer) {
 	c.mu.Lock()
 	if c.closed {
-		// Close already ran (and waited): drain in a goroutine that ends
-		// when amqp091-go closes d as the channel closes.
+		// The AMQP channel is closing: amqp091-go closes d by itself and
+		// the broker requeues. Nothing to do.
 		c.mu.Unlock()
-		go func() {
-			for range d {
-			}
-		}()
 		return
 	}
 	c.wg.Add(1)
 	c.mu.Unlock()
-	go c.forward(g, cons, d)
+	go func() {
+		defer c.wg.Done()
+		for d := range cons.d {
+			c.handle(cons, d)
+		}
+	}()
 }
 
-// forward moves one consumer's deliveries to the channel's queue, and
-// reports an end that nobody asked for. Deliveries that arrive after
-// Cancel go back to their queue at once (no-ack ones are kept: the broker
-// already forgot them).
-func (c *Channel) forward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
-	defer c.wg.Done()
-	for dl := range d {
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			continue // the broker requeues them with the channel
-		}
-		if cons.cancelled && !cons.noAck {
-			g.markHanded(dl.DeliveryTag)
-			c.mu.Unlock()
-			_ = g.ch.Reject(dl.DeliveryTag, true)
-			continue
-		}
-		c.queue = append(c.queue, item{g: g, d: dl, cons: cons, noAck: cons.noAck})
-		c.mu.Unlock()
-		c.poke(c.queued)
-	}
+// handle takes one delivery read from a consumer's Go channel: queued for
+// Receive, or given back when its consumer was cancelled, or dropped when
+// its AMQP channel died (the broker requeued it).
+func (c *Channel) handle(cons *consumer, d amqp.Delivery) {
 	c.mu.Lock()
-	cancelled := cons.cancelled || c.closed
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if cons.cancelled && !cons.noAck {
+		cons.g.markHanded(d.DeliveryTag)
+		c.mu.Unlock()
+		if !cons.g.isDead() {
+			_ = cons.g.ch.Reject(d.DeliveryTag, true)
+		}
+		return
+	}
+	c.queue = append(c.queue, item{g: cons.g, d: d, cons: cons, noAck: cons.noAck})
+	c.mu.Unlock()
+}
+
+// ended records that a consumer's Go channel was closed. An end nobody
+// asked for (broker cancel, dead AMQP channel) is queued for Receive as a
+// *ConsumerError.
+func (c *Channel) ended(cons *consumer) {
+	c.mu.Lock()
+	if cons.ended {
+		c.mu.Unlock()
+		return
+	}
+	cons.ended = true
+	c.dropReadingLocked(cons)
 	if c.consumers[cons.tag] == cons {
 		delete(c.consumers, cons.tag)
 	}
+	quiet := cons.cancelled || c.closed
 	c.mu.Unlock()
-	if cancelled {
+	if quiet {
 		return
 	}
+	g := cons.g
 	var ce *ConsumerError
 	if g.ch.IsClosed() {
-		cause := g.cause()
 		ce = &ConsumerError{ConsumerTag: cons.tag, Queue: cons.queue,
-			Err: fmt.Errorf("%w: amqp channel closed: %w", driver.ErrClosed, mapErr(cause, nil))}
+			Err: fmt.Errorf("%w: amqp channel closed: %w", driver.ErrClosed, mapErr(g.cause(), nil))}
 	} else {
 		ce = &ConsumerError{ConsumerTag: cons.tag, Queue: cons.queue, Cancelled: true,
 			Err: fmt.Errorf("%w: queue %q deleted or unavailable", driver.ErrNotFound, cons.queue)}
@@ -158,7 +183,15 @@ func (c *Channel) forward(g *gen, cons *consumer, d <-chan amqp.Delivery) {
 		c.queue = append(c.queue, item{g: g, cons: cons, err: ce})
 	}
 	c.mu.Unlock()
-	c.poke(c.queued)
+}
+
+func (c *Channel) dropReadingLocked(cons *consumer) {
+	for i, r := range c.reading {
+		if r == cons {
+			c.reading = append(c.reading[:i], c.reading[i+1:]...)
+			return
+		}
+	}
 }
 
 // Cancel stops a consumer. Deliveries already handed out by Receive stay
@@ -174,17 +207,25 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 	if ok {
 		cons.cancelled = true
 		delete(c.consumers, consumerTag)
+		c.dropReadingLocked(cons)
 		g = cons.g
 	}
 	c.mu.Unlock()
-	if !ok || g == nil || g.isDead() {
+	if !ok || g == nil {
 		return nil
 	}
-	err := callCtx(ctx, func() error { return g.ch.Cancel(consumerTag, false) })
 	c.requeueBuffered(cons)
+	if cons.d != nil {
+		c.drainCancelled(cons)
+	}
+	c.poke(c.queued) // a blocked Receive drops the consumer
+	if g.isDead() {
+		return nil // the consumer died with its channel
+	}
+	err := callCtx(ctx, func() error { return g.ch.Cancel(consumerTag, false) })
 	if err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		if g.isDead() {
-			return nil // the consumer died with its channel
+			return nil
 		}
 		return mapErr(err, c.conn.isClosed)
 	}
@@ -223,6 +264,10 @@ func (c *Channel) requeueBuffered(cons *consumer) {
 // up to the prefetch window. A consumer that ended without Cancel is
 // reported once as a *ConsumerError, after the deliveries that came
 // before its end.
+//
+// Receive reads the consumers' amqp091-go delivery channels itself (no
+// goroutine in between); deliveries it read beyond max wait in the
+// channel's queue for the next call.
 func (c *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, error) {
 	if max <= 0 {
 		max = 1
@@ -239,65 +284,191 @@ func (c *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, err
 		}
 		return timer.C
 	}
+	var snap []*consumer
+	var acc []*driver.Delivery
 	for {
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
 			return nil, errClosed()
 		}
-		room := max
+		room := max - len(acc)
 		if c.prefetch > 0 {
+			// unacked already counts the deliveries in acc.
 			room = min(room, c.prefetch-len(c.unacked))
 		}
-		var out []*driver.Delivery
-		var err error
-		if !c.paused && len(c.queue) > 0 {
-			n := 0
-			for n < len(c.queue) {
-				it := c.queue[n]
-				if it.err != nil {
-					if len(out) == 0 {
-						err = it.err
-						n++
-					}
-					break
-				}
-				if room <= 0 && !it.noAck {
-					break
-				}
-				n++
-				if d := c.acceptLocked(it); d != nil {
-					out = append(out, d)
-					if !it.noAck {
-						room--
-					}
-					if len(out) == max {
-						break
-					}
-				}
+		got, err := c.takeLocked(max-len(acc), room, len(acc))
+		acc = append(acc, got...)
+		if c.prefetch > 0 {
+			room = min(max-len(acc), c.prefetch-len(c.unacked))
+		} else {
+			room = max - len(acc)
+		}
+		canRead := !c.paused && room > 0 && err == nil
+		snap = snap[:0]
+		if canRead {
+			// Start with a different consumer each time, for fairness.
+			n := len(c.reading)
+			for i := range n {
+				snap = append(snap, c.reading[(c.rr+i)%n])
 			}
-			clear(c.queue[:n])
-			c.queue = c.queue[n:]
-			if len(c.queue) == 0 {
-				c.queue = nil
-			}
+			c.rr++
 		}
 		c.mu.Unlock()
-		if len(out) > 0 || err != nil {
-			return out, err
+		if err != nil {
+			return nil, err
 		}
+		if canRead && c.readReady(snap, room) {
+			continue // hand out what was read, in order, under the lock
+		}
+		if len(acc) > 0 {
+			return acc, nil
+		}
+		if !canRead {
+			snap = snap[:0]
+		}
+		if err := c.waitEvent(ctx, snap, waitC); err != nil {
+			if err == errReceiveTimeout {
+				return nil, nil
+			}
+			return nil, err
+		}
+	}
+}
+
+var errReceiveTimeout = errors.New("receive wait over")
+
+// takeLocked hands out up to max queued items (room limits acked ones).
+// A consumer end is returned as the error only when nothing is handed out
+// in this Receive (have counts what an earlier pass took).
+func (c *Channel) takeLocked(max, room, have int) ([]*driver.Delivery, error) {
+	if c.paused || len(c.queue) == 0 || max <= 0 {
+		return nil, nil
+	}
+	var out []*driver.Delivery
+	var err error
+	n := 0
+	for n < len(c.queue) && len(out) < max {
+		it := c.queue[n]
+		if it.err != nil {
+			if have+len(out) == 0 {
+				err = it.err
+				n++
+			}
+			break
+		}
+		if room <= 0 && !it.noAck {
+			break
+		}
+		n++
+		if d := c.acceptLocked(it); d != nil {
+			out = append(out, d)
+			if !it.noAck {
+				room--
+			}
+		}
+	}
+	clear(c.queue[:n])
+	c.queue = c.queue[n:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return out, err
+}
+
+// readReady reads, without blocking, up to n deliveries from the
+// consumers' Go channels into the queue. It reports whether it read
+// anything (or saw a consumer end).
+func (c *Channel) readReady(snap []*consumer, n int) bool {
+	got := 0
+	for _, cons := range snap {
+	inner:
+		for got < n {
+			select {
+			case d, ok := <-cons.d:
+				if !ok {
+					c.ended(cons)
+					got++ // an event to report
+					break inner
+				}
+				c.handle(cons, d)
+				got++
+			default:
+				break inner
+			}
+		}
+	}
+	return got > 0
+}
+
+// waitEvent blocks until a delivery arrives on one of snap's channels (it
+// is queued), the queue or the window changes, ctx ends, the channel
+// closes, or the receive wait is over.
+func (c *Channel) waitEvent(ctx context.Context, snap []*consumer, waitC func() <-chan time.Time) error {
+	switch len(snap) {
+	case 0:
 		select {
 		case <-c.queued:
 		case <-c.settled:
 		case <-c.resumed:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-c.stop:
-			return nil, errClosed()
+			return errClosed()
 		case <-waitC():
-			return nil, nil
+			return errReceiveTimeout
 		}
+		return nil
+	case 1:
+		cons := snap[0]
+		select {
+		case d, ok := <-cons.d:
+			if !ok {
+				c.ended(cons)
+			} else {
+				c.handle(cons, d)
+			}
+		case <-c.queued:
+		case <-c.settled:
+		case <-c.resumed:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.stop:
+			return errClosed()
+		case <-waitC():
+			return errReceiveTimeout
+		}
+		return nil
 	}
+	cases := make([]reflect.SelectCase, 0, len(snap)+6)
+	for _, cons := range snap {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(cons.d)})
+	}
+	fixed := []<-chan struct{}{c.queued, c.settled, c.resumed}
+	for _, ch := range fixed {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	iCtx := len(cases)
+	cases = append(cases,
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(c.stop)},
+		reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(waitC())})
+	i, v, ok := reflect.Select(cases)
+	switch {
+	case i < len(snap):
+		if !ok {
+			c.ended(snap[i])
+		} else {
+			c.handle(snap[i], v.Interface().(amqp.Delivery))
+		}
+	case i == iCtx:
+		return ctx.Err()
+	case i == iCtx+1:
+		return errClosed()
+	case i == iCtx+2:
+		return errReceiveTimeout
+	}
+	return nil
 }
 
 // acceptLocked (c.mu held) turns an item into a delivery handed to the user, or drops it when
