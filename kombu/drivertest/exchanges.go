@@ -21,6 +21,7 @@ var exchangeCases = []testCase{
 	{"Unbind", testUnbind},
 	{"RedeclareConflict", testRedeclareConflict},
 	{"PassiveMissing", testPassiveMissing},
+	{"MissingEntities", testMissingEntities},
 	{"ExchangeToExchange", testExchangeToExchange},
 	{"AlternateExchange", testAlternateExchange},
 	{"InternalExchange", testInternalExchange},
@@ -350,6 +351,43 @@ func testPassiveMissing(e *env) {
 	}
 	if _, err := q.Declare(ctx, e.channel(e.conn)); !errors.Is(err, kombu.ErrNotFound) {
 		e.t.Errorf("a failed passive declare created queue %q: %v", q.Name, err)
+	}
+}
+
+// testMissingEntities checks that operations on queues and exchanges that
+// do not exist fail with ErrNotFound (AMQP 404) and create nothing.
+func testMissingEntities(e *env) {
+	ctx, cancel := e.wait()
+	defer cancel()
+	q := kombu.Queue{Name: e.name("missing-q"), NoDeclare: true}
+	x := kombu.Exchange{Name: e.name("missing-x"), Type: kombu.Direct, NoDeclare: true}
+	real := e.simpleQueue("q")
+	realX := e.declareExchange(kombu.NewExchange(e.name("x"), kombu.Direct))
+	check := func(what string, err error) {
+		e.t.Helper()
+		if !errors.Is(err, kombu.ErrNotFound) {
+			e.t.Errorf("%s: %v, want ErrNotFound", what, err)
+		}
+	}
+	_, err := q.Get(ctx, e.channel(e.conn), false, nil)
+	check("get from a missing queue", err)
+	_, err = q.Purge(ctx, e.channel(e.conn))
+	check("purge of a missing queue", err)
+	_, err = e.conn.Consumer(ctx, []kombu.Queue{q}, nil)
+	check("consume from a missing queue", err)
+	check("bind a missing queue", q.BindTo(ctx, e.channel(e.conn), realX, "k", nil))
+	check("bind to a missing exchange", real.BindTo(ctx, e.channel(e.conn), x, "k", nil))
+	if e.s.features.SharedState {
+		// Without shared state a connection cannot know whether another
+		// one declared the exchange; with it, publishing fails.
+		p := e.producer(nil, &kombu.ProducerOptions{Exchange: x})
+		check("publish to a missing exchange", p.Publish(ctx, "x", &kombu.PublishOptions{RoutingKey: "k"}))
+	}
+	if _, err := (kombu.Queue{Name: q.Name, Passive: true}).Declare(ctx, e.channel(e.conn)); !errors.Is(err, kombu.ErrNotFound) {
+		e.t.Errorf("a failed operation created queue %q: %v", q.Name, err)
+	}
+	if err := (kombu.Exchange{Name: x.Name, Passive: true}).Declare(ctx, e.channel(e.conn)); !errors.Is(err, kombu.ErrNotFound) {
+		e.t.Errorf("a failed operation created exchange %q: %v", x.Name, err)
 	}
 }
 
