@@ -243,3 +243,32 @@ func TestInteropGoToPython(t *testing.T) {
 		})
 	}
 }
+
+// TestRawAmqp091FailsOnPythonLongLong shows why the transport rewrites
+// tags: amqp091-go on its own cannot read a Python message whose headers
+// hold 2**40 (py-amqp's 'L'), and loses the whole connection; the
+// transport reads the same message.
+func TestRawAmqp091FailsOnPythonLongLong(t *testing.T) {
+	t.Parallel()
+	_, ch := setup(t)
+	q := unique(t, "rawL")
+	x := kombuTopology(t, ch, "direct", map[string]string{q: q})
+	runPython(t, "interop_produce.py", map[string]any{"url": serverURL(t), "exchange": x, "type": "direct",
+		"messages": []map[string]any{
+			{"body": "one", "routing_key": q, "headers": map[string]any{"big": int64(1) << 40}},
+			{"body": "two", "routing_key": q, "headers": map[string]any{"big": int64(1) << 40}},
+		}})
+	raw := rawDial(t, serverURL(t))
+	rch, err := raw.Channel()
+	must(t, err)
+	_, _, err = rch.Get(q, false)
+	if err == nil {
+		t.Fatal("amqp091-go read py-amqp's 'L' tag: the rewrite may no longer be needed")
+	}
+	t.Logf("raw amqp091-go: %v (connection closed: %v)", err, raw.IsClosed())
+	d, err := ch.Get(tctx(t), q, true)
+	must(t, err)
+	if d.Headers["big"] != int64(1)<<40 {
+		t.Fatalf("headers %v", d.Headers)
+	}
+}
