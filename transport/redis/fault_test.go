@@ -62,8 +62,10 @@ func TestConcurrentSweepersRestoreOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if total != n-young {
-		t.Errorf("restored %d times, want %d", total, n-young)
+	// The consuming store's own sweeper (started by its fetch) may have
+	// restored some too: the queue length is what proves exactly once.
+	if total > n-young {
+		t.Errorf("restored %d times, want at most %d", total, n-young)
 	}
 	if size, _ := s.Size(ctx, q); size != n-young {
 		t.Errorf("%d messages back in the queue, want %d", size, n-young)
