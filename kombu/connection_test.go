@@ -77,6 +77,14 @@ func (ch *flakyChannel) Publish(ctx context.Context, p *driver.Publishing) error
 	return ch.Channel.Publish(ctx, p)
 }
 
+var nameSeq atomic.Int64
+
+// uniqueName names a broker for one run of a test, so that -count=N runs
+// do not see each other's messages.
+func uniqueName(t *testing.T) string {
+	return fmt.Sprintf("%s-%d", t.Name(), nameSeq.Add(1))
+}
+
 func flakyRegistry(t *testing.T) (*kombu.Options, *flaky) {
 	reg := transport.NewRegistry()
 	f := &flaky{}
@@ -124,7 +132,7 @@ func TestConnectErrorListsEveryURLWithoutPasswords(t *testing.T) {
 func TestPublishRetryReconnects(t *testing.T) {
 	ctx := context.Background()
 	opts, f := flakyRegistry(t)
-	conn, err := kombu.NewConnection("flaky://"+t.Name(), opts)
+	conn, err := kombu.NewConnection("flaky://"+uniqueName(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +224,7 @@ func TestEntitiesNeedAChannel(t *testing.T) {
 	if err := kombu.NewExchange("x", kombu.Topic).Declare(ctx, nil); !errors.Is(err, kombu.ErrNotBound) {
 		t.Fatalf("unbound exchange declare: %v", err)
 	}
-	conn, _ := kombu.Dial(ctx, "memory://"+t.Name(), nil)
+	conn, _ := kombu.Dial(ctx, "memory://"+uniqueName(t), nil)
 	defer conn.Close()
 	ch, _ := conn.Channel(ctx)
 	bound := q.Bind(ch)
@@ -230,7 +238,7 @@ func TestEntitiesNeedAChannel(t *testing.T) {
 
 func TestCloseIsIdempotentAndFinal(t *testing.T) {
 	ctx := context.Background()
-	conn, _ := kombu.Dial(ctx, "memory://"+t.Name(), nil)
+	conn, _ := kombu.Dial(ctx, "memory://"+uniqueName(t), nil)
 	if err := conn.Close(); err != nil {
 		t.Fatal(err)
 	}

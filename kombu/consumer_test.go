@@ -13,7 +13,7 @@ import (
 func TestConsumeAcksLastMessageAfterHandlerCancels(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	conn, err := kombu.Dial(ctx, "memory://"+t.Name(), nil)
+	conn, err := kombu.Dial(ctx, "memory://"+uniqueName(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +60,7 @@ func TestConsumeAcksLastMessageAfterHandlerCancels(t *testing.T) {
 func TestPublishedRawBytesAreNotAliased(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	conn, err := kombu.Dial(ctx, "memory://"+t.Name(), nil)
+	conn, err := kombu.Dial(ctx, "memory://"+uniqueName(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
