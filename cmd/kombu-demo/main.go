@@ -4,6 +4,7 @@
 //
 //	go run ./cmd/kombu-demo                      # memory://
 //	go run ./cmd/kombu-demo -url redis://127.0.0.1:6379/0
+//	go run ./cmd/kombu-demo -url amqp://guest:guest@127.0.0.1:5672//
 package main
 
 import (
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/kombu-go/kombu/kombu"
+	_ "github.com/kombu-go/kombu/transport/amqp"
 	_ "github.com/kombu-go/kombu/transport/memory"
+	_ "github.com/kombu-go/kombu/transport/redis"
 )
 
 type order struct {
