@@ -166,3 +166,40 @@ func BenchmarkEndToEndRaw(b *testing.B) {
 	raw, _ := json.Marshal(newBenchTask(1))
 	endToEnd(b, func(int) any { return raw }, false)
 }
+
+// BenchmarkEndToEndRawBatched publishes raw bytes in batches of 100 with
+// PublishBatch while another goroutine receives and acks one at a time.
+func BenchmarkEndToEndRawBatched(b *testing.B) {
+	raw, _ := json.Marshal(newBenchTask(1))
+	ctx, p, c, done := benchSetup(b, 256)
+	defer done()
+	errc := make(chan error, 1)
+	go func() {
+		for i := 0; i < b.N; i++ {
+			m, err := c.Receive(ctx)
+			if err == nil {
+				err = m.Ack(ctx)
+			}
+			if err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	batch := make([]any, 100)
+	for i := range batch {
+		batch[i] = raw
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for sent := 0; sent < b.N; sent += len(batch) {
+		n := min(len(batch), b.N-sent)
+		if err := p.PublishBatch(ctx, batch[:n], nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+}

@@ -97,6 +97,7 @@ func NewProducer(ctx context.Context, ch *Channel, opts *ProducerOptions) (*Prod
 	if opts != nil {
 		p.opts = *opts
 	}
+	p.notifyReturns(ch)
 	if !p.opts.NoDeclare && p.opts.Exchange.Name != "" {
 		if err := ch.conn.MaybeDeclare(ctx, ch, p.opts.Exchange); err != nil {
 			return nil, err
@@ -330,30 +331,128 @@ func cloneHeaderValue(v any, depth int) any {
 }
 
 func (p *Producer) publishOnce(ctx context.Context, pub *driver.Publishing, o *PublishOptions) error {
-	ch, err := p.channel(ctx)
+	ch, err := p.declared(ctx, o)
 	if err != nil {
 		return err
+	}
+	err = ch.drv.Publish(ctx, pub)
+	if p.returned(err) {
+		return nil
+	}
+	return ch.wrap("publish", pub.Exchange, err)
+}
+
+// declared returns the channel to publish on, after declaring the
+// exchange and o.Declare (once per connection).
+func (p *Producer) declared(ctx context.Context, o *PublishOptions) (*Channel, error) {
+	ch, err := p.channel(ctx)
+	if err != nil {
+		return nil, err
 	}
 	ex := p.exchangeFor(o)
 	if !p.opts.NoDeclare && ex.Name != "" && !ex.NoDeclare {
 		if err := p.conn.MaybeDeclare(ctx, ch, ex); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	for _, d := range o.Declare {
 		if err := p.conn.MaybeDeclare(ctx, ch, d); err != nil {
+			return nil, err
+		}
+	}
+	return ch, nil
+}
+
+// returned hands an unroutable message to OnReturn and reports whether it
+// did.
+func (p *Producer) returned(err error) bool {
+	var re *driver.ReturnError
+	if p.opts.OnReturn == nil || !errors.As(err, &re) {
+		return false
+	}
+	p.opts.OnReturn(re.Return)
+	return true
+}
+
+// PublishBatch publishes every body with the same options in as few round
+// trips as the transport allows (one pipeline on redis, a window of
+// confirms on AMQP, one lock on memory). Every body is serialized before
+// any I/O. On failure the error wraps a *driver.BatchError telling how
+// many leading messages were published; with Retry, only the rest is
+// retried.
+func (p *Producer) PublishBatch(ctx context.Context, bodies []any, opts *PublishOptions) error {
+	var o PublishOptions
+	if opts != nil {
+		o = *opts
+	}
+	pubs := make([]*driver.Publishing, len(bodies))
+	for i, body := range bodies {
+		pub, err := p.build(body, &o)
+		if err != nil {
 			return err
 		}
+		pubs[i] = pub
 	}
-	err = ch.drv.Publish(ctx, pub)
-	if errors.Is(err, ErrUnroutable) && p.opts.OnReturn != nil {
-		var re *driver.ReturnError
-		if errors.As(err, &re) {
-			p.opts.OnReturn(re.Return)
-			return nil
+	done := 0
+	once := func(ctx context.Context) error {
+		for done < len(pubs) {
+			ch, err := p.declared(ctx, &o)
+			if err != nil {
+				return err
+			}
+			n, err := publishBatch(ctx, ch.drv, pubs[done:])
+			done += n
+			if err == nil {
+				continue
+			}
+			if p.returned(err) {
+				done++ // the returned message counts as handled
+				continue
+			}
+			return ch.wrap("publish", pubs[0].Exchange, &driver.BatchError{Published: done, Err: err})
 		}
+		return nil
 	}
-	return ch.wrap("publish", pub.Exchange, err)
+	if !o.Retry {
+		return once(ctx)
+	}
+	policy := DefaultRetryPolicy
+	if o.RetryPolicy != nil {
+		policy = *o.RetryPolicy
+	}
+	return p.conn.retry(ctx, policy, once)
+}
+
+// publishBatch publishes pubs and returns how many went through before an
+// error (the error unwrapped from its BatchError).
+func publishBatch(ctx context.Context, ch driver.Channel, pubs []*driver.Publishing) (int, error) {
+	bp, ok := ch.(driver.BatchPublisher)
+	if !ok {
+		for i, pub := range pubs {
+			if err := ch.Publish(ctx, pub); err != nil {
+				return i, err
+			}
+		}
+		return len(pubs), nil
+	}
+	err := bp.PublishBatch(ctx, pubs)
+	if err == nil {
+		return len(pubs), nil
+	}
+	var be *driver.BatchError
+	if errors.As(err, &be) {
+		return be.Published, be.Err
+	}
+	return 0, err
+}
+
+// notifyReturns sends the returns a transport reports asynchronously
+// (AMQP basic.return outside confirm mode) to OnReturn. A channel has one
+// such handler: the last producer created on it wins.
+func (p *Producer) notifyReturns(ch *Channel) {
+	if rn, ok := ch.drv.(driver.ReturnNotifier); ok && p.opts.OnReturn != nil {
+		rn.NotifyReturn(p.opts.OnReturn)
+	}
 }
 
 // channel returns a live channel, replacing one lost to a reconnect when
@@ -368,9 +467,7 @@ func (p *Producer) channel(ctx context.Context) (*Channel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if rn, ok := ch.drv.(driver.ReturnNotifier); ok && p.opts.OnReturn != nil {
-		rn.NotifyReturn(p.opts.OnReturn)
-	}
+	p.notifyReturns(ch)
 	p.ch = ch
 	return ch, nil
 }
