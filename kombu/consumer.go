@@ -277,6 +277,15 @@ func (c *Consumer) dispatch(ctx context.Context, m *Message) {
 		}
 	default:
 		c.mu.Lock()
+		if c.closed {
+			// Closed while this delivery was in flight: give it back now
+			// rather than leave it unacked until the channel closes.
+			c.mu.Unlock()
+			if !m.noAck {
+				c.ch.conn.reportError(m.Requeue(context.WithoutCancel(ctx)))
+			}
+			return
+		}
 		c.inbox = append(c.inbox, m)
 		c.mu.Unlock()
 		c.wake()
