@@ -113,7 +113,11 @@ func rawPublish(tb testing.TB, e *benchEnv, n int) time.Duration {
 // goPublishBatch publishes n messages through PublishBatch (sliding window
 // of 100 confirms), in batches of 1000.
 func goPublishBatch(tb testing.TB, e *benchEnv, n int) time.Duration {
-	_, ch := setup(tb, "confirm_window", fmt.Sprint(benchWindow))
+	return goPublishBatchOpts(tb, e, n, "confirm_window", fmt.Sprint(benchWindow))
+}
+
+func goPublishBatchOpts(tb testing.TB, e *benchEnv, n int, opts ...string) time.Duration {
+	_, ch := setup(tb, opts...)
 	const batch = 1000
 	ps := make([]*driver.Publishing, batch)
 	for i := range ps {
@@ -235,6 +239,17 @@ func goE2E(tb testing.TB, e *benchEnv, n int) time.Duration {
 	return time.Since(start)
 }
 
+// goE2ENoConfirm is goE2E with confirm_publish=false, kombu's default and
+// the setting of Python's no-confirm row.
+func goE2ENoConfirm(tb testing.TB, e *benchEnv, n int) time.Duration {
+	done := make(chan time.Duration)
+	start := time.Now()
+	go func() { done <- goConsume(tb, e, n) }()
+	goPublishBatchOpts(tb, e, n, "confirm_publish", "false")
+	<-done
+	return time.Since(start)
+}
+
 // pythonE2E runs testdata/bench_e2e.py (Python kombu, a producer thread
 // with confirm_publish and a consumer with prefetch 100) and returns its
 // elapsed time as measured inside Python.
@@ -274,15 +289,16 @@ func runBench(b *testing.B, tag string, pre func(testing.TB, *benchEnv, int), f 
 // RawPublishConfirmed, ConsumeAck vs RawConsumeAck, EndToEndJSON vs
 // PythonKombuEndToEnd.
 
-func BenchmarkRawPublishConfirmed(b *testing.B) { runBench(b, "pub-raw", nil, rawPublish) }
-func BenchmarkPublishConfirmed(b *testing.B)    { runBench(b, "pub-batch", nil, goPublishBatch) }
-func BenchmarkPublishConcurrent(b *testing.B)   { runBench(b, "pub-conc", nil, goPublishConcurrent) }
-func BenchmarkPublishSerial(b *testing.B)       { runBench(b, "pub-serial", nil, goPublishSerial) }
-func BenchmarkRawConsumeAck(b *testing.B)       { runBench(b, "con-raw", fill, rawConsume) }
-func BenchmarkConsumeAck(b *testing.B)          { runBench(b, "con-go", fill, goConsume) }
-func BenchmarkRawEndToEnd(b *testing.B)         { runBench(b, "e2e-raw", nil, rawE2E) }
-func BenchmarkEndToEndJSON(b *testing.B)        { runBench(b, "e2e-go", nil, goE2E) }
-func BenchmarkPythonKombuEndToEnd(b *testing.B) { runBench(b, "e2e-py", nil, pythonE2E) }
+func BenchmarkRawPublishConfirmed(b *testing.B)   { runBench(b, "pub-raw", nil, rawPublish) }
+func BenchmarkPublishConfirmed(b *testing.B)      { runBench(b, "pub-batch", nil, goPublishBatch) }
+func BenchmarkPublishConcurrent(b *testing.B)     { runBench(b, "pub-conc", nil, goPublishConcurrent) }
+func BenchmarkPublishSerial(b *testing.B)         { runBench(b, "pub-serial", nil, goPublishSerial) }
+func BenchmarkRawConsumeAck(b *testing.B)         { runBench(b, "con-raw", fill, rawConsume) }
+func BenchmarkConsumeAck(b *testing.B)            { runBench(b, "con-go", fill, goConsume) }
+func BenchmarkRawEndToEnd(b *testing.B)           { runBench(b, "e2e-raw", nil, rawE2E) }
+func BenchmarkEndToEndJSON(b *testing.B)          { runBench(b, "e2e-go", nil, goE2E) }
+func BenchmarkPythonKombuEndToEnd(b *testing.B)   { runBench(b, "e2e-py", nil, pythonE2E) }
+func BenchmarkEndToEndJSONNoConfirm(b *testing.B) { runBench(b, "e2e-go-nc", nil, goE2ENoConfirm) }
 func BenchmarkPythonKombuEndToEndNoConfirm(b *testing.B) {
 	runBench(b, "e2e-py-nc", nil, pythonE2ENoConfirm)
 }
@@ -317,6 +333,7 @@ func TestBenchmarkTable(t *testing.T) {
 		{"consume/go", n, fill, goConsume},
 		{"e2e/raw", n, nil, rawE2E},
 		{"e2e/go", n, nil, goE2E},
+		{"e2e/go-noconfirm", n, nil, goE2ENoConfirm},
 		{"e2e/python", pyN, nil, pythonE2E},
 		{"e2e/python-noconfirm", n, nil, pythonE2ENoConfirm},
 	}
@@ -382,12 +399,13 @@ func TestBenchmarkTable(t *testing.T) {
 	row("consume + ack, kombu-go Receive/Ack", "consume/go", "consume/raw", "≥ 0.90× raw")
 	row("end to end, raw amqp091-go", "e2e/raw", "", "")
 	row("end to end, kombu-go", "e2e/go", "e2e/raw", "")
+	row("end to end, kombu-go, confirm_publish=false", "e2e/go-noconfirm", "", "")
 	row("end to end, Python kombu 5.2.4, confirm_publish=True, prefetch 100", "e2e/python", "", "")
 	row("end to end, Python kombu 5.2.4, no confirms (kombu's default), prefetch 100", "e2e/python-noconfirm", "", "")
 	if med("e2e/python") > 0 {
-		fmt.Fprintf(&sb, "\nkombu-go end to end (with confirms) / Python kombu end to end with confirms: **%.1f×**; "+
-			"/ Python kombu without confirms: **%.1f×** (target ≥ 2×).\n",
-			ratio("e2e/go", "e2e/python"), ratio("e2e/go", "e2e/python-noconfirm"))
+		fmt.Fprintf(&sb, "\nEnd to end, kombu-go / Python kombu on the same broker (target ≥ 2×): with confirms on both sides **%.1f×**; "+
+			"without confirms on both sides (kombu's default) **%.1f×**; kombu-go with confirms / Python without **%.1f×**.\n",
+			ratio("e2e/go", "e2e/python"), ratio("e2e/go-noconfirm", "e2e/python-noconfirm"), ratio("e2e/go", "e2e/python-noconfirm"))
 	}
 	fmt.Fprintf(&sb, "\nAll rounds (msgs/s):\n\n")
 	for _, s := range scenarios {
