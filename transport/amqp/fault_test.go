@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu/driver"
 )
 
@@ -284,5 +289,75 @@ func TestConnectTimeout(t *testing.T) {
 	start = time.Now()
 	if _, err = cn.Connect(ctx); err == nil || time.Since(start) > 3*time.Second {
 		t.Fatalf("ctx deadline: %v after %v", err, time.Since(start))
+	}
+}
+
+// rabbitmqctl runs the test node's rabbitmqctl (KOMBU_TEST_RABBITMQCTL,
+// set by scripts/services.sh) or skips.
+func rabbitmqctl(t *testing.T, args ...string) string {
+	t.Helper()
+	ctl := os.Getenv(testenv.RabbitMQCtl)
+	if ctl == "" {
+		t.Skipf("%s not set: cannot reconfigure the test broker", testenv.RabbitMQCtl)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, ctl, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rabbitmqctl %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestOversizedMessage (B6): with max_message_size lowered to 1 MiB, a
+// 2 MiB publish is refused by the broker, Publish reports it (never nil),
+// and the channel keeps working. Not parallel: it changes a broker-wide
+// setting for the channels opened meanwhile, and restores it.
+func TestOversizedMessage(t *testing.T) {
+	serverURL(t)
+	old := rabbitmqctl(t, "eval", "application:get_env(rabbit, max_message_size).")
+	rabbitmqctl(t, "eval", "application:set_env(rabbit, max_message_size, 1048576).")
+	t.Cleanup(func() {
+		if v, ok := strings.CutPrefix(old, "{ok,"); ok {
+			rabbitmqctl(t, "eval", "application:set_env(rabbit, max_message_size, "+strings.TrimSuffix(v, "}")+").")
+		} else {
+			rabbitmqctl(t, "eval", "application:unset_env(rabbit, max_message_size).")
+		}
+	})
+	_, ch := setup(t)
+	ctx := tctx(t)
+	q := declareQueue(t, ch, driver.Queue{})
+	big := make([]byte, 2<<20)
+	err := ch.Publish(ctx, &driver.Publishing{RoutingKey: q, Message: driver.Message{Body: big}})
+	if err == nil {
+		t.Fatal("a 2 MiB publish above max_message_size returned nil")
+	}
+	if !errors.Is(err, driver.ErrPreconditionFailed) {
+		t.Errorf("oversized publish: %v, want ErrPreconditionFailed", err)
+	}
+	// A batch with one oversized message in the middle: the prefix is
+	// reported as published, never the oversized one.
+	ps := []*driver.Publishing{
+		{RoutingKey: q, Message: driver.Message{Body: []byte("a")}},
+		{RoutingKey: q, Message: driver.Message{Body: big}},
+		{RoutingKey: q, Message: driver.Message{Body: []byte("c")}},
+	}
+	err = ch.PublishBatch(ctx, ps)
+	var be *driver.BatchError
+	if !errors.As(err, &be) || be.Published > 1 {
+		t.Fatalf("batch with an oversized message: %v", err)
+	}
+	pub(t, ch, "", q, "small")
+	var bodies []string
+	for {
+		d, err := ch.Get(ctx, q, true)
+		if isEmpty(err) {
+			break
+		}
+		must(t, err)
+		bodies = append(bodies, string(d.Body))
+	}
+	if !slices.Contains(bodies, "small") || slices.ContainsFunc(bodies, func(b string) bool { return len(b) > 1<<20 }) {
+		t.Fatalf("queue holds %q", bodies)
 	}
 }
