@@ -103,6 +103,13 @@
 // 'l' to 'L' on the way out (py-amqp reads 'l' as unsigned). Nothing else
 // on the wire changes.
 //
+// # Extensions
+//
+// *Channel also implements ExchangeBinder (exchange-to-exchange bindings),
+// driver.BatchPublisher (PublishBatch, pipelined confirms) and
+// driver.ReturnNotifier. Connector.Dial replaces the TCP dial (tests use it
+// to put a fault proxy in between).
+//
 // # As
 //
 // Conn.As reaches *amqp091.Connection, Channel.As the current
