@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -282,9 +283,9 @@ func TestInteropPythonRestoresDeadGoConsumer(t *testing.T) {
 	cleanupKeys(t, rawClient(t, s), prefix)
 	ctx := testCtx(t)
 	q := uniqueName(t, "q")
-	const n = 5
+	const n = 20 // a batch large enough for the skiplist anchor
 	for i := range n {
-		env := newEnv(fmt.Sprintf(`{"n": %d}`, i), uint8(i*2))
+		env := newEnv(fmt.Sprintf(`{"n": %d}`, i), uint8(i%5*2))
 		env.Exchange, env.RoutingKey = "", q
 		env.Headers = map[string]any{"i": i}
 		if err := s.Put(ctx, q, env); err != nil {
@@ -316,6 +317,14 @@ func TestInteropPythonRestoresDeadGoConsumer(t *testing.T) {
 		if !m.Redelivered || m.Headers["redelivered"] != true {
 			t.Errorf("restored message not marked redelivered: %+v", m)
 		}
+	}
+	// Python's restore leaves the anchor alone.
+	c := rawClient(t, s)
+	if sc, err := c.ZScore(ctx, prefix+"unacked_index", anchorMember).Result(); err != nil || !math.IsInf(sc, 1) {
+		t.Errorf("anchor score %v, %v; want +inf", sc, err)
+	}
+	if n := c.HLen(ctx, prefix+"unacked").Val(); n != 0 {
+		t.Errorf("%d unacked entries left after Python's restore", n)
 	}
 }
 

@@ -47,6 +47,16 @@ local function jstr(s)
 end
 `
 
+// anchorMember is a member longer than redis's listpack limits, kept with
+// score +inf in unacked_index (and as a field of unacked_queue) once a
+// consumer takes batches, so that redis keeps both as a skiplist and a
+// hash table: in the compact listpack encoding that redis uses for up to
+// 128 small members, every insert and delete scans the whole set, which at
+// prefetch 100 was the largest part of the server's time. The +inf score is
+// outside every restore sweep's range (Python kombu's too), so nothing
+// ever restores or removes it.
+const anchorMember = "kombu-go.anchor: keeps this key in the skiplist and hashtable encodings of redis, never restored (score +inf)"
+
 // takeScript is the consumer's only round trip per fetch. In one atomic
 // step it
 //
@@ -246,6 +256,11 @@ for k = 4, #KEYS do
   end
 end
 if #zargs > 0 then
+  if #zargs >= 16 then
+    -- See anchorMember.
+    redis.call('ZADD', KEYS[2], 'NX', '+inf', '` + anchorMember + `')
+    redis.call('HSETNX', KEYS[3], '` + anchorMember + `', '` + anchorMember + `')
+  end
   call('ZADD', KEYS[2], zargs)
   call('HSET', KEYS[3], hargs)
 end
