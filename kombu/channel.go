@@ -2,6 +2,7 @@ package kombu
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/kombu-go/kombu/kombu/driver"
@@ -124,6 +125,19 @@ func (ch *Channel) pumpHeld(ctx context.Context) (int, error) {
 			continue
 		}
 		c.dispatch(ctx, ch.newMessage(d, c.opts.NoAck))
+	}
+	var ce *driver.ConsumerError
+	if errors.As(err, &ce) {
+		// One consumer ended; it reports that from its own Receive, and
+		// the channel's other consumers go on.
+		ch.mu.Lock()
+		c := ch.consumers[ce.ConsumerTag]
+		delete(ch.consumers, ce.ConsumerTag)
+		ch.mu.Unlock()
+		if c != nil {
+			c.ended(ce)
+		}
+		return len(ds), nil
 	}
 	if err != nil {
 		return len(ds), ch.wrap("receive", "", err)

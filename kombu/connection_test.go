@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,6 +23,7 @@ import (
 type flaky struct {
 	dials         atomic.Int32
 	failPublishes atomic.Int32
+	endQueue      atomic.Value // string: the next Receive ends this queue's consumer
 }
 
 func (f *flaky) Describe() driver.Description {
@@ -67,7 +69,25 @@ func (c *flakyConn) Channel(ctx context.Context) (driver.Channel, error) {
 
 type flakyChannel struct {
 	driver.Channel
-	f *flaky
+	f    *flaky
+	tags sync.Map // queue -> consumer tag
+}
+
+func (ch *flakyChannel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
+	ch.tags.Store(a.Queue, a.ConsumerTag)
+	return ch.Channel.Consume(ctx, a)
+}
+
+// Receive ends the consumer of endQueue as a broker would when its queue is
+// deleted.
+func (ch *flakyChannel) Receive(ctx context.Context, max int) ([]*driver.Delivery, error) {
+	if q, _ := ch.f.endQueue.Swap("").(string); q != "" {
+		tag, _ := ch.tags.Load(q)
+		_ = ch.Channel.Cancel(ctx, tag.(string))
+		return nil, &driver.ConsumerError{ConsumerTag: tag.(string), Queue: q, Cancelled: true,
+			Err: fmt.Errorf("%w: queue deleted", driver.ErrNotFound)}
+	}
+	return ch.Channel.Receive(ctx, max)
 }
 
 func (ch *flakyChannel) Publish(ctx context.Context, p *driver.Publishing) error {
@@ -319,4 +339,40 @@ func prefixIf(cond bool, s string) string {
 		return s
 	}
 	return ""
+}
+
+// A consumer the broker ends (its queue deleted) reports it once from
+// Receive, and its other queues keep delivering.
+func TestConsumerEndedByBroker(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	opts, f := flakyRegistry(t)
+	f.endQueue.Store("")
+	conn, err := kombu.NewConnection("flaky://"+uniqueName(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	a, b := kombu.NewQueue("a", kombu.DefaultExchange, ""), kombu.NewQueue("b", kombu.DefaultExchange, "")
+	c, err := conn.Consumer(ctx, []kombu.Queue{a, b}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.endQueue.Store("a")
+	_, err = c.Receive(ctx)
+	var ce *kombu.ConsumerError
+	if !errors.As(err, &ce) || ce.Queue != "a" || !errors.Is(err, kombu.ErrNotFound) {
+		t.Fatalf("Receive: %v, want a ConsumerError for queue a wrapping ErrNotFound", err)
+	}
+	if _, ok := c.ConsumerTags()["a"]; ok {
+		t.Fatal("the ended consumer tag is still listed")
+	}
+	p, _ := conn.Producer(ctx, nil)
+	if err := p.Publish(ctx, "still here", &kombu.PublishOptions{RoutingKey: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Receive(ctx)
+	if err != nil || string(m.Body) != "still here" {
+		t.Fatalf("queue b after a ended: %v %v", m, err)
+	}
 }

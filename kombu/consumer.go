@@ -78,7 +78,8 @@ type Consumer struct {
 	seq       int
 	closed    bool
 	inbox     []*Message
-	notify    chan struct{} // signalled when inbox grows or state changes
+	endErr    *driver.ConsumerError // a consumer tag the broker ended
+	notify    chan struct{}         // signalled when inbox grows or state changes
 	stopFetch context.CancelFunc
 	workers   sync.WaitGroup
 }
@@ -335,10 +336,16 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 			}
 			return m, nil
 		}
-		closed := c.closed
+		closed, endErr := c.closed, c.endErr
+		if endErr != nil && len(c.tags) > 0 {
+			c.endErr = nil // reported once while other queues go on
+		}
 		c.mu.Unlock()
 		if closed {
 			return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+		}
+		if endErr != nil {
+			return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Name: endErr.Queue, Err: endErr}
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -544,6 +551,19 @@ func (c *Consumer) Close() error {
 		}
 	}
 	return err
+}
+
+// ended records that the broker ended one of the consumer's tags.
+func (c *Consumer) ended(ce *driver.ConsumerError) {
+	c.mu.Lock()
+	for q, tag := range c.tags {
+		if tag == ce.ConsumerTag {
+			delete(c.tags, q)
+		}
+	}
+	c.endErr = ce
+	c.mu.Unlock()
+	c.wake()
 }
 
 // channelClosed is called when the consumer's channel closes under it.

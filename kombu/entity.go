@@ -143,10 +143,7 @@ func (e Exchange) Delete(ctx context.Context, ch *Channel, ifUnused bool) error 
 
 // ExchangeBinder is implemented by driver channels that support
 // exchange-to-exchange bindings (RabbitMQ).
-type ExchangeBinder interface {
-	ExchangeBind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
-	ExchangeUnbind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
-}
+type ExchangeBinder = driver.ExchangeBinder
 
 // BindTo binds this exchange (the destination) to source, so that messages
 // source routes with routingKey reach e. Only some transports support it

@@ -23,7 +23,13 @@ var (
 	ErrInvalidURL         = driver.ErrInvalidURL
 	ErrInvalidArgument    = driver.ErrInvalidArgument
 	ErrTimeout            = driver.ErrTimeout
+	ErrNacked             = driver.ErrNacked
+	ErrUnconfirmed        = driver.ErrUnconfirmed
 )
+
+// ConsumerError reports a consumer that ended without Cancel (its queue
+// was deleted, or its channel died); Consumer.Receive returns it.
+type ConsumerError = driver.ConsumerError
 
 // Errors of the serialization layer.
 var (

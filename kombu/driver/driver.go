@@ -198,6 +198,14 @@ type ReturnNotifier interface {
 	NotifyReturn(func(Return))
 }
 
+// ExchangeBinder is implemented by channels that support
+// exchange-to-exchange bindings (RabbitMQ): messages that source routes
+// with routingKey also reach destination.
+type ExchangeBinder interface {
+	ExchangeBind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
+	ExchangeUnbind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
+}
+
 // Exchange is the declaration of an exchange.
 type Exchange struct {
 	Name       string

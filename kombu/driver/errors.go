@@ -37,7 +37,33 @@ var (
 	// ErrTimeout: the broker did not answer in time (e.g. a publisher
 	// confirm). Whether the operation happened is unknown.
 	ErrTimeout = errors.New("timed out")
+	// ErrNacked: the broker refused a published message (basic.nack).
+	ErrNacked = errors.New("publish refused by the broker")
+	// ErrUnconfirmed: the channel closed before the broker confirmed a
+	// publish; the broker may or may not have taken the message, so it is
+	// not retried automatically.
+	ErrUnconfirmed = errors.New("publish outcome unknown: no confirm before the channel closed")
 )
+
+// ConsumerError is returned by Receive, once, when one consumer of the
+// channel ended without Cancel: the broker cancelled it (its queue was
+// deleted; Err wraps ErrNotFound) or the channel under it died (Err wraps
+// ErrClosed and the cause). The channel's other consumers keep running.
+type ConsumerError struct {
+	ConsumerTag string
+	Queue       string
+	Cancelled   bool // the broker sent basic.cancel
+	Err         error
+}
+
+func (e *ConsumerError) Error() string {
+	if e.Cancelled {
+		return fmt.Sprintf("consumer %q of queue %q cancelled by the broker: %v", e.ConsumerTag, e.Queue, e.Err)
+	}
+	return fmt.Sprintf("consumer %q of queue %q lost: %v", e.ConsumerTag, e.Queue, e.Err)
+}
+
+func (e *ConsumerError) Unwrap() error { return e.Err }
 
 // ReturnError reports an unroutable mandatory message synchronously.
 type ReturnError struct {

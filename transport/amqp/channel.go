@@ -15,14 +15,8 @@ import (
 	"github.com/kombu-go/kombu/kombu/driver"
 )
 
-// ExchangeBinder is implemented by *Channel: exchange-to-exchange bindings
-// (a RabbitMQ extension). Messages published to source that match
-// routingKey (and args, for headers exchanges) are routed on through
-// destination as well.
-type ExchangeBinder interface {
-	ExchangeBind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
-	ExchangeUnbind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
-}
+// ExchangeBinder is implemented by *Channel: exchange-to-exchange bindings.
+type ExchangeBinder = driver.ExchangeBinder
 
 var (
 	_ driver.Channel        = (*Channel)(nil)

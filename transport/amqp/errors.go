@@ -12,12 +12,12 @@ import (
 
 // ErrNacked is wrapped by the error of a publish that the broker refused
 // with basic.nack (e.g. a queue with x-overflow reject-publish is full).
-var ErrNacked = errors.New("amqp: publish nacked by the broker")
+var ErrNacked = driver.ErrNacked
 
 // ErrUnconfirmed is wrapped by the error of a publish whose confirm never
 // came because the channel or the connection closed first: the broker may
 // or may not have taken the message.
-var ErrUnconfirmed = errors.New("amqp: publish outcome unknown, channel closed before the confirm")
+var ErrUnconfirmed = driver.ErrUnconfirmed
 
 // ConsumerError is what Receive returns, once, when a consumer of the
 // channel ended without Cancel: the broker cancelled it (the queue was
@@ -25,22 +25,7 @@ var ErrUnconfirmed = errors.New("amqp: publish outcome unknown, channel closed b
 // was closed by a channel exception or a lost connection (the error wraps
 // driver.ErrClosed and the cause). Deliveries that arrived before the end
 // are returned first. Other consumers of the channel keep running.
-type ConsumerError struct {
-	ConsumerTag string
-	Queue       string
-	// Cancelled is true when the broker sent basic.cancel.
-	Cancelled bool
-	Err       error
-}
-
-func (e *ConsumerError) Error() string {
-	if e.Cancelled {
-		return fmt.Sprintf("amqp: consumer %q of queue %q cancelled by the broker: %v", e.ConsumerTag, e.Queue, e.Err)
-	}
-	return fmt.Sprintf("amqp: consumer %q of queue %q lost: %v", e.ConsumerTag, e.Queue, e.Err)
-}
-
-func (e *ConsumerError) Unwrap() error { return e.Err }
+type ConsumerError = driver.ConsumerError
 
 // Reply codes of AMQP 0-9-1 that map to driver sentinels.
 const (
