@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"errors"
 	"net/url"
 	"strconv"
@@ -173,5 +174,76 @@ func TestGlobalKeyPrefixOnEveryKey(t *testing.T) {
 		if !strings.HasPrefix(k, prefix) {
 			t.Errorf("key %q lacks the global key prefix", k)
 		}
+	}
+}
+
+// TestLongHandlerExtendsLease is F11 with a real sweep: visibility timeout
+// 2 s, a handler that holds a message 5 s. Extending the lease every
+// second keeps another consumer from getting it; not extending it gets it
+// redelivered, once.
+func TestLongHandlerExtendsLease(t *testing.T) {
+	opts := isolated(t, url.Values{"visibility_timeout": {"2"}})
+	ctx := testCtx(t)
+	for _, extend := range []bool{true, false} {
+		t.Run("extend="+strconv.FormatBool(extend), func(t *testing.T) {
+			t.Parallel()
+			q := uniqueName(t, "q")
+			slow := openChannel(t, dialDriver(t, opts))
+			other := openChannel(t, dialDriver(t, opts))
+			for _, ch := range []driver.Channel{slow, other} {
+				_, err := ch.QueueDeclare(ctx, driver.Queue{Name: q})
+				must(t, err)
+			}
+			must(t, slow.Publish(ctx, &driver.Publishing{RoutingKey: q, Message: driver.Message{Body: []byte("long")}}))
+			must(t, slow.Consume(ctx, driver.ConsumeArgs{Queue: q, ConsumerTag: "slow"}))
+			d := receiveN(t, slow, 1, 5*time.Second)[0]
+			must(t, other.Consume(ctx, driver.ConsumeArgs{Queue: q, ConsumerTag: "other"}))
+			got := make(chan *driver.Delivery, 4)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					rctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+					ds, _ := other.Receive(rctx, 1)
+					cancel()
+					for _, d := range ds {
+						got <- d
+						_ = other.Ack(ctx, d.Tag, false)
+					}
+				}
+			})
+			for range 5 {
+				time.Sleep(time.Second)
+				if extend {
+					must(t, slow.(driver.LeaseExtender).ExtendLease(ctx, d.Tag, 2*time.Second))
+				}
+			}
+			time.Sleep(500 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			close(got)
+			n := 0
+			for d := range got {
+				n++
+				if !d.Redelivered {
+					t.Error("the second delivery is not marked redelivered")
+				}
+			}
+			switch {
+			case extend && n != 0:
+				t.Errorf("delivered %d more times although the lease was extended", n)
+			case !extend && n != 1:
+				t.Errorf("delivered %d more times after the lease expired, want 1", n)
+			}
+			err := slow.Ack(ctx, d.Tag, false)
+			if extend && err != nil {
+				t.Errorf("ack after the long handler: %v", err)
+			}
+		})
 	}
 }
