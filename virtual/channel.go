@@ -376,7 +376,7 @@ func (ch *Channel) prepare(ctx context.Context, p *driver.Publishing, dst []Queu
 		}
 		env.ExpiresAt = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
-	queues, fanout, err := ch.route(ctx, p.Exchange, p.RoutingKey, p.Headers, 0)
+	queues, fanout, err := ch.route(ctx, p.Exchange, p.RoutingKey, p.Headers, p.Mandatory, 0)
 	if err != nil {
 		return dst, err
 	}
@@ -432,8 +432,14 @@ func intArg(args map[string]any, key string) (int64, bool) {
 
 // route returns the queues exchange routes routingKey to, or fanout=true
 // when the store broadcasts it natively.
-func (ch *Channel) route(ctx context.Context, exchange, routingKey string, headers map[string]any, depth int) (queues []string, fanout bool, err error) {
+func (ch *Channel) route(ctx context.Context, exchange, routingKey string, headers map[string]any, mandatory bool, depth int) (queues []string, fanout bool, err error) {
 	if exchange == "" {
+		if !ch.conn.shared && !mandatory {
+			// As Python kombu: the routing key names the queue, which
+			// another process may have declared without leaving a trace
+			// in the store (a plain kombu Queue on redis).
+			return []string{routingKey}, false, nil
+		}
 		known, err := ch.conn.queueKnown(ctx, routingKey)
 		if err != nil || !known {
 			return nil, false, err
@@ -469,7 +475,7 @@ func (ch *Channel) route(ctx context.Context, exchange, routingKey string, heade
 	}
 	if len(queues) == 0 && depth < 4 {
 		if ae, ok := decl.Args["alternate-exchange"].(string); ok && ae != "" {
-			return ch.route(ctx, ae, routingKey, headers, depth+1)
+			return ch.route(ctx, ae, routingKey, headers, mandatory, depth+1)
 		}
 	}
 	return queues, false, nil
