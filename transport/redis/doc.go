@@ -145,7 +145,8 @@
 // # Errors
 //
 // A server that cannot be reached when dialling gives an error wrapping
-// driver.ErrConnectionLost; later go-redis errors are wrapped with the
+// driver.ErrConnectionLost, and refused credentials one wrapping
+// driver.ErrAccessRefused; later go-redis errors are wrapped with the
 // operation ("redis take: ..."), and context errors are returned as they
 // are.
 //

@@ -59,6 +59,9 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
+		if isAuthError(err) {
+			return nil, fmt.Errorf("%w: redis: %w", driver.ErrAccessRefused, err)
+		}
 		return nil, fmt.Errorf("%w: redis: %w", driver.ErrConnectionLost, err)
 	}
 	return newStore(c.opts, rdb), nil
@@ -163,6 +166,18 @@ func wrapErr(op string, err error) error {
 		return fmt.Errorf("%w: redis %s: %w", driver.ErrConnectionLost, op, err)
 	}
 	return fmt.Errorf("redis %s: %w", op, err)
+}
+
+// isAuthError reports whether redis refused the credentials (retrying the
+// same ones cannot help).
+func isAuthError(err error) bool {
+	msg := err.Error()
+	for _, p := range []string{"WRONGPASS", "NOAUTH", "NOPERM", "ERR invalid password", "ERR AUTH", "ERR Client sent AUTH"} {
+		if strings.Contains(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // ValidateName implements virtual.NameValidator.
