@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -659,11 +658,48 @@ func unackedRecord(raw []byte, exchange, routingKey string) string {
 	return b.String()
 }
 
+// writeJSONString writes s as Python's json.dumps does by default
+// (ensure_ascii), like the take script's jstr, so that records are the
+// bytes Python kombu would write.
 func writeJSONString(b *bytes.Buffer, s string) {
-	enc := json.NewEncoder(b)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)       // strings always encode
-	b.Truncate(b.Len() - 1) // Encode's newline
+	const hex = "0123456789abcdef"
+	u := func(r rune) {
+		b.WriteString(`\u`)
+		b.WriteByte(hex[r>>12&0xf])
+		b.WriteByte(hex[r>>8&0xf])
+		b.WriteByte(hex[r>>4&0xf])
+		b.WriteByte(hex[r&0xf])
+	}
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"':
+			b.WriteString(`\"`)
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r < 0x20 || r == 0x7f:
+			u(r)
+		case r < 0x80:
+			b.WriteByte(byte(r))
+		case r > 0xffff:
+			r -= 0x10000
+			u(0xd800 + r>>10)
+			u(0xdc00 + r&0x3ff)
+		default:
+			u(r)
+		}
+	}
+	b.WriteByte('"')
 }
 
 // Ack implements virtual.Acker. The ack is sent with the next fetch of

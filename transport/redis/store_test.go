@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -644,5 +645,18 @@ func TestTakeReadsTagAndRoutingFromAnyLayout(t *testing.T) {
 	flush(t, s)
 	if n := c.HLen(ctx, p+"unacked").Val(); n != 0 {
 		t.Errorf("%d entries left after the acks", n)
+	}
+}
+
+func TestWriteJSONStringLikePython(t *testing.T) {
+	for in, want := range map[string]string{
+		"é": `"\u00e9"`, "a\"b\\c/d\x01\x7f": `"a\"b\\c/d\u0001\u007f"`, "x😀y": `"x\ud83d\ude00y"`,
+		"\n\t\r\b\f": `"\n\t\r\b\f"`, "日本": `"\u65e5\u672c"`, "": `""`, "plain.rk": `"plain.rk"`,
+	} {
+		var b bytes.Buffer
+		writeJSONString(&b, in)
+		if b.String() != want {
+			t.Errorf("%q: %s, want %s", in, b.String(), want)
+		}
 	}
 }
