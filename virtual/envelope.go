@@ -235,6 +235,14 @@ type wireDeliveryInfo struct {
 // or by Marshal. The body is base64-decoded only when
 // properties.body_encoding is "base64", as kombu does.
 func UnmarshalEnvelope(data []byte) (*Envelope, error) {
+	if env, ok := fastEnvelope(data); ok {
+		return env, nil
+	}
+	return unmarshalEnvelopeSlow(data)
+}
+
+// unmarshalEnvelopeSlow decodes any envelope with encoding/json.
+func unmarshalEnvelopeSlow(data []byte) (*Envelope, error) {
 	var w wireEnvelope
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()

@@ -86,7 +86,7 @@ func (f *fanout) deliver(m *redis.Message) {
 		return
 	}
 	for q := range qs {
-		env, err := decodeEnvelope(raw)
+		env, err := virtual.UnmarshalEnvelope(raw)
 		if err != nil {
 			f.dropped.Add(1) // not a kombu message
 			return

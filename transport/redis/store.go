@@ -615,7 +615,7 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		queue := queues[owner[idx-1]]
 		data := []byte(raw)
 		r := &receipt{tag: tag, nonce: nonce, queue: queue, raw: data}
-		env, derr := decodeEnvelope(data)
+		env, derr := virtual.UnmarshalEnvelope(data)
 		if derr != nil || tag == "" {
 			// Not a kombu message: drop it for good (acking its
 			// record), like a reject without requeue.

@@ -1,4 +1,4 @@
-package redis
+package virtual
 
 import (
 	"bytes"
@@ -7,30 +7,17 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
-
-	"github.com/kombu-go/kombu/virtual"
 )
 
-// decodeEnvelope is virtual.UnmarshalEnvelope, several times faster for the
-// envelopes kombu writes. It scans the layout Python kombu and kombu-go
-// produce: a top-level object with the keys body, content-encoding,
-// content-type, headers, properties and redelivered; strings without
-// escapes; properties with body_encoding, delivery_tag, delivery_info
-// (exchange, routing_key, redelivered), priority and delivery_mode as
-// integers, expiration and the string properties. The body is cut out with
-// one IndexByte, and only the headers, when there are any, go through
-// encoding/json. Anything else (escapes, other keys, other types, a
-// duplicate key, a body that is not valid base64) is handed to
-// virtual.UnmarshalEnvelope whole, so the result, errors included, is
-// always the one virtual.UnmarshalEnvelope gives; FuzzDecodeEnvelope checks
-// that.
-func decodeEnvelope(raw []byte) (*virtual.Envelope, error) {
-	if env, ok := fastEnvelope(raw); ok {
-		return env, nil
-	}
-	return virtual.UnmarshalEnvelope(raw)
-}
-
+// fastEnvelope decodes the envelope layout Python kombu and kombu-go
+// write (a top-level object with body, content-encoding, content-type,
+// headers, properties and redelivered; strings without escapes; the known
+// properties with integer priority and delivery mode) about four times
+// faster than encoding/json: the body is cut out with one IndexByte and
+// only non-empty headers go through encoding/json. It reports false for
+// anything else, and UnmarshalEnvelope then decodes the slow way, so the
+// result, errors included, never depends on which path ran
+// (FuzzFastEnvelope checks that).
 var errSlow = errors.New("not the common layout")
 
 // scanner reads the common layout; any surprise is errSlow.
@@ -213,9 +200,9 @@ func (s *scanner) skip() ([]byte, error) {
 	return nil, errSlow
 }
 
-func fastEnvelope(raw []byte) (*virtual.Envelope, bool) {
+func fastEnvelope(raw []byte) (*Envelope, bool) {
 	s := &scanner{b: raw}
-	env := &virtual.Envelope{Raw: raw}
+	env := &Envelope{Raw: raw}
 	var body, headers []byte
 	hasBody := false
 	bodyEncoding := ""
@@ -324,8 +311,8 @@ func fastEnvelope(raw []byte) (*virtual.Envelope, bool) {
 	return env, true
 }
 
-// decodeHeaders decodes a headers object as virtual.UnmarshalEnvelope
-// does: numbers become int64 when integral, else float64.
+// decodeHeaders decodes a headers object with numbers as int64 when
+// integral, else float64, as the slow path does.
 func decodeHeaders(raw []byte) (map[string]any, bool) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -336,25 +323,5 @@ func decodeHeaders(raw []byte) (map[string]any, bool) {
 	if len(h) == 0 {
 		return nil, true
 	}
-	return normalize(h).(map[string]any), true
-}
-
-func normalize(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if i, err := x.Int64(); err == nil {
-			return i
-		}
-		f, _ := x.Float64()
-		return f
-	case map[string]any:
-		for k, vv := range x {
-			x[k] = normalize(vv)
-		}
-	case []any:
-		for i, vv := range x {
-			x[i] = normalize(vv)
-		}
-	}
-	return v
+	return normalizeNumbers(h).(map[string]any), true
 }
