@@ -22,6 +22,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu/driver"
 )
 
@@ -250,22 +251,20 @@ func TestTLS(t *testing.T) {
 	})
 }
 
-// TestRabbitMQTLS runs against a RabbitMQ TLS listener when the
-// environment names one (scripts/services.sh may set these; the test
-// skips otherwise, in CI too, since the plain-TCP suite is the required
-// one):
+// TestRabbitMQTLS runs against the TLS listener of the RabbitMQ node that
+// scripts/services.sh starts (`make test`), named by these variables. Like
+// every server test it skips when they are unset, except in CI, where it
+// fails (internal/testenv):
 //
-//	KOMBU_TEST_AMQPS_URL   amqps://guest:guest@localhost:PORT//  (certificate for "localhost")
+//	KOMBU_TEST_AMQPS_URL   amqps://guest:guest@localhost:PORT//  (certificate for "localhost" only)
 //	KOMBU_TEST_AMQPS_CA    CA bundle (PEM) that signed the server and client certificates
 //	KOMBU_TEST_AMQPS_CERT  client certificate (PEM) whose CN is an existing user, and
 //	KOMBU_TEST_AMQPS_KEY   its key, for EXTERNAL (rabbitmq_auth_mechanism_ssl,
 //	                       ssl_cert_login_from = common_name)
 func TestRabbitMQTLS(t *testing.T) {
 	t.Parallel()
-	raw, ca := os.Getenv("KOMBU_TEST_AMQPS_URL"), os.Getenv("KOMBU_TEST_AMQPS_CA")
-	if raw == "" || ca == "" {
-		t.Skip("KOMBU_TEST_AMQPS_URL and KOMBU_TEST_AMQPS_CA not set: no RabbitMQ TLS listener to test")
-	}
+	raw := testenv.ServerURL(t, "KOMBU_TEST_AMQPS_URL")
+	ca := testenv.ServerURL(t, "KOMBU_TEST_AMQPS_CA")
 	withCA := withQuery(t, raw, "ssl_ca_certs", ca)
 	t.Run("verified", func(t *testing.T) {
 		c, err := connectURL(t, withCA)
@@ -298,10 +297,8 @@ func TestRabbitMQTLS(t *testing.T) {
 		}
 	})
 	t.Run("external", func(t *testing.T) {
-		cert, key := os.Getenv("KOMBU_TEST_AMQPS_CERT"), os.Getenv("KOMBU_TEST_AMQPS_KEY")
-		if cert == "" || key == "" {
-			t.Skip("KOMBU_TEST_AMQPS_CERT/KEY not set")
-		}
+		cert := testenv.ServerURL(t, "KOMBU_TEST_AMQPS_CERT")
+		key := testenv.ServerURL(t, "KOMBU_TEST_AMQPS_KEY")
 		u := mustURL(t, withQuery(t, withCA, "ssl_certfile", cert, "ssl_keyfile", key, "login_method", "EXTERNAL"))
 		u.User = nil // EXTERNAL sends no password
 		c, err := connectURL(t, u.String())
