@@ -366,8 +366,11 @@ func (p *Producer) declared(ctx context.Context, o *PublishOptions) (*Channel, e
 // returned hands an unroutable message to OnReturn and reports whether it
 // did.
 func (p *Producer) returned(err error) bool {
+	if err == nil || p.opts.OnReturn == nil {
+		return false
+	}
 	var re *driver.ReturnError
-	if p.opts.OnReturn == nil || !errors.As(err, &re) {
+	if !errors.As(err, &re) {
 		return false
 	}
 	p.opts.OnReturn(re.Return)

@@ -305,11 +305,15 @@ func (ch *Channel) publish(ctx context.Context, p *driver.Publishing) error {
 	if err := ch.checkOpen(); err != nil {
 		return err
 	}
-	puts, err := ch.prepare(ctx, p, nil)
+	var one [1]QueuedEnvelope // the usual single target, kept off the heap
+	puts, err := ch.prepare(ctx, p, one[:0])
 	if err != nil {
 		return err
 	}
-	return ch.put(ctx, puts)
+	if len(puts) == 1 {
+		return ch.store.Put(ctx, puts[0].Queue, puts[0].Envelope)
+	}
+	return ch.put(ctx, slices.Clone(puts))
 }
 
 // PublishBatch implements driver.BatchPublisher: every message is routed
@@ -376,8 +380,19 @@ func (ch *Channel) prepare(ctx context.Context, p *driver.Publishing, dst []Queu
 		}
 		env.ExpiresAt = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
-	queues, fanout, err := ch.route(ctx, p.Exchange, p.RoutingKey, p.Headers, p.Mandatory, 0)
-	if err != nil {
+	var queues []string
+	var fanout bool
+	var err error
+	if p.Exchange == "" {
+		// The common case, without allocating a one-element route.
+		q, ok, err := ch.defaultRoute(ctx, p.RoutingKey, p.Mandatory)
+		if err != nil {
+			return dst, err
+		}
+		if ok {
+			return append(dst, QueuedEnvelope{Queue: q, Envelope: ch.withQueueTTL(q, env)}), nil
+		}
+	} else if queues, fanout, err = ch.route(ctx, p.Exchange, p.RoutingKey, p.Headers, p.Mandatory, 0); err != nil {
 		return dst, err
 	}
 	if fanout {
@@ -430,21 +445,28 @@ func intArg(args map[string]any, key string) (int64, bool) {
 	return 0, false
 }
 
+// defaultRoute routes on the default exchange: the routing key names the
+// queue. On stores without shared state that is taken on trust unless the
+// publish is mandatory, as Python kombu does: another process may have
+// declared the queue without leaving a trace in the store (a plain kombu
+// Queue on redis).
+func (ch *Channel) defaultRoute(ctx context.Context, routingKey string, mandatory bool) (string, bool, error) {
+	if !ch.conn.shared && !mandatory {
+		return routingKey, true, nil
+	}
+	known, err := ch.conn.queueKnown(ctx, routingKey)
+	return routingKey, known && err == nil, err
+}
+
 // route returns the queues exchange routes routingKey to, or fanout=true
 // when the store broadcasts it natively.
 func (ch *Channel) route(ctx context.Context, exchange, routingKey string, headers map[string]any, mandatory bool, depth int) (queues []string, fanout bool, err error) {
 	if exchange == "" {
-		if !ch.conn.shared && !mandatory {
-			// As Python kombu: the routing key names the queue, which
-			// another process may have declared without leaving a trace
-			// in the store (a plain kombu Queue on redis).
-			return []string{routingKey}, false, nil
-		}
-		known, err := ch.conn.queueKnown(ctx, routingKey)
-		if err != nil || !known {
+		q, ok, err := ch.defaultRoute(ctx, routingKey, mandatory)
+		if err != nil || !ok {
 			return nil, false, err
 		}
-		return []string{routingKey}, false, nil
+		return []string{q}, false, nil
 	}
 	decl, bindings, ok := ch.conn.state.exchange(exchange)
 	typ := decl.Type
