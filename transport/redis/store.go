@@ -214,8 +214,12 @@ func encode(env *virtual.Envelope) ([]byte, error) {
 	return data, nil
 }
 
-// PutBatch implements virtual.BatchPutter: one pipelined LPUSH per
-// envelope, in one round trip.
+// PutBatch implements virtual.BatchPutter, in one round trip: every run of
+// consecutive envelopes bound for the same list is one LPUSH of several
+// values (LPUSH pushes them left in argument order, so a consumer taking
+// from the right reads them in batch order), and the runs are pipelined.
+// On a failure, the runs before the failing one are published: a prefix
+// of the batch.
 func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) error {
 	if s.closed.Load() {
 		return errStoreClosed
@@ -223,23 +227,36 @@ func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) er
 	if len(batch) == 0 {
 		return nil
 	}
+	type run struct {
+		cmd *redis.IntCmd
+		n   int
+	}
+	var runs []run
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.IntCmd, len(batch))
+	vals := make([]any, 0, len(batch))
+	list := ""
 	for i, qe := range batch {
 		data, err := encode(qe.Envelope)
 		if err != nil {
 			return &driver.BatchError{Published: 0, Err: err}
 		}
-		cmds[i] = pipe.LPush(ctx, s.k.list(qe.Queue, s.k.step(qe.Envelope.Properties.Priority)), data)
+		l := s.k.list(qe.Queue, s.k.step(qe.Envelope.Properties.Priority))
+		if i > 0 && l != list {
+			runs = append(runs, run{pipe.LPush(ctx, list, vals...), len(vals)})
+			vals = vals[len(vals):]
+		}
+		list = l
+		vals = append(vals, data)
 	}
+	runs = append(runs, run{pipe.LPush(ctx, list, vals...), len(vals)})
 	_, err := pipe.Exec(ctx)
 	if err != nil {
 		n := 0
-		for _, c := range cmds {
-			if c.Err() != nil {
+		for _, r := range runs {
+			if r.cmd.Err() != nil {
 				break
 			}
-			n++
+			n += r.n
 		}
 		if n > 0 {
 			s.hub.notify()
