@@ -98,3 +98,25 @@ func BenchmarkMicroLPushClients(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkMicroStoreBatch100 takes batches of 100 from a full queue and
+// acks them (the acks ride with the next take).
+func BenchmarkMicroStoreBatch100(b *testing.B) {
+	e := newBenchEnv(b, "m-get100")
+	fillRaw(b, e, b.N)
+	ctx := context.Background()
+	s0, c0 := cpuUsage(b, e)
+	defer func() {
+		s1, c1 := cpuUsage(b, e)
+		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
+		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
+	}()
+	b.ResetTimer()
+	for got := 0; got < b.N; {
+		items, err := e.store.GetBatch(ctx, []string{e.queue}, min(100, b.N-got), 0)
+		must(b, err)
+		must(b, e.store.AckBatch(ctx, items))
+		got += len(items)
+	}
+	must(b, e.store.flushAcks(ctx))
+}

@@ -169,19 +169,61 @@ local function jcached(x)
   return j
 end
 
-local zargs, hargs = {}, {}
+-- Records are collected by record and written by flush: one HSETNX for a
+-- single delivery, else one HMGET to find the tags already in unacked and
+-- one multi-field HSET, instead of an HSETNX per delivery.
+local rtags, rrecs, rqueues, rnonces = {}, {}, {}, {}
 local function record(tag, rec, queue)
   n = n + 1
-  local nonce = seed .. n
-  if redis.call('HSETNX', KEYS[1], tag, rec) == 0 then
-    tag = tag .. '.' .. nonce
-    redis.call('HSET', KEYS[1], tag, rec)
+  rtags[n] = tag
+  rrecs[n] = rec
+  rqueues[n] = queue
+  rnonces[n] = seed .. n
+  return n
+end
+
+local function flush()
+  if n == 0 then return end
+  if n == 1 then
+    if redis.call('HSETNX', KEYS[1], rtags[1], rrecs[1]) == 0 then
+      rtags[1] = rtags[1] .. '.' .. rnonces[1]
+      redis.call('HSET', KEYS[1], rtags[1], rrecs[1])
+    end
+  else
+    local seen = {}
+    for i = 1, n, 500 do
+      local j = math.min(i + 499, n)
+      local cur = redis.call('HMGET', KEYS[1], unpack(rtags, i, j))
+      for k = i, j do
+        local t = rtags[k]
+        if cur[k - i + 1] or seen[t] then
+          t = t .. '.' .. rnonces[k]
+          rtags[k] = t
+        end
+        seen[t] = true
+      end
+    end
+    local hset = {}
+    for k = 1, n do
+      hset[#hset + 1] = rtags[k]
+      hset[#hset + 1] = rrecs[k]
+    end
+    call('HSET', KEYS[1], hset)
   end
-  zargs[#zargs + 1] = now
-  zargs[#zargs + 1] = tag
-  hargs[#hargs + 1] = tag
-  hargs[#hargs + 1] = queue .. sep .. nonce
-  return tag, nonce
+  local zargs, hargs = {}, {}
+  for k = 1, n do
+    zargs[#zargs + 1] = now
+    zargs[#zargs + 1] = rtags[k]
+    hargs[#hargs + 1] = rtags[k]
+    hargs[#hargs + 1] = rqueues[k] .. sep .. rnonces[k]
+  end
+  if n >= 8 then
+    -- See anchorMember.
+    redis.call('ZADD', KEYS[2], 'NX', '+inf', '` + anchorMember + `')
+    redis.call('HSETNX', KEYS[3], '` + anchorMember + `', '` + anchorMember + `')
+  end
+  call('ZADD', KEYS[2], zargs)
+  call('HSET', KEYS[3], hargs)
 end
 
 if nack > 0 then
@@ -214,9 +256,8 @@ for i = 1, nfan do
   if tag == '' then
     tag = 'kombu-go.' .. seed .. 'f' .. i
   end
-  local t, nonce = record(tag, rec, queue)
-  fan[#fan + 1] = t
-  fan[#fan + 1] = nonce
+  fan[#fan + 1] = record(tag, rec, queue)
+  fan[#fan + 1] = ''
 end
 
 local out = {}
@@ -241,11 +282,10 @@ for k = 4, #KEYS do
         end
         if type(ex) ~= 'string' then ex = '' end
         if type(rk) ~= 'string' then rk = '' end
-        local t, nonce = record(tag, '[' .. v .. ', ' .. jcached(ex) .. ', ' .. jcached(rk) .. ']', queue)
         out[#out + 1] = k - 3
         out[#out + 1] = v
-        out[#out + 1] = t
-        out[#out + 1] = nonce
+        out[#out + 1] = record(tag, '[' .. v .. ', ' .. jcached(ex) .. ', ' .. jcached(rk) .. ']', queue)
+        out[#out + 1] = ''
       else
         out[#out + 1] = k - 3
         out[#out + 1] = v
@@ -255,14 +295,17 @@ for k = 4, #KEYS do
     end
   end
 end
-if #zargs > 0 then
-  if #zargs >= 16 then
-    -- See anchorMember.
-    redis.call('ZADD', KEYS[2], 'NX', '+inf', '` + anchorMember + `')
-    redis.call('HSETNX', KEYS[3], '` + anchorMember + `', '` + anchorMember + `')
+flush()
+-- Fill in the final tags and nonces of the records.
+for i = 1, #fan, 2 do
+  local r = fan[i]
+  fan[i], fan[i + 1] = rtags[r], rnonces[r]
+end
+for i = 3, #out, 4 do
+  local r = out[i]
+  if r ~= '' then
+    out[i], out[i + 1] = rtags[r], rnonces[r]
   end
-  call('ZADD', KEYS[2], zargs)
-  call('HSET', KEYS[3], hargs)
 end
 return {fan, out}
 `
