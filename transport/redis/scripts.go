@@ -125,6 +125,12 @@ end
 -- tail of the envelope is enough and the body is not decoded; an envelope
 -- laid out otherwise, or whose strings have escapes, is decoded in full.
 local function meta(v)
+  -- The usual layout, with one search and one anchored match.
+  local p = string.find(v, '"delivery_info"', math.max(1, #v - 600), true)
+  if p then
+    local x, r, t = string.match(v, '^"delivery_info": ?{"exchange": ?"([^"\\]*)", ?"routing_key": ?"([^"\\]*)"[^{}]*}, ?"priority": ?%d+, ?"body_encoding": ?"base64", ?"delivery_tag": ?"([^"\\]*)"}}$', p)
+    if t then return true, t, x, r end
+  end
   local tag, ex, rk
   local from = math.max(1, #v - 300)
   while true do
