@@ -53,7 +53,8 @@ type Connection struct {
 
 	mu       sync.Mutex
 	conn     driver.Conn
-	current  int // index of the URL in use or to try first
+	current  int    // index of the URL in use or to try first
+	gen      uint64 // counts established connections, so that concurrent retries reconnect once
 	closed   bool
 	channels map[*Channel]struct{}
 	defCh    *Channel
@@ -167,6 +168,7 @@ func (c *Connection) driverConn(ctx context.Context) (driver.Conn, error) {
 		cancel()
 		if err == nil {
 			c.conn, c.current = conn, idx
+			c.gen++
 			return conn, nil
 		}
 		if ctx.Err() != nil {
@@ -188,10 +190,29 @@ func (c *Connection) Connected() bool {
 // unacked messages return to their queues) and connects again, moving to
 // the next failover URL first when failover is true.
 func (c *Connection) Reconnect(ctx context.Context, failover bool) error {
+	return c.reconnect(ctx, 0, false, failover)
+}
+
+// generation identifies the live connection (0 before the first).
+func (c *Connection) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// reconnect drops the connection and connects again. With onlyGen set it
+// does so only if the connection is still generation gen: when several
+// goroutines see the same connection fail, one reconnects and the others
+// use the new connection instead of dropping it in turn.
+func (c *Connection) reconnect(ctx context.Context, gen uint64, onlyGen, failover bool) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return &Error{Op: "reconnect", Transport: c.transportNameLocked(), Err: ErrClosed}
+	}
+	if onlyGen && (c.gen != gen || c.conn == nil) {
+		c.mu.Unlock()
+		return c.Connect(ctx)
 	}
 	old := c.dropLocked()
 	if failover && len(c.connectors) > 1 {

@@ -494,6 +494,7 @@ func (c *Connection) retry(ctx context.Context, policy RetryPolicy, fn func(cont
 		policy.IntervalMax = time.Second
 	}
 	for attempt := 0; ; attempt++ {
+		gen := c.generation()
 		err := fn(ctx)
 		if err == nil || !retryable(err) || c.isClosed() {
 			return err
@@ -512,7 +513,7 @@ func (c *Connection) retry(ctx context.Context, policy RetryPolicy, fn func(cont
 			return ctx.Err()
 		case <-t.C:
 		}
-		if rerr := c.Reconnect(ctx, true); rerr != nil && ctx.Err() != nil {
+		if rerr := c.reconnect(ctx, gen, true, true); rerr != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
