@@ -33,6 +33,7 @@ var prefetchCases = []testCase{
 	{"Limit", testPrefetchLimit},
 	{"QosRaised", testQosRaised},
 	{"BoundsConsume", testPrefetchBoundsConsume},
+	{"FairAcrossQueues", testFairAcrossQueues},
 }
 
 var priorityCases = []testCase{
@@ -565,4 +566,33 @@ func testNoAck(e *env) {
 	}
 	e.eventuallyLen(q, 0)
 	e.expectNone(e.consumer(nil, []kombu.Queue{q}, nil))
+}
+
+// testFairAcrossQueues checks that a consumer of several busy queues is
+// served from all of them (kombu's round-robin cycle), not from the first
+// until it is empty.
+func testFairAcrossQueues(e *env) {
+	a, b := e.simpleQueue("a"), e.simpleQueue("b")
+	p := e.producer(nil, nil)
+	const per = 60
+	bodies := make([]any, per)
+	for _, q := range []kombu.Queue{a, b} {
+		for i := range bodies {
+			bodies[i] = q.Name
+		}
+		ctx, cancel := e.wait()
+		if err := p.PublishBatch(ctx, bodies, &kombu.PublishOptions{RoutingKey: q.Name}); err != nil {
+			cancel()
+			e.t.Fatalf("publish to %s: %v", q.Name, err)
+		}
+		cancel()
+	}
+	c := e.consumer(nil, []kombu.Queue{a, b}, &kombu.ConsumerOptions{PrefetchCount: 10})
+	counts := map[string]int{}
+	for _, body := range e.recvBodies(c, per) {
+		counts[body]++
+	}
+	if counts[a.Name] < per/4 || counts[b.Name] < per/4 {
+		e.t.Errorf("first %d deliveries from two full queues: %d from a, %d from b; want both served", per, counts[a.Name], counts[b.Name])
+	}
 }
