@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -296,10 +295,7 @@ func TestConnectTimeout(t *testing.T) {
 // set by scripts/services.sh) or skips.
 func rabbitmqctl(t *testing.T, args ...string) string {
 	t.Helper()
-	ctl := os.Getenv(testenv.RabbitMQCtl)
-	if ctl == "" {
-		t.Skipf("%s not set: cannot reconfigure the test broker", testenv.RabbitMQCtl)
-	}
+	ctl := testenv.ServerURL(t, testenv.RabbitMQCtl) // fails in CI when unset
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, ctl, args...).CombinedOutput()
