@@ -83,7 +83,7 @@
 // (<unacked_key>_queue), that maps each delivery tag it records to the
 // queue it came from and a nonce unique to the delivery, and one set,
 // _kombu_go.queues, of the queues its connections declared; Python ignores
-// both. Once a consumer takes batches of 16 or more, unacked_index and
+// both. Once a consumer takes batches of 8 or more, unacked_index and
 // unacked_queue also hold one member named "kombu-go.anchor: ..." with score
 // +inf: it keeps redis from storing them in its compact listpack encoding,
 // where every insert and delete scans the whole set (20% of the server's
