@@ -82,20 +82,22 @@ func (e *Envelope) Marshal() ([]byte, error) {
 	if tag == "" {
 		tag = NewDeliveryTag()
 	}
-	var b bytes.Buffer
-	b.Grow(base64.StdEncoding.EncodedLen(len(e.Body)) + 256)
-	b.WriteString(`{"body":"`)
-	enc := base64.NewEncoder(base64.StdEncoding, &b)
-	_, _ = enc.Write(e.Body)
-	_ = enc.Close()
+	// One allocation sized for the base64 body and the usual properties;
+	// the body is encoded straight into it.
+	n := base64.StdEncoding.EncodedLen(len(e.Body))
+	buf := make([]byte, 0, n+320)
+	buf = append(buf, `{"body":"`...)
+	buf = buf[:len(buf)+n]
+	base64.StdEncoding.Encode(buf[len(buf)-n:], e.Body)
+	b := bytes.NewBuffer(buf)
 	b.WriteString(`","content-encoding":`)
-	writeNullableString(&b, e.ContentEncoding)
+	writeNullableString(b, e.ContentEncoding)
 	b.WriteString(`,"content-type":`)
-	writeNullableString(&b, e.ContentType)
+	writeNullableString(b, e.ContentType)
 	b.WriteString(`,"headers":`)
 	if len(e.Headers) == 0 {
 		b.WriteString("{}")
-	} else if err := writeJSON(&b, e.Headers); err != nil {
+	} else if err := writeJSON(b, e.Headers); err != nil {
 		return nil, fmt.Errorf("envelope headers: %w", err)
 	}
 	b.WriteString(`,"properties":{`)
@@ -110,9 +112,9 @@ func (e *Envelope) Marshal() ([]byte, error) {
 			if isKnownProperty(k) {
 				continue
 			}
-			writeString(&b, k)
+			writeString(b, k)
 			b.WriteByte(':')
-			if err := writeJSON(&b, p.Extra[k]); err != nil {
+			if err := writeJSON(b, p.Extra[k]); err != nil {
 				return nil, fmt.Errorf("envelope property %q: %w", k, err)
 			}
 			b.WriteByte(',')
@@ -124,9 +126,9 @@ func (e *Envelope) Marshal() ([]byte, error) {
 		{"app_id", p.AppID}, {"cluster_id", p.ClusterID},
 	} {
 		if kv.v != "" {
-			writeString(&b, kv.k)
+			writeString(b, kv.k)
 			b.WriteByte(':')
-			writeString(&b, kv.v)
+			writeString(b, kv.v)
 			b.WriteByte(',')
 		}
 	}
@@ -143,19 +145,19 @@ func (e *Envelope) Marshal() ([]byte, error) {
 	b.WriteString(strconv.Itoa(int(mode)))
 	if p.Expiration != "" {
 		b.WriteString(`,"expiration":`)
-		writeString(&b, p.Expiration)
+		writeString(b, p.Expiration)
 	}
 	b.WriteString(`,"delivery_info":{"exchange":`)
-	writeString(&b, e.Exchange)
+	writeString(b, e.Exchange)
 	b.WriteString(`,"routing_key":`)
-	writeString(&b, e.RoutingKey)
+	writeString(b, e.RoutingKey)
 	if e.Redelivered {
 		b.WriteString(`,"redelivered":true`)
 	}
 	b.WriteString(`},"priority":`)
 	b.WriteString(strconv.Itoa(int(p.Priority)))
 	b.WriteString(`,"body_encoding":"base64","delivery_tag":`)
-	writeString(&b, tag)
+	writeString(b, tag)
 	b.WriteByte('}')
 	if e.Redelivered {
 		b.WriteString(`,"redelivered":true`)

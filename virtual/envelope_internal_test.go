@@ -94,3 +94,13 @@ func BenchmarkUnmarshalEnvelope(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkMarshalEnvelope(b *testing.B) {
+	env := benchEnvelope()
+	b.ReportAllocs()
+	for range b.N {
+		if _, err := env.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
