@@ -15,6 +15,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/driver"
 )
 
@@ -77,6 +78,30 @@ func rawPublishing() amqp.Publishing {
 		DeliveryMode: amqp.Persistent, Body: benchBody}
 }
 
+// The kombu-go rows go through the user API (kombu.Producer and
+// kombu.Consumer), the path an application takes; the body is the same
+// pre-serialized JSON as the raw rows publish.
+func kombuConn(tb testing.TB, e *benchEnv, opts ...string) *kombu.Connection {
+	tb.Helper()
+	u := e.url
+	if len(opts) > 0 {
+		u = withQuery(tb, u, opts...)
+	}
+	c, err := kombu.Dial(context.Background(), u, nil)
+	must(tb, err)
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func kombuProducer(tb testing.TB, e *benchEnv, opts ...string) *kombu.Producer {
+	tb.Helper()
+	p, err := kombuConn(tb, e, opts...).Producer(context.Background(), &kombu.ProducerOptions{RoutingKey: e.queue})
+	must(tb, err)
+	return p
+}
+
+var benchPublish = &kombu.PublishOptions{ContentType: "application/json", ContentEncoding: "utf-8"}
+
 func goPublishing(q string) *driver.Publishing {
 	return &driver.Publishing{RoutingKey: q, Message: driver.Message{Body: benchBody,
 		ContentType: "application/json", ContentEncoding: "utf-8", Headers: map[string]any{}}}
@@ -117,16 +142,16 @@ func goPublishBatch(tb testing.TB, e *benchEnv, n int) time.Duration {
 }
 
 func goPublishBatchOpts(tb testing.TB, e *benchEnv, n int, opts ...string) time.Duration {
-	_, ch := setup(tb, opts...)
+	p := kombuProducer(tb, e, opts...)
 	const batch = 1000
-	ps := make([]*driver.Publishing, batch)
-	for i := range ps {
-		ps[i] = goPublishing(e.queue)
+	bodies := make([]any, batch)
+	for i := range bodies {
+		bodies[i] = benchBody
 	}
 	ctx := context.Background()
 	start := time.Now()
 	for done := 0; done < n; done += batch {
-		must(tb, ch.PublishBatch(ctx, ps[:min(batch, n-done)]))
+		must(tb, p.PublishBatch(ctx, bodies[:min(batch, n-done)], benchPublish))
 	}
 	return time.Since(start)
 }
@@ -134,7 +159,7 @@ func goPublishBatchOpts(tb testing.TB, e *benchEnv, n int, opts ...string) time.
 // goPublishConcurrent publishes n messages with plain Publish calls from
 // 100 goroutines sharing one channel (each waits for its own confirm).
 func goPublishConcurrent(tb testing.TB, e *benchEnv, n int) time.Duration {
-	_, ch := setup(tb, "confirm_window", fmt.Sprint(benchWindow))
+	p := kombuProducer(tb, e, "confirm_window", fmt.Sprint(benchWindow))
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -142,7 +167,6 @@ func goPublishConcurrent(tb testing.TB, e *benchEnv, n int) time.Duration {
 	start := time.Now()
 	for range benchWindow {
 		wg.Go(func() {
-			p := goPublishing(e.queue)
 			for {
 				mu.Lock()
 				if next >= n {
@@ -151,7 +175,7 @@ func goPublishConcurrent(tb testing.TB, e *benchEnv, n int) time.Duration {
 				}
 				next++
 				mu.Unlock()
-				if err := ch.Publish(ctx, p); err != nil {
+				if err := p.Publish(ctx, benchBody, benchPublish); err != nil {
 					tb.Error(err)
 					return
 				}
@@ -164,12 +188,11 @@ func goPublishConcurrent(tb testing.TB, e *benchEnv, n int) time.Duration {
 
 // goPublishSerial: one goroutine, one Publish (and confirm) at a time.
 func goPublishSerial(tb testing.TB, e *benchEnv, n int) time.Duration {
-	_, ch := setup(tb)
+	p := kombuProducer(tb, e)
 	ctx := context.Background()
-	p := goPublishing(e.queue)
 	start := time.Now()
 	for range n {
-		must(tb, ch.Publish(ctx, p))
+		must(tb, p.Publish(ctx, benchBody, benchPublish))
 	}
 	return time.Since(start)
 }
@@ -198,24 +221,19 @@ func rawConsume(tb testing.TB, e *benchEnv, n int) time.Duration {
 }
 
 func goConsume(tb testing.TB, e *benchEnv, n int) time.Duration {
-	_, ch := setup(tb)
+	conn := kombuConn(tb, e)
 	ctx := context.Background()
-	must(tb, ch.Qos(ctx, benchPrefetch))
+	q := kombu.Queue{Name: e.queue, NoDeclare: true}
 	start := time.Now()
-	must(tb, ch.Consume(ctx, driver.ConsumeArgs{Queue: e.queue, ConsumerTag: "go"}))
-	for got := 0; got < n; {
-		ds, err := ch.Receive(ctx, benchPrefetch)
+	c, err := conn.Consumer(ctx, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: benchPrefetch, NoDeclare: true})
+	must(tb, err)
+	for range n {
+		m, err := c.Receive(ctx)
 		must(tb, err)
-		if len(ds) == 0 {
-			tb.Fatalf("consume stalled at %d of %d", got, n)
-		}
-		for _, d := range ds {
-			must(tb, ch.Ack(ctx, d.Tag, false))
-		}
-		got += len(ds)
+		must(tb, m.Ack(ctx))
 	}
 	el := time.Since(start)
-	must(tb, ch.Cancel(ctx, "go"))
+	must(tb, c.Close())
 	return el
 }
 
