@@ -286,8 +286,10 @@ func (ch *Channel) Publish(ctx context.Context, p *driver.Publishing) error {
 	if err := ch.checkOpen(); err != nil {
 		return err
 	}
-	if err := ch.checkInternal(p.Exchange); err != nil {
-		return err
+	if p.Exchange != "" {
+		if err := ch.checkInternal(p.Exchange); err != nil {
+			return err
+		}
 	}
 	return ch.publish(ctx, p)
 }
@@ -414,6 +416,9 @@ func (ch *Channel) prepare(ctx context.Context, p *driver.Publishing, dst []Queu
 
 // withQueueTTL applies a queue's x-message-ttl (when shorter) to env.
 func (ch *Channel) withQueueTTL(queue string, env *Envelope) *Envelope {
+	if !ch.conn.state.hasTTLQueues.Load() {
+		return env // the usual case, without a lookup per message
+	}
 	decl, _, ok := ch.conn.state.queue(queue)
 	if !ok {
 		return env

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"sync/atomic"
 
 	"github.com/kombu-go/kombu/kombu/driver"
 )
@@ -16,6 +17,10 @@ import (
 // Binding slices are copy-on-write: a slice returned by bindings is never
 // modified, so routing can use it without holding the lock.
 type State struct {
+	// hasTTLQueues is set once any queue is declared with x-message-ttl,
+	// so that publishes skip the per-queue lookup until then.
+	hasTTLQueues atomic.Bool
+
 	mu        sync.RWMutex
 	exchanges map[string]*exchangeEntry
 	queues    map[string]*queueEntry
@@ -116,6 +121,9 @@ func (s *State) declareQueue(q driver.Queue, owner any) error {
 			return fmt.Errorf("%w: queue %q is exclusive to another connection", driver.ErrAccessRefused, q.Name)
 		}
 		return nil
+	}
+	if _, ok := q.Args["x-message-ttl"]; ok {
+		s.hasTTLQueues.Store(true)
 	}
 	e := &queueEntry{decl: q}
 	if q.Exclusive {
