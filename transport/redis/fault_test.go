@@ -37,7 +37,7 @@ func TestConcurrentSweepersRestoreOnce(t *testing.T) {
 		t.Fatalf("took %d: %v", len(items), err)
 	}
 	for _, it := range items[young:] {
-		age(t, c, s, receiptOf(t, it).tag, 61*time.Second)
+		age(t, c, s, receiptOf(t, it), 61*time.Second)
 	}
 	var sweepers []*Store
 	for range 10 {

@@ -6,6 +6,25 @@ import "github.com/redis/go-redis/v9"
 // json.dumps does by default (ensure_ascii: non-ASCII as \uXXXX escapes,
 // surrogate pairs above U+FFFF), so that unacked records are the bytes
 // Python kombu would write. cjson.encode would escape "/" as "\/".
+// ownsLua is a Lua function that reports whether the unacked_index score
+// cur (a ZSCORE reply) is one of the space-separated scores in want: the
+// scores a delivery's receipt has given its index entry (at the take and
+// at each lease extension). The score is the delivery's identity (see
+// takeScript).
+const ownsLua = `
+local function owns(cur, want)
+  if not cur then return false end
+  local c = tonumber(cur)
+  if not string.find(want, ' ', 1, true) then
+    return tonumber(want) == c
+  end
+  for w in string.gmatch(want, '[^ ]+') do
+    if tonumber(w) == c then return true end
+  end
+  return false
+end
+`
+
 const pyJSONString = `
 local function jstr(s)
   if not string.find(s, '[%z\1-\31"\\\127-\255]') then
@@ -60,8 +79,9 @@ const anchorMember = "kombu-go.anchor: keeps this key in the skiplist and hashta
 // takeScript is the consumer's only round trip per fetch. In one atomic
 // step it
 //
-//  1. acks the deliveries in ARGV (ZREM unacked_index, HDEL unacked, HDEL
-//     unacked_queue), so that acks ride along with the next fetch;
+//  1. acks the deliveries in ARGV (ZREM unacked_index, HDEL unacked, and
+//     HDEL unacked_queue for those that have an entry there), so that acks
+//     ride along with the next fetch;
 //  2. records in-process fanout deliveries as unacked;
 //  3. pops up to max envelopes from the lists in KEYS[4..], which the
 //     caller gives in kombu's BRPOP order (priority step, then queue),
@@ -69,8 +89,9 @@ const anchorMember = "kombu-go.anchor: keeps this key in the skiplist and hashta
 //  4. records each popped envelope as unacked exactly as Python kombu's
 //     QoS.append does: HSET unacked <tag> "[<envelope as received>,
 //     <exchange>, <routing_key>]" and ZADD unacked_index <now> <tag>, plus
-//     HSET unacked_queue <tag> "<queue>\x06\x16<nonce>" (see the package
-//     documentation).
+//     HSET unacked_queue <tag> "<queue>" when the record alone does not
+//     name the queue: unless the exchange is "" and the routing key is the
+//     queue (see the package documentation).
 //
 // Python kombu pops with BRPOP and records with a second command, so a
 // crash in between loses the message; here both happen in one script, so
@@ -86,28 +107,32 @@ const anchorMember = "kombu-go.anchor: keeps this key in the skiplist and hashta
 // JSON object is returned unrecorded (flag 0): it is not a kombu message
 // and can only be dropped.
 //
-// The nonce, unique per delivery, makes acks, requeues and lease
-// extensions conditional: one made after the delivery's visibility timeout
-// expired, and the message was restored and delivered again under the same
-// tag, leaves the new delivery alone.
+// The unacked_index score, now, is the delivery's identity: the caller
+// makes it unique to the store (strictly increasing microseconds) and
+// remembers it, and acks, requeues and lease extensions act only when the
+// entry still has a score the caller gave it. One made after the delivery's
+// visibility timeout expired, and the message was restored and delivered
+// again under the same tag (with a later score), leaves the new delivery
+// alone.
 //
 // KEYS: unacked, unacked_index, unacked_queue, list keys...
-// ARGV: now, max, nack, nfanout, seed, then nack pairs (tag, unacked_queue
-// value), then nfanout triples (queue, tag, unacked record), then the queue
-// names parallel to the list keys.
+// ARGV: now, max, nack, nfanout, seed, then nack triples (tag, scores as in
+// owns, "1" when the delivery has an unacked_queue entry), then nfanout
+// triples (queue, tag, unacked record), then the queue names parallel to
+// the list keys.
 //
-// Reply: {flat (tag, nonce) pairs of the fanout deliveries, flat array of
-// (list key index, envelope, tag, nonce) for the pops, with tag "" for a
-// value that was not recorded}.
+// Reply: {flat (tag, side) pairs of the fanout deliveries, flat array of
+// (list key index, envelope, tag, side) for the pops, with tag "" for a
+// value that was not recorded; side is "1" when an unacked_queue entry was
+// written}.
 var takeScript = redis.NewScript(takeSrc)
 
-const takeSrc = pyJSONString + `
+const takeSrc = pyJSONString + ownsLua + `
 local now = ARGV[1]
 local max = tonumber(ARGV[2])
 local nack = tonumber(ARGV[3])
 local nfan = tonumber(ARGV[4])
 local seed = ARGV[5]
-local sep = '\6\22'
 local a = 6
 local n = 0
 
@@ -178,13 +203,12 @@ end
 -- Records are collected by record and written by flush: one HSETNX for a
 -- single delivery, else one HMGET to find the tags already in unacked and
 -- one multi-field HSET, instead of an HSETNX per delivery.
-local rtags, rrecs, rqueues, rnonces = {}, {}, {}, {}
+local rtags, rrecs, rqueues = {}, {}, {}
 local function record(tag, rec, queue)
   n = n + 1
   rtags[n] = tag
   rrecs[n] = rec
   rqueues[n] = queue
-  rnonces[n] = seed .. n
   return n
 end
 
@@ -192,7 +216,7 @@ local function flush()
   if n == 0 then return end
   if n == 1 then
     if redis.call('HSETNX', KEYS[1], rtags[1], rrecs[1]) == 0 then
-      rtags[1] = rtags[1] .. '.' .. rnonces[1]
+      rtags[1] = rtags[1] .. '.' .. seed .. 1
       redis.call('HSET', KEYS[1], rtags[1], rrecs[1])
     end
   else
@@ -203,7 +227,7 @@ local function flush()
       for k = i, j do
         local t = rtags[k]
         if cur[k - i + 1] or seen[t] then
-          t = t .. '.' .. rnonces[k]
+          t = t .. '.' .. seed .. k
           rtags[k] = t
         end
         seen[t] = true
@@ -220,39 +244,61 @@ local function flush()
   for k = 1, n do
     zargs[#zargs + 1] = now
     zargs[#zargs + 1] = rtags[k]
-    hargs[#hargs + 1] = rtags[k]
-    hargs[#hargs + 1] = rqueues[k] .. sep .. rnonces[k]
+    if rqueues[k] then
+      hargs[#hargs + 1] = rtags[k]
+      hargs[#hargs + 1] = rqueues[k]
+    end
   end
   if n >= 8 then
     -- See anchorMember.
     redis.call('ZADD', KEYS[2], 'NX', '+inf', '` + anchorMember + `')
+  end
+  if #hargs >= 16 then
     redis.call('HSETNX', KEYS[3], '` + anchorMember + `', '` + anchorMember + `')
   end
   call('ZADD', KEYS[2], zargs)
-  call('HSET', KEYS[3], hargs)
+  if #hargs > 0 then
+    call('HSET', KEYS[3], hargs)
+  end
 end
 
-if nack > 0 then
+if nack == 1 then
+  local tag = ARGV[a]
+  if owns(redis.call('ZSCORE', KEYS[2], tag), ARGV[a + 1]) then
+    redis.call('ZREM', KEYS[2], tag)
+    redis.call('HDEL', KEYS[1], tag)
+    if ARGV[a + 2] == '1' then
+      redis.call('HDEL', KEYS[3], tag)
+    end
+  end
+  a = a + 3
+elseif nack > 1 then
   local tags = {}
   for i = 0, nack - 1 do
-    tags[#tags + 1] = ARGV[a + 2 * i]
+    tags[#tags + 1] = ARGV[a + 3 * i]
   end
-  local del = {}
+  local del, dside = {}, {}
   for i = 1, #tags, 500 do
     local j = math.min(i + 499, #tags)
-    local cur = redis.call('HMGET', KEYS[3], unpack(tags, i, j))
+    local cur = redis.call('ZMSCORE', KEYS[2], unpack(tags, i, j))
     for k = i, j do
-      if cur[k - i + 1] == ARGV[a + 2 * (k - 1) + 1] then
+      local b = a + 3 * (k - 1)
+      if owns(cur[k - i + 1], ARGV[b + 1]) then
         del[#del + 1] = tags[k]
+        if ARGV[b + 2] == '1' then
+          dside[#dside + 1] = tags[k]
+        end
       end
     end
   end
   if #del > 0 then
     call('ZREM', KEYS[2], del)
     call('HDEL', KEYS[1], del)
-    call('HDEL', KEYS[3], del)
   end
-  a = a + 2 * nack
+  if #dside > 0 then
+    call('HDEL', KEYS[3], dside)
+  end
+  a = a + 3 * nack
 end
 
 local fan = {}
@@ -290,7 +336,10 @@ for k = 4, #KEYS do
         if type(rk) ~= 'string' then rk = '' end
         out[#out + 1] = k - 3
         out[#out + 1] = v
-        out[#out + 1] = record(tag, '[' .. v .. ', ' .. jcached(ex) .. ', ' .. jcached(rk) .. ']', queue)
+        -- The queue is recorded unless the record names it already.
+        local q = queue
+        if ex == '' and rk == queue then q = nil end
+        out[#out + 1] = record(tag, '[' .. v .. ', ' .. jcached(ex) .. ', ' .. jcached(rk) .. ']', q)
         out[#out + 1] = ''
       else
         out[#out + 1] = k - 3
@@ -302,15 +351,17 @@ for k = 4, #KEYS do
   end
 end
 flush()
--- Fill in the final tags and nonces of the records.
+-- Fill in the final tags of the records and whether their queue is recorded.
 for i = 1, #fan, 2 do
   local r = fan[i]
-  fan[i], fan[i + 1] = rtags[r], rnonces[r]
+  fan[i], fan[i + 1] = rtags[r], '1'
 end
 for i = 3, #out, 4 do
   local r = out[i]
   if r ~= '' then
-    out[i], out[i + 1] = rtags[r], rnonces[r]
+    local side = ''
+    if rqueues[r] then side = '1' end
+    out[i], out[i + 1] = rtags[r], side
   end
 end
 return {fan, out}
@@ -319,7 +370,7 @@ return {fan, out}
 // restoreScript puts one unacked message back, atomically. It checks that
 // the entry is still the one the caller means: in mode "cas" that the
 // unacked record equals the one the caller read, in mode "own" that the
-// unacked_queue value (queue and nonce) equals the caller's; then that its
+// unacked_index score is one the caller gave it (see owns); then that its
 // lease has expired (score <= ceil); then it ZREMs, HDELs and pushes the
 // payload to every list in KEYS[4..] (LPUSH: back of the queue, RPUSH:
 // front). This is the compare-and-swap form of kombu's WATCH unacked /
@@ -330,7 +381,7 @@ return {fan, out}
 // KEYS: unacked, unacked_index, unacked_queue, target lists...
 // ARGV: tag, mode, expected value, ceil, payload, "L" | "R".
 // Reply: 1 restored, 0 not (gone, changed or lease extended).
-var restoreScript = redis.NewScript(`
+var restoreScript = redis.NewScript(ownsLua + `
 local tag = ARGV[1]
 local cur = redis.call('HGET', KEYS[1], tag)
 if not cur then
@@ -341,7 +392,7 @@ end
 if ARGV[2] == 'cas' and cur ~= ARGV[3] then
   return 0
 end
-if ARGV[2] == 'own' and redis.call('HGET', KEYS[3], tag) ~= ARGV[3] then
+if ARGV[2] == 'own' and not owns(redis.call('ZSCORE', KEYS[2], tag), ARGV[3]) then
   return 0
 end
 local score = redis.call('ZSCORE', KEYS[2], tag)
@@ -361,13 +412,14 @@ return 1
 
 // extendScript moves an unacked delivery's unacked_index score (kombu's
 // "delivered at" time) so that its visibility timeout ends later.
-// KEYS: unacked_queue, unacked_index. ARGV: tag, unacked_queue value, new score.
+// It acts only when the current score is one the caller gave it (owns).
+// KEYS: unacked_index. ARGV: tag, scores, new score.
 // Reply: 1, or 0 when the delivery is no longer unacked (restored).
-var extendScript = redis.NewScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+var extendScript = redis.NewScript(ownsLua + `
+if not owns(redis.call('ZSCORE', KEYS[1], ARGV[1]), ARGV[2]) then
   return 0
 end
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[1])
 return 1
 `)
 

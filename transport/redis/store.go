@@ -136,6 +136,7 @@ type Store struct {
 	sweepOnce sync.Once
 	sweepMu   sync.Mutex // one sweep at a time per store
 	lastSweep atomic.Int64
+	lastScore atomic.Int64 // microseconds of the last takeScore
 }
 
 func newStore(o *Options, rdb *redis.Client) *Store {
@@ -429,13 +430,30 @@ func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.Stored
 type receipt struct {
 	tag      string // field in unacked (the delivery tag, or its alternative)
 	queue    string
-	nonce    string // unique to this delivery
+	side     bool   // the delivery has an unacked_queue entry
 	raw      []byte // the envelope as received
 	priority uint8
+
+	mu     sync.Mutex
+	scores string // the unacked_index scores this delivery was given, space-separated
 }
 
-// own is the unacked_queue value of the delivery.
-func (r *receipt) own() string { return r.queue + Sep + r.nonce }
+// own returns the unacked_index scores the delivery's entry was given (at
+// the take, then by lease extensions): an entry with another score is not
+// this delivery's (see takeScript).
+func (r *receipt) own() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.scores
+}
+
+// sideArg is the ack argument telling takeScript whether to HDEL unacked_queue.
+func (r *receipt) sideArg() string {
+	if r.side {
+		return "1"
+	}
+	return ""
+}
 
 // Get implements virtual.Store.
 func (s *Store) Get(ctx context.Context, queues []string, wait time.Duration) (virtual.Item, error) {
@@ -584,9 +602,10 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		keys, owner = p.keys, p.owner
 	}
 	args := make([]any, 0, 5+2*len(acks)+3*len(fan)+len(owner))
-	args = append(args, nowScore(time.Now()), listMax, len(acks), len(fan), s.seed())
+	score := s.takeScore()
+	args = append(args, score, listMax, len(acks), len(fan), s.seed())
 	for _, r := range acks {
-		args = append(args, r.tag, r.own())
+		args = append(args, r.tag, r.own(), r.sideArg())
 	}
 	for _, f := range fan {
 		args = append(args, f.queue, f.env.DeliveryTag, unackedRecord(f.raw, f.env.Exchange, f.env.RoutingKey))
@@ -613,11 +632,11 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 	// Broadcasts come first: they were recorded before the pops.
 	for i, f := range fan {
 		tag, _ := fanTags[2*i].(string)
-		nonce, _ := fanTags[2*i+1].(string)
+		side, _ := fanTags[2*i+1].(string)
 		items = append(items, virtual.Item{
 			Queue:    f.queue,
 			Envelope: f.env,
-			Receipt:  &receipt{tag: tag, nonce: nonce, queue: f.queue, raw: f.raw, priority: f.env.Properties.Priority},
+			Receipt:  &receipt{tag: tag, side: side == "1", scores: score, queue: f.queue, raw: f.raw, priority: f.env.Properties.Priority},
 		})
 	}
 	var bad []*receipt
@@ -625,13 +644,13 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		idx, _ := res[i].(int64)
 		raw, _ := res[i+1].(string)
 		tag, _ := res[i+2].(string)
-		nonce, _ := res[i+3].(string)
+		side, _ := res[i+3].(string)
 		if idx < 1 || int(idx) > len(owner) {
 			return items, errors.New("redis take: malformed script reply")
 		}
 		queue := queues[owner[idx-1]]
 		data := []byte(raw)
-		r := &receipt{tag: tag, nonce: nonce, queue: queue, raw: data}
+		r := &receipt{tag: tag, side: side == "1", scores: score, queue: queue, raw: data}
 		env, derr := virtual.UnmarshalEnvelope(data)
 		if derr != nil || tag == "" {
 			// Not a kombu message: drop it for good (acking its
@@ -653,6 +672,21 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		s.emptyAt.Delete(key)
 	}
 	return items, nil
+}
+
+// takeScore is the unacked_index score of a take's deliveries: the time in
+// microseconds, as nowScore, but strictly greater than the store's previous
+// one, so that no two deliveries of the store get the same score (it is a
+// delivery's identity; see takeScript).
+func (s *Store) takeScore() string {
+	now := time.Now().UnixMicro()
+	for {
+		last := s.lastScore.Load()
+		us := max(now, last+1)
+		if s.lastScore.CompareAndSwap(last, us) {
+			return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64)
+		}
+	}
 }
 
 // nowScore is kombu's unacked_index score: Unix time in float seconds.
@@ -825,7 +859,7 @@ func (s *Store) flushAcks(ctx context.Context) error {
 	args := make([]any, 0, 5+2*len(acks))
 	args = append(args, nowScore(time.Now()), 0, len(acks), 0, s.seed())
 	for _, r := range acks {
-		args = append(args, r.tag, r.own())
+		args = append(args, r.tag, r.own(), r.sideArg())
 	}
 	if err := takeScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		s.returnAcks(acks)
@@ -880,7 +914,13 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 		return errStoreClosed
 	}
 	score := nowScore(time.Now().Add(d - s.o.VisibilityTimeout))
-	n, err := extendScript.Run(ctx, s.rdb, []string{s.k.unackedQueue, s.k.unackedIndex}, r.tag, r.own(), score).Int()
+	// The new score joins the receipt's before it is set, so that acks
+	// made after ExtendLease returns (or fails) match whichever is current.
+	r.mu.Lock()
+	own := r.scores
+	r.scores = own + " " + score
+	r.mu.Unlock()
+	n, err := extendScript.Run(ctx, s.rdb, []string{s.k.unackedIndex}, r.tag, own, score).Int()
 	if err != nil {
 		return wrapErr("extend lease", err)
 	}

@@ -103,7 +103,7 @@ func TestGetRecordsUnackedLikeKombu(t *testing.T) {
 	if after := float64(time.Now().UnixMicro()) / 1e6; score < before-0.01 || score > after+0.01 {
 		t.Errorf("unacked_index score %f not in [%f, %f]", score, before, after)
 	}
-	if got := c.HGet(ctx, p+"unacked_queue", tag).Val(); !strings.HasPrefix(got, q+Sep) || len(got) <= len(q)+2 {
+	if got := c.HGet(ctx, p+"unacked_queue", tag).Val(); got != q {
 		t.Errorf("unacked_queue = %q", got)
 	}
 	if c.Exists(ctx, p+q).Val() != 0 {
@@ -262,12 +262,26 @@ func TestRequeueGoesToFrontMarkedRedelivered(t *testing.T) {
 }
 
 // age moves a delivery's unacked_index score into the past.
-func age(t *testing.T, c *redis.Client, s *Store, tag string, by time.Duration) {
+// age moves the unacked_index score of r's delivery by back in time, as
+// if it had been taken then (the receipt remembers the score as its own).
+func age(t *testing.T, c *redis.Client, s *Store, r *receipt, by time.Duration) {
 	t.Helper()
-	score := float64(time.Now().Add(-by).UnixMicro()) / 1e6
-	if err := c.ZAdd(testCtx(t), s.k.unackedIndex, redis.Z{Score: score, Member: tag}).Err(); err != nil {
+	score := nowScore(time.Now().Add(-by))
+	r.mu.Lock()
+	r.scores += " " + score
+	r.mu.Unlock()
+	if err := c.ZAdd(testCtx(t), s.k.unackedIndex, redis.Z{Score: mustFloat(t, score), Member: r.tag}).Err(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustFloat(t *testing.T, s string) float64 {
+	t.Helper()
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
 
 func TestRestoreVisible(t *testing.T) {
@@ -288,8 +302,8 @@ func TestRestoreVisible(t *testing.T) {
 	if n, err := s.RestoreVisible(ctx); err != nil || n != 0 {
 		t.Fatalf("RestoreVisible = %d, %v; want 0", n, err)
 	}
-	age(t, c, s, receiptOf(t, items[0]).tag, 61*time.Second)
-	age(t, c, s, receiptOf(t, items[1]).tag, 59*time.Second)
+	age(t, c, s, receiptOf(t, items[0]), 61*time.Second)
+	age(t, c, s, receiptOf(t, items[1]), 59*time.Second)
 	if n, err := s.RestoreVisible(ctx); err != nil || n != 1 {
 		t.Fatalf("RestoreVisible = %d, %v; want 1", n, err)
 	}
@@ -316,7 +330,7 @@ func TestRestoreVisible(t *testing.T) {
 	}
 
 	// The mutex held by someone else skips the round.
-	age(t, c, s, receiptOf(t, items[1]).tag, 120*time.Second)
+	age(t, c, s, receiptOf(t, items[1]), 120*time.Second)
 	c.Set(ctx, p+"unacked_mutex", "someone", time.Minute)
 	if n, _ := s.RestoreVisible(ctx); n != 0 {
 		t.Error("restored while another consumer held the mutex")
@@ -332,7 +346,7 @@ func TestRestoreVisible(t *testing.T) {
 	if n, _ := s.RestoreVisible(ctx); n != 0 {
 		t.Error("restored a delivery whose lease was extended")
 	}
-	age(t, c, s, receiptOf(t, items[1]).tag, 120*time.Second)
+	age(t, c, s, receiptOf(t, items[1]), 120*time.Second)
 	if n, _ := s.RestoreVisible(ctx); n != 1 {
 		t.Error("expired delivery not restored")
 	}
@@ -407,7 +421,7 @@ func TestSharedDeliveryTagsDoNotCollide(t *testing.T) {
 	_ = s.Ack(ctx, a)
 	flush(t, s)
 	p := s.o.GlobalKeyPrefix
-	if !c.HExists(ctx, p+"unacked", rb.tag).Val() || !strings.HasPrefix(c.HGet(ctx, p+"unacked_queue", rb.tag).Val(), q2+Sep) {
+	if !c.HExists(ctx, p+"unacked", rb.tag).Val() || c.HGet(ctx, p+"unacked_queue", rb.tag).Val() != q2 {
 		t.Error("acking one copy unprotected the other")
 	}
 	_ = s.Ack(ctx, b)
