@@ -80,15 +80,17 @@
 //
 // So a Python worker's restore brings back the messages of a Go consumer
 // that died, and the reverse. kombu-go adds one hash, unacked_queue
-// (<unacked_key>_queue), that maps each delivery tag it records to the
-// queue it came from and a nonce unique to the delivery, and one set,
-// _kombu_go.queues, of the queues its connections declared; Python ignores
-// both. Once a consumer takes batches of 8 or more, unacked_index and
-// unacked_queue also hold one member named "kombu-go.anchor: ..." with score
-// +inf: it keeps redis from storing them in its compact listpack encoding,
-// where every insert and delete scans the whole set (20% of the server's
-// time per message at prefetch 100). No restore, Python's included, looks at
-// a score of +inf.
+// (<unacked_key>_queue), that maps a delivery tag to the queue it came from
+// when its record does not name that queue (the exchange is not "" or the
+// routing key is not the queue: one envelope can reach several queues), so
+// that restores put every message back into exactly the queue it left;
+// and one set, _kombu_go.queues, of the queues its connections declared.
+// Python ignores both. Once a consumer takes batches of 8 or more,
+// unacked_index (and unacked_queue, once it records 8 in a take) also hold
+// one member named "kombu-go.anchor: ..." with score +inf: it keeps redis
+// from storing them in its compact listpack encoding, where every insert and
+// delete scans the whole set (20% of the server's time per message at
+// prefetch 100). No restore, Python's included, looks at a score of +inf.
 //
 // # Message delivery semantics
 //
@@ -101,9 +103,13 @@
 // 0.2 s and 10 s). A handler that runs longer than the visibility timeout
 // extends its lease (LeaseExtender) instead of being delivered twice.
 //
-// Acks, requeues and lease extensions check the nonce of the delivery, so
-// a late ack of a delivery that was already restored and delivered again
-// leaves the new delivery alone (Python kombu's ack would delete it).
+// A delivery's unacked_index score (kombu's "delivered at" time, in
+// microseconds) is also its identity: each consumer gives its deliveries
+// strictly increasing scores and remembers them, and acks, requeues and
+// lease extensions act only when the entry still has a score this delivery
+// gave it. So a late ack of a delivery that was already restored and
+// delivered again leaves the new delivery alone (Python kombu's ack would
+// delete it).
 // Envelopes that several queues share a delivery tag for (kombu routes one
 // envelope to every matching queue) are recorded under distinct tags.
 //

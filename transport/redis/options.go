@@ -81,9 +81,10 @@ type Options struct {
 	BindingCacheTTL time.Duration
 }
 
-// UnackedQueueKey names the hash that remembers which queue each unacked
-// delivery came from (delivery tag -> queue name). Python kombu does not
-// have it; see the package documentation.
+// UnackedQueueKey names the hash that remembers which queue an unacked
+// delivery came from (delivery tag -> queue name) when its unacked record
+// does not name it. Python kombu does not have it; see the package
+// documentation.
 func (o *Options) UnackedQueueKey() string { return o.UnackedKey + "_queue" }
 
 func invalid(format string, args ...any) error {

@@ -262,8 +262,10 @@ func markRedelivered(raw []byte) ([]byte, error) {
 }
 
 // queueResolver finds the queues an (exchange, routing key) routes to
-// from the binding tables, for unacked entries written by Python kombu
-// consumers (which have no unacked_queue entry). It cannot know the
+// from the binding tables, for unacked entries without an unacked_queue
+// entry: those written by Python kombu consumers, and kombu-go's of the
+// default exchange (exchange "", which routes to the queue named by the
+// routing key, exactly the queue the delivery came from). It cannot know the
 // exchange's type, so it routes by the rows themselves: a row with a
 // pattern is a topic binding, a row without is matched exactly (direct;
 // fanout rows are bound with "" and match fanout messages, whose routing
