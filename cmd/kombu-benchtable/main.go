@@ -51,14 +51,16 @@ var ratios = []ratio{
 	{"/kombu", "EndToEndJSON", "BaselineChannelJSON", 0.80, "memory:// end to end vs JSON over a Go channel"},
 	{"/transport/redis", "EndToEndJSON", "RawOneAtATime", 0.50, "redis end to end, one at a time, vs raw go-redis LPUSH/BRPOP"},
 	{"/transport/redis", "EndToEndJSONBatched", "RawPipelined100", 0.25, "redis end to end with prefetch/batching vs raw go-redis pipelined by 100"},
-	{"/transport/redis", "EndToEndJSON", "PythonKombuEndToEnd", 10, "redis end to end vs Python kombu on the same server"},
+	{"/transport/redis", "EndToEndJSON", "PythonKombuEndToEnd", 10, "redis end to end, one at a time, vs Python kombu on the same server"},
+	{"/transport/redis", "EndToEndJSONBatched", "PythonKombuEndToEnd", 10, "redis end to end, batched, vs Python kombu on the same server"},
 	{"/transport/amqp", "PublishConfirmed", "RawPublishConfirmed", 0.90, "amqp publish with confirms (window 100) vs raw amqp091-go"},
 	{"/transport/amqp", "ConsumeAck", "RawConsumeAck", 0.90, "amqp consume+ack (prefetch 100) vs raw amqp091-go"},
 	{"/transport/amqp", "EndToEndJSON", "PythonKombuEndToEnd", 2, "amqp end to end vs Python kombu on the same broker"},
 }
 
 var floors = []floor{
-	{"/kombu", "EndToEndRaw", 1_000_000, "memory:// raw bytes end to end"},
+	{"/kombu", "EndToEndRaw", 1_000_000, "memory:// raw bytes end to end, one Publish at a time"},
+	{"/kombu", "EndToEndRawBatched", 1_000_000, "memory:// raw bytes end to end, PublishBatch of 100"},
 }
 
 func main() {
