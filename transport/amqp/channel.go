@@ -598,26 +598,21 @@ func (c *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Queu
 // QueueBind binds a queue. Binding to the default exchange ("") is a no-op:
 // every queue is bound to it by name already (and RabbitMQ refuses it).
 func (c *Channel) QueueBind(ctx context.Context, b driver.Binding) error {
-	for _, n := range []string{b.Queue, b.Exchange, b.RoutingKey} {
-		if err := checkName("name", n); err != nil {
-			return err
-		}
-	}
-	t, err := toTable(b.Args)
-	if err != nil {
-		return err
-	}
-	if b.Exchange == "" {
-		if c.isClosed() {
-			return errClosed()
-		}
-		return nil
-	}
-	return c.do(ctx, func(ch *amqp.Channel) error { return ch.QueueBind(b.Queue, b.RoutingKey, b.Exchange, false, t) })
+	return c.binding(ctx, b, func(ch *amqp.Channel, t amqp.Table) error {
+		return ch.QueueBind(b.Queue, b.RoutingKey, b.Exchange, false, t)
+	})
 }
 
 // QueueUnbind removes a binding.
 func (c *Channel) QueueUnbind(ctx context.Context, b driver.Binding) error {
+	return c.binding(ctx, b, func(ch *amqp.Channel, t amqp.Table) error {
+		return ch.QueueUnbind(b.Queue, b.RoutingKey, b.Exchange, t)
+	})
+}
+
+// binding checks b's names and arguments, then runs op unless b is on the
+// default exchange, where every queue is bound already.
+func (c *Channel) binding(ctx context.Context, b driver.Binding, op func(*amqp.Channel, amqp.Table) error) error {
 	for _, n := range []string{b.Queue, b.Exchange, b.RoutingKey} {
 		if err := checkName("name", n); err != nil {
 			return err
@@ -633,7 +628,7 @@ func (c *Channel) QueueUnbind(ctx context.Context, b driver.Binding) error {
 		}
 		return nil
 	}
-	return c.do(ctx, func(ch *amqp.Channel) error { return ch.QueueUnbind(b.Queue, b.RoutingKey, b.Exchange, t) })
+	return c.do(ctx, func(ch *amqp.Channel) error { return op(ch, t) })
 }
 
 // QueuePurge removes the ready messages of queue.
