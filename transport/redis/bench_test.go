@@ -298,14 +298,12 @@ func runBench(b *testing.B, tag string, pre func(testing.TB, *benchEnv, int), f 
 	if pre != nil {
 		pre(b, e, b.N)
 	}
-	s0, c0 := cpuUsage(b, e)
+	report := reportCPU(b, e)
 	b.ResetTimer()
 	el := f(b, e, b.N)
 	b.StopTimer()
-	s1, c1 := cpuUsage(b, e)
+	report()
 	b.ReportMetric(float64(b.N)/el.Seconds(), "msgs/s")
-	b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
-	b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
 	b.SetBytes(int64(len(benchBody)))
 }
 

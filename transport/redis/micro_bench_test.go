@@ -14,12 +14,7 @@ func BenchmarkMicroRawBRPOP(b *testing.B) {
 	e := newBenchEnv(b, "m-raw")
 	fillRaw(b, e, b.N)
 	ctx := context.Background()
-	s0, c0 := cpuUsage(b, e)
-	defer func() {
-		s1, c1 := cpuUsage(b, e)
-		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
-		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
-	}()
+	defer reportCPU(b, e)()
 	b.ResetTimer()
 	for range b.N {
 		must(b, e.raw.BRPop(ctx, time.Second, e.queue).Err())
@@ -31,12 +26,7 @@ func BenchmarkMicroTrivialScript(b *testing.B) {
 	s := redis.NewScript(`return redis.call('RPOP', KEYS[1])`)
 	fillRaw(b, e, b.N)
 	ctx := context.Background()
-	s0, c0 := cpuUsage(b, e)
-	defer func() {
-		s1, c1 := cpuUsage(b, e)
-		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
-		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
-	}()
+	defer reportCPU(b, e)()
 	b.ResetTimer()
 	for range b.N {
 		must(b, s.Run(ctx, e.raw, []string{e.queue}).Err())
@@ -47,12 +37,7 @@ func BenchmarkMicroStoreGetAck(b *testing.B) {
 	e := newBenchEnv(b, "m-get")
 	fillRaw(b, e, b.N)
 	ctx := context.Background()
-	s0, c0 := cpuUsage(b, e)
-	defer func() {
-		s1, c1 := cpuUsage(b, e)
-		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
-		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
-	}()
+	defer reportCPU(b, e)()
 	b.ResetTimer()
 	for range b.N {
 		it, err := e.store.Get(ctx, []string{e.queue}, 0)
@@ -66,12 +51,7 @@ func BenchmarkMicroStorePut(b *testing.B) {
 	ctx := context.Background()
 	env := newEnv(string(benchBody), 0)
 	env.RoutingKey = e.queue
-	s0, c0 := cpuUsage(b, e)
-	defer func() {
-		s1, c1 := cpuUsage(b, e)
-		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
-		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
-	}()
+	defer reportCPU(b, e)()
 	b.ResetTimer()
 	for range b.N {
 		must(b, e.store.Put(ctx, e.queue, env))
@@ -105,12 +85,7 @@ func BenchmarkMicroStoreBatch100(b *testing.B) {
 	e := newBenchEnv(b, "m-get100")
 	fillRaw(b, e, b.N)
 	ctx := context.Background()
-	s0, c0 := cpuUsage(b, e)
-	defer func() {
-		s1, c1 := cpuUsage(b, e)
-		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
-		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
-	}()
+	defer reportCPU(b, e)()
 	b.ResetTimer()
 	for got := 0; got < b.N; {
 		items, err := e.store.GetBatch(ctx, []string{e.queue}, min(100, b.N-got), 0)
@@ -119,4 +94,15 @@ func BenchmarkMicroStoreBatch100(b *testing.B) {
 		got += len(items)
 	}
 	must(b, e.store.flushAcks(ctx))
+}
+
+// reportCPU starts measuring redis and client CPU; the returned function
+// reports both per message.
+func reportCPU(b *testing.B, e *benchEnv) func() {
+	s0, c0 := cpuUsage(b, e)
+	return func() {
+		s1, c1 := cpuUsage(b, e)
+		b.ReportMetric(float64((s1-s0).Microseconds())/float64(b.N), "srv-µs/msg")
+		b.ReportMetric(float64((c1-c0).Microseconds())/float64(b.N), "cli-µs/msg")
+	}
 }
