@@ -14,6 +14,7 @@ type SimpleQueue struct {
 	ch       *Channel
 	producer *Producer
 	noAck    bool
+	accept   []string // content types Get decodes
 
 	mu       sync.Mutex
 	consumer *Consumer // started on the first blocking Get
@@ -24,10 +25,14 @@ type SimpleQueue struct {
 // the given name on a direct exchange of the same name, JSON messages.
 type SimpleQueueOptions struct {
 	Queue       *Queue // overrides the default queue declaration
-	Serializer  string
+	Serializer  string // used by Put
 	Compression string
 	NoAck       bool
-	Accept      []string
+	// Accept lists the serializer names or content types Get decodes;
+	// other messages are rejected (see ConsumerOptions.Accept). nil means
+	// the connection's Options.Accept plus Serializer, so that a
+	// SimpleQueue always accepts what it puts.
+	Accept []string
 }
 
 // SimpleQueue declares the named queue and returns a SimpleQueue on it.
@@ -83,7 +88,11 @@ func (c *Connection) newSimple(ctx context.Context, q Queue, o SimpleQueueOption
 	if ex.Name == "" {
 		p.opts.RoutingKey = q.Name
 	}
-	return &SimpleQueue{queue: q, ch: ch, producer: p, noAck: o.NoAck}, nil
+	accept := o.Accept
+	if accept == nil && o.Serializer != "" {
+		accept = append(append([]string(nil), c.opts.Accept...), o.Serializer)
+	}
+	return &SimpleQueue{queue: q, ch: ch, producer: p, noAck: o.NoAck, accept: accept}, nil
 }
 
 // Queue returns the queue declaration.
@@ -102,7 +111,7 @@ func (s *SimpleQueue) GetNowait(ctx context.Context) (*Message, error) {
 	if s.isClosed() {
 		return nil, &Error{Op: "simple.get", Transport: s.ch.conn.TransportName(), Name: s.queue.Name, Err: ErrClosed}
 	}
-	return s.queue.Get(ctx, s.ch, s.noAck, nil)
+	return s.queue.Get(ctx, s.ch, s.noAck, s.accept)
 }
 
 // Get returns the next message, waiting until one arrives or ctx is done
@@ -127,7 +136,7 @@ func (s *SimpleQueue) consumerFor(ctx context.Context) (*Consumer, error) {
 	}
 	if s.consumer == nil {
 		// Prefetch 1 so that a waiting Get holds at most one message.
-		c, err := NewConsumer(ctx, s.ch, []Queue{s.queue}, &ConsumerOptions{PrefetchCount: 1, NoAck: s.noAck, NoDeclare: true})
+		c, err := NewConsumer(ctx, s.ch, []Queue{s.queue}, &ConsumerOptions{PrefetchCount: 1, NoAck: s.noAck, NoDeclare: true, Accept: s.accept})
 		if err != nil {
 			return nil, err
 		}

@@ -17,6 +17,7 @@ var entityCases = []testCase{
 	{"Get", testGet},
 	{"SimpleQueue", testSimpleQueue},
 	{"SimpleQueueCloseReturnsUnacked", testSimpleQueueUnacked},
+	{"SimpleQueueAccept", testSimpleQueueAccept},
 	{"SimpleBuffer", testSimpleBuffer},
 	{"PublishDeclares", testPublishDeclares},
 	{"AutoDelete", testAutoDelete},
@@ -24,6 +25,84 @@ var entityCases = []testCase{
 	{"MaxLength", testMaxLength},
 	{"ServerNamedQueue", testServerNamedQueue},
 	{"BoundEntities", testBoundEntities},
+}
+
+// testSimpleQueueAccept checks that a SimpleQueue decodes what it puts:
+// its Accept list is used by GetNowait and by the blocking Get, and with
+// no Accept list its own serializer is accepted too. A refused message
+// would be rejected, and lost.
+func testSimpleQueueAccept(e *env) {
+	cases := []struct {
+		name string
+		opts kombu.SimpleQueueOptions
+		put  *kombu.PublishOptions
+	}{
+		{"msgpack", kombu.SimpleQueueOptions{Serializer: "msgpack", Accept: []string{"msgpack"}}, nil},
+		{"own", kombu.SimpleQueueOptions{Serializer: "msgpack"}, nil},
+		{"yaml", kombu.SimpleQueueOptions{Accept: []string{"yaml"}}, &kombu.PublishOptions{Serializer: "yaml"}},
+	}
+	for _, tc := range cases {
+		name := e.name(tc.name)
+		e.remember(kombu.NewQueue(name, kombu.NewExchange(name, kombu.Direct), name))
+		ctx, cancel := e.wait()
+		defer cancel()
+		opts := tc.opts
+		sq, err := e.conn.SimpleQueue(ctx, name, &opts)
+		if err != nil {
+			e.t.Fatalf("simple queue %s: %v", tc.name, err)
+		}
+		e.t.Cleanup(func() { _ = sq.Close() })
+		length := func() int {
+			n, err := sq.Len(ctx)
+			if err != nil {
+				e.t.Fatalf("len: %v", err)
+			}
+			return n
+		}
+		if err := sq.Put(ctx, map[string]any{"n": 1}, tc.put); err != nil {
+			e.t.Fatalf("put: %v", err)
+		}
+		e.eventually("the message in the simple queue", func() bool { return length() == 1 })
+		m, err := sq.GetNowait(ctx)
+		if err != nil {
+			e.t.Fatalf("%s: get nowait of its own message: %v (queue now holds %d)", tc.name, err, length())
+		}
+		e.checkSimpleMessage(tc.name, m)
+		if n := length(); n != 0 {
+			e.t.Errorf("%s: %d messages left", tc.name, n)
+		}
+		// The blocking Get goes through a consumer with the same accept list.
+		got := make(chan *kombu.Message, 1)
+		go func() {
+			m, err := sq.Get(ctx)
+			if err != nil {
+				e.t.Errorf("%s: blocking get of its own message: %v", tc.name, err)
+			}
+			got <- m
+		}()
+		time.Sleep(50 * time.Millisecond) // let Get start waiting
+		if err := sq.Put(ctx, map[string]any{"n": 1}, tc.put); err != nil {
+			e.t.Fatalf("put: %v", err)
+		}
+		if m := e.take(got, tc.name+": the blocking get"); m != nil {
+			e.checkSimpleMessage(tc.name, m)
+		}
+		if n := length(); n != 0 {
+			e.t.Errorf("%s: %d messages left after the blocking get", tc.name, n)
+		}
+	}
+}
+
+// checkSimpleMessage checks that m decodes to {"n": 1} and acks it.
+func (e *env) checkSimpleMessage(what string, m *kombu.Message) {
+	e.t.Helper()
+	var v struct {
+		N int `json:"n" msgpack:"n" yaml:"n"`
+	}
+	if err := m.Decode(&v); err != nil || v.N != 1 {
+		e.t.Errorf("%s: message (content type %q) decodes to %+v, %v; want n=1", what, m.ContentType, v, err)
+	}
+	e.ack(m)
 }
 
 func testPurgeAndLen(e *env) {
