@@ -45,18 +45,32 @@ func (ch *Channel) isClosed() bool {
 	return ch.closed
 }
 
-// Qos limits the channel's unacked deliveries; 0 means unlimited.
+// Qos limits the channel's unacked deliveries: 0 means unlimited, and a
+// count outside 0..MaxPrefetchCount (AMQP's uint16) is refused with an
+// error wrapping ErrInvalidArgument, on every transport, before any I/O.
 func (ch *Channel) Qos(ctx context.Context, prefetchCount int) error {
+	if err := driver.CheckPrefetchCount(prefetchCount); err != nil {
+		return ch.wrap("basic.qos", "", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return ch.wrap("basic.qos", "", ch.drv.Qos(ctx, prefetchCount))
 }
 
 // Flow pauses (false) or resumes (true) deliveries on the channel.
 func (ch *Channel) Flow(ctx context.Context, active bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return ch.wrap("channel.flow", "", ch.drv.Flow(ctx, active))
 }
 
 // Recover redelivers the channel's unacked messages.
 func (ch *Channel) Recover(ctx context.Context, requeue bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return ch.wrap("basic.recover", "", ch.drv.Recover(ctx, requeue))
 }
 
@@ -103,6 +117,9 @@ func (ch *Channel) hasConsumers() bool {
 // pump pulls one batch of deliveries from the transport and dispatches it
 // to the consumers by tag. It returns how many it dispatched.
 func (ch *Channel) pump(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err // a free semaphore must not win over a done ctx
+	}
 	select {
 	case ch.pumpSem <- struct{}{}:
 	case <-ctx.Done():

@@ -152,6 +152,9 @@ func (c *Connection) Connect(ctx context.Context) error {
 }
 
 func (c *Connection) driverConn(ctx context.Context) (driver.Conn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -290,6 +293,9 @@ func (c *Connection) Channel(ctx context.Context) (*Channel, error) {
 // DefaultChannel returns the connection's shared channel, opening it on
 // first use (kombu's default_channel).
 func (c *Connection) DefaultChannel(ctx context.Context) (*Channel, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	if ch := c.defCh; ch != nil && !ch.isClosed() {
 		c.mu.Unlock()
@@ -369,6 +375,9 @@ func (c *Connection) DrainEvents(ctx context.Context) error {
 // (kombu's maybe_declare). The cache is reset when the connection is
 // re-established.
 func (c *Connection) MaybeDeclare(ctx context.Context, ch *Channel, entity Declarable) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	key := entity.cacheKey()
 	c.mu.Lock()
 	_, done := c.declared[key]

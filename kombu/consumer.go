@@ -41,7 +41,9 @@ type ConsumerOptions struct {
 	Accept []string
 	// NoAck makes the broker consider messages settled on delivery.
 	NoAck bool
-	// PrefetchCount limits unacked messages on the consumer's channel.
+	// PrefetchCount limits unacked messages on the consumer's channel:
+	// 0 means unlimited, and a count outside 0..MaxPrefetchCount is
+	// refused with ErrInvalidArgument before any I/O.
 	PrefetchCount int
 	// TagPrefix starts every consumer tag; a random prefix when empty.
 	TagPrefix string
@@ -90,6 +92,12 @@ func NewConsumer(ctx context.Context, ch *Channel, queues []Queue, opts *Consume
 	if ch == nil {
 		return nil, &Error{Op: "consumer", Err: ErrNotBound}
 	}
+	if err := opts.check(); err != nil {
+		return nil, &Error{Op: "consumer", Transport: ch.conn.TransportName(), Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c := &Consumer{ch: ch, tags: map[string]string{}, notify: make(chan struct{}, 1)}
 	if opts != nil {
 		c.opts = *opts
@@ -118,6 +126,9 @@ func NewConsumer(ctx context.Context, ch *Channel, queues []Queue, opts *Consume
 // Consumer opens a channel for a new Consumer that owns it (closed with
 // the consumer).
 func (conn *Connection) Consumer(ctx context.Context, queues []Queue, opts *ConsumerOptions) (*Consumer, error) {
+	if err := opts.check(); err != nil {
+		return nil, &Error{Op: "consumer", Transport: conn.TransportName(), Err: err}
+	}
 	ch, err := conn.Channel(ctx)
 	if err != nil {
 		return nil, err
@@ -129,6 +140,14 @@ func (conn *Connection) Consumer(ctx context.Context, queues []Queue, opts *Cons
 	}
 	c.ownsChannel = true
 	return c, nil
+}
+
+// check refuses options no transport accepts, before any I/O.
+func (o *ConsumerOptions) check() error {
+	if o == nil {
+		return nil
+	}
+	return driver.CheckPrefetchCount(o.PrefetchCount)
 }
 
 // Channel returns the consumer's channel.
@@ -172,6 +191,9 @@ func (c *Consumer) AddQueue(ctx context.Context, q Queue) error {
 }
 
 func (c *Consumer) consume(ctx context.Context, q Queue) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	if _, ok := c.tags[q.Name]; ok {
 		c.mu.Unlock()
@@ -220,6 +242,9 @@ func (c *Consumer) Cancel(ctx context.Context) error {
 
 // CancelByQueue stops consuming from one queue.
 func (c *Consumer) CancelByQueue(ctx context.Context, queue string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	tag, ok := c.tags[queue]
 	delete(c.tags, queue)
@@ -321,9 +346,15 @@ func truncatedBody(b []byte) string {
 
 // Receive returns the next message (pull style). It blocks until one
 // arrives or ctx is done, and returns ErrClosed after Close. Messages whose
-// content type is not accepted never reach it (see OnDecodeError).
+// content type is not accepted never reach it (see OnDecodeError). Once ctx
+// is done it returns ctx's error, even when messages are already waiting
+// in the consumer: they stay there for the next Receive (or go back to
+// their queue on Close).
 func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		c.mu.Lock()
 		if len(c.inbox) > 0 {
 			m := c.inbox[0]

@@ -61,8 +61,12 @@
 //
 // Methods return *Error (operation, transport, entity name) wrapping the
 // cause, so errors.Is(err, kombu.ErrNotFound) and errors.As(err,
-// &amqpErr) both work. Context errors come back unwrapped. See the Err
-// variables for the sentinels.
+// &amqpErr) both work. Context errors come back unwrapped: a method given
+// a context that is already done returns its error and does nothing, on
+// every transport. Values no broker accepts (a prefetch count above 65535,
+// a TTL beyond MaxExpiry, a negative queue length) are refused with
+// ErrInvalidArgument before any I/O. See the Err variables for the
+// sentinels.
 //
 // # Closing
 //

@@ -125,6 +125,9 @@ func (e Exchange) Declare(ctx context.Context, ch *Channel) error {
 	if err != nil {
 		return &Error{Op: "exchange.declare", Name: e.Name, Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if e.Name == "" || e.NoDeclare {
 		return nil
 	}
@@ -136,6 +139,9 @@ func (e Exchange) Delete(ctx context.Context, ch *Channel, ifUnused bool) error 
 	ch, err := channelFor(ch, e.channel)
 	if err != nil {
 		return &Error{Op: "exchange.delete", Name: e.Name, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	ch.conn.forgetDeclared(e.cacheKey())
 	return ch.wrap("exchange.delete", e.Name, ch.drv.ExchangeDelete(ctx, e.Name, ifUnused))
@@ -153,6 +159,9 @@ func (e Exchange) BindTo(ctx context.Context, ch *Channel, source Exchange, rout
 	if err != nil {
 		return &Error{Op: "exchange.bind", Name: e.Name, Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	eb, ok := ch.drv.(ExchangeBinder)
 	if !ok {
 		return ch.wrap("exchange.bind", e.Name, ErrNotSupported)
@@ -165,6 +174,9 @@ func (e Exchange) UnbindFrom(ctx context.Context, ch *Channel, source Exchange, 
 	ch, err := channelFor(ch, e.channel)
 	if err != nil {
 		return &Error{Op: "exchange.unbind", Name: e.Name, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	eb, ok := ch.drv.(ExchangeBinder)
 	if !ok {
@@ -198,7 +210,11 @@ type Queue struct {
 	BindingArguments  map[string]any // arguments of the Exchange/RoutingKey binding
 	ConsumerArguments map[string]any // basic.consume arguments, e.g. x-priority
 
-	// These become x-arguments; they win over Arguments.
+	// These become x-arguments; they win over Arguments. Zero means
+	// unset. Durations are whole milliseconds from 1 ms to MaxExpiry,
+	// MaxPriority is at most 255, and nothing is negative: Declare refuses
+	// anything else (and the same x-arguments given in Arguments) with an
+	// error wrapping ErrInvalidArgument, before any I/O.
 	MaxPriority    int           // x-max-priority
 	MessageTTL     time.Duration // x-message-ttl (ms)
 	Expires        time.Duration // x-expires (ms)
@@ -220,7 +236,9 @@ func (q Queue) Bind(ch *Channel) Queue {
 	return q
 }
 
-// QueueArguments returns the x-arguments q declares with.
+// QueueArguments returns the x-arguments q declares with. The integer
+// fields are carried as int64: RabbitMQ takes 64-bit values, so a 30-day
+// TTL is not cut down to 32 bits.
 func (q *Queue) QueueArguments() map[string]any {
 	if len(q.Arguments) == 0 && q.MaxPriority == 0 && q.MessageTTL == 0 && q.Expires == 0 && q.MaxLength == 0 && q.MaxLengthBytes == 0 {
 		return nil
@@ -229,27 +247,40 @@ func (q *Queue) QueueArguments() map[string]any {
 	for k, v := range q.Arguments {
 		args[k] = v
 	}
-	if q.MaxPriority > 0 {
-		args["x-max-priority"] = int32(q.MaxPriority)
-	}
-	if q.MessageTTL > 0 {
-		args["x-message-ttl"] = int32(q.MessageTTL.Milliseconds())
-	}
-	if q.Expires > 0 {
-		args["x-expires"] = int32(q.Expires.Milliseconds())
-	}
-	if q.MaxLength > 0 {
-		args["x-max-length"] = int32(q.MaxLength)
-	}
-	if q.MaxLengthBytes > 0 {
-		args["x-max-length-bytes"] = int32(q.MaxLengthBytes)
+	for _, f := range [...]struct {
+		key string
+		n   int64
+	}{
+		{"x-max-priority", int64(q.MaxPriority)},
+		{"x-message-ttl", q.MessageTTL.Milliseconds()},
+		{"x-expires", q.Expires.Milliseconds()},
+		{"x-max-length", int64(q.MaxLength)},
+		{"x-max-length-bytes", int64(q.MaxLengthBytes)},
+	} {
+		if f.n != 0 {
+			args[f.key] = f.n
+		}
 	}
 	return args
 }
 
-func (q *Queue) driverQueue() driver.Queue {
+// driverQueue returns the declaration to send, or an error wrapping
+// ErrInvalidArgument for an argument no broker accepts.
+func (q *Queue) driverQueue() (driver.Queue, error) {
+	for _, d := range [...]struct {
+		field string
+		v     time.Duration
+	}{{"MessageTTL", q.MessageTTL}, {"Expires", q.Expires}} {
+		if d.v != 0 && (d.v < time.Millisecond || d.v > MaxExpiry) {
+			return driver.Queue{}, fmt.Errorf("%w: %s %v out of range 1ms..%v", ErrInvalidArgument, d.field, d.v, MaxExpiry)
+		}
+	}
+	args, err := driver.NormalizeQueueArgs(q.QueueArguments())
+	if err != nil {
+		return driver.Queue{}, err
+	}
 	return driver.Queue{Name: q.Name, Durable: q.Durable, Exclusive: q.Exclusive,
-		AutoDelete: q.AutoDelete || q.Exclusive, Passive: q.Passive, Args: q.QueueArguments()}
+		AutoDelete: q.AutoDelete || q.Exclusive, Passive: q.Passive, Args: args}, nil
 }
 
 func (q Queue) cacheKey() string {
@@ -301,7 +332,14 @@ func (q Queue) Declare(ctx context.Context, ch *Channel) (QueueInfo, error) {
 		return QueueInfo{}, &Error{Op: "queue.declare", Name: q.Name, Err: err}
 	}
 	if q.NoDeclare {
-		return QueueInfo{Name: q.Name}, nil
+		return QueueInfo{Name: q.Name}, ctx.Err()
+	}
+	dq, err := q.driverQueue()
+	if err != nil {
+		return QueueInfo{}, &Error{Op: "queue.declare", Transport: ch.conn.TransportName(), Name: q.Name, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return QueueInfo{}, err
 	}
 	if err := q.Exchange.Declare(ctx, ch); err != nil {
 		return QueueInfo{}, err
@@ -311,7 +349,7 @@ func (q Queue) Declare(ctx context.Context, ch *Channel) (QueueInfo, error) {
 			return QueueInfo{}, err
 		}
 	}
-	info, err := ch.drv.QueueDeclare(ctx, q.driverQueue())
+	info, err := ch.drv.QueueDeclare(ctx, dq)
 	if err != nil {
 		return QueueInfo{}, ch.wrap("queue.declare", q.Name, err)
 	}
@@ -335,6 +373,9 @@ func (q Queue) BindTo(ctx context.Context, ch *Channel, exchange Exchange, routi
 	if err != nil {
 		return &Error{Op: "queue.bind", Name: q.Name, Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	return ch.wrap("queue.bind", q.Name, ch.drv.QueueBind(ctx, driver.Binding{Queue: q.Name, Exchange: exchange.Name, RoutingKey: routingKey, Args: args}))
 }
 
@@ -343,6 +384,9 @@ func (q Queue) UnbindFrom(ctx context.Context, ch *Channel, exchange Exchange, r
 	ch, err := channelFor(ch, q.channel)
 	if err != nil {
 		return &Error{Op: "queue.unbind", Name: q.Name, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	ch.conn.forgetDeclared(q.cacheKey())
 	return ch.wrap("queue.unbind", q.Name, ch.drv.QueueUnbind(ctx, driver.Binding{Queue: q.Name, Exchange: exchange.Name, RoutingKey: routingKey, Args: args}))
@@ -353,6 +397,9 @@ func (q Queue) Purge(ctx context.Context, ch *Channel) (int, error) {
 	ch, err := channelFor(ch, q.channel)
 	if err != nil {
 		return 0, &Error{Op: "queue.purge", Name: q.Name, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	n, err := ch.drv.QueuePurge(ctx, q.Name)
 	return n, ch.wrap("queue.purge", q.Name, err)
@@ -366,6 +413,9 @@ func (q Queue) Delete(ctx context.Context, ch *Channel, ifUnused, ifEmpty bool) 
 	if err != nil {
 		return 0, &Error{Op: "queue.delete", Name: q.Name, Err: err}
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
 	ch.conn.forgetDeclared(q.cacheKey())
 	n, err := ch.drv.QueueDelete(ctx, q.Name, ifUnused, ifEmpty)
 	return n, ch.wrap("queue.delete", q.Name, err)
@@ -376,6 +426,9 @@ func (q Queue) Len(ctx context.Context, ch *Channel) (int, error) {
 	ch, err := channelFor(ch, q.channel)
 	if err != nil {
 		return 0, &Error{Op: "queue.len", Name: q.Name, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
 	}
 	info, err := ch.drv.QueueDeclare(ctx, driver.Queue{Name: q.Name, Passive: true})
 	return info.Messages, ch.wrap("queue.len", q.Name, err)
@@ -389,6 +442,9 @@ func (q Queue) Get(ctx context.Context, ch *Channel, noAck bool, accept []string
 	ch, err := channelFor(ch, q.channel)
 	if err != nil {
 		return nil, &Error{Op: "queue.get", Name: q.Name, Err: err}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	d, err := ch.drv.Get(ctx, q.Name, noAck)
 	if err != nil {

@@ -27,6 +27,17 @@ var (
 	ErrUnconfirmed        = driver.ErrUnconfirmed
 )
 
+// Limits checked before any I/O, the same on every transport (see the
+// driver package): a program that works on memory:// is not refused by
+// RabbitMQ for a value out of range.
+const (
+	// MaxPrefetchCount is the largest prefetch count; 0 means unlimited.
+	MaxPrefetchCount = driver.MaxPrefetchCount
+	// MaxExpiry is the longest Queue.MessageTTL, Queue.Expires and
+	// PublishOptions.Expiration: 10 years, RabbitMQ's limit.
+	MaxExpiry = driver.MaxExpiry
+)
+
 // ConsumerError reports a consumer that ended without Cancel (its queue
 // was deleted, or its channel died); Consumer.Receive returns it.
 type ConsumerError = driver.ConsumerError

@@ -185,6 +185,9 @@ func (m *Message) Requeue(ctx context.Context) error {
 // lost and redelivered (the visibility timeout of redis, SQS, mongodb).
 // Transports without leases return ErrNotSupported.
 func (m *Message) ExtendLease(ctx context.Context, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	le, ok := m.ch.drv.(driver.LeaseExtender)
 	if !ok {
 		return m.ch.wrap("extend_lease", m.Queue, ErrNotSupported)

@@ -137,7 +137,8 @@ func (p *Producer) Close() error {
 }
 
 // Publish serializes body, compresses it if asked, and publishes it.
-// Serialization and option errors are returned before any I/O. With
+// Serialization and option errors are returned before any I/O, and a
+// ctx that is already done returns its error with nothing published. With
 // Mandatory, an unroutable message goes to OnReturn, or else Publish
 // returns an error wrapping ErrUnroutable.
 func (p *Producer) Publish(ctx context.Context, body any, opts *PublishOptions) error {
@@ -147,6 +148,9 @@ func (p *Producer) Publish(ctx context.Context, body any, opts *PublishOptions) 
 	}
 	pub, err := p.build(body, &o)
 	if err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if !o.Retry {
@@ -227,9 +231,9 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 			Extra: o.Properties,
 		},
 	}}
-	if o.Expiration < 0 {
+	if o.Expiration != 0 && (o.Expiration < time.Millisecond || o.Expiration > MaxExpiry) {
 		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name,
-			Err: fmt.Errorf("%w: negative expiration", ErrInvalidArgument)}
+			Err: fmt.Errorf("%w: expiration %v out of range 1ms..%v", ErrInvalidArgument, o.Expiration, MaxExpiry)}
 	}
 	if o.Expiration > 0 {
 		pub.Properties.Expiration = strconv.FormatInt(o.Expiration.Milliseconds(), 10)
@@ -395,6 +399,9 @@ func (p *Producer) PublishBatch(ctx context.Context, bodies []any, opts *Publish
 			return err
 		}
 		pubs[i] = pub
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	done := 0
 	once := func(ctx context.Context) error {

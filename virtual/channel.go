@@ -78,6 +78,15 @@ func (ch *Channel) checkOpen() error {
 	return nil
 }
 
+// begin starts a public method: a done ctx returns its error, as on AMQP,
+// and the method does nothing; then the channel must be open.
+func (ch *Channel) begin(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return ch.checkOpen()
+}
+
 func (ch *Channel) validate(kind, name string) error {
 	if err := routing.ValidateName(kind, name); err != nil {
 		return err
@@ -90,7 +99,7 @@ func (ch *Channel) validate(kind, name string) error {
 
 // ExchangeDeclare implements driver.Channel.
 func (ch *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return err
 	}
 	if e.Name == "" {
@@ -114,7 +123,7 @@ func (ch *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error
 
 // ExchangeDelete implements driver.Channel.
 func (ch *Channel) ExchangeDelete(ctx context.Context, name string, ifUnused bool) error {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return err
 	}
 	if name == "" || len(name) >= 4 && name[:4] == "amq." {
@@ -125,7 +134,7 @@ func (ch *Channel) ExchangeDelete(ctx context.Context, name string, ifUnused boo
 
 // QueueDeclare implements driver.Channel.
 func (ch *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.QueueInfo, error) {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return driver.QueueInfo{}, err
 	}
 	if q.Name == "" {
@@ -150,6 +159,11 @@ func (ch *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Que
 			return driver.QueueInfo{}, notFoundQueue(q.Name)
 		}
 	} else {
+		args, err := driver.NormalizeQueueArgs(q.Args)
+		if err != nil {
+			return driver.QueueInfo{}, err
+		}
+		q.Args = args
 		if qs, ok := ch.store.(QueueStore); ok {
 			if err := qs.DeclareQueue(ctx, q); err != nil {
 				return driver.QueueInfo{}, err
@@ -184,7 +198,7 @@ func (ch *Channel) storedBinding(b driver.Binding) StoredBinding {
 
 // QueueBind implements driver.Channel.
 func (ch *Channel) QueueBind(ctx context.Context, b driver.Binding) error {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return err
 	}
 	if err := ch.validate("routing key", b.RoutingKey); err != nil {
@@ -221,7 +235,7 @@ func (ch *Channel) QueueBind(ctx context.Context, b driver.Binding) error {
 
 // QueueUnbind implements driver.Channel.
 func (ch *Channel) QueueUnbind(ctx context.Context, b driver.Binding) error {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return err
 	}
 	ch.conn.state.removeBinding(b)
@@ -242,7 +256,7 @@ func (ch *Channel) forgetStoredBinding(ctx context.Context, b driver.Binding) er
 
 // QueuePurge implements driver.Channel.
 func (ch *Channel) QueuePurge(ctx context.Context, queue string) (int, error) {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return 0, err
 	}
 	if known, err := ch.conn.queueKnown(ctx, queue); err != nil {
@@ -255,7 +269,7 @@ func (ch *Channel) QueuePurge(ctx context.Context, queue string) (int, error) {
 
 // QueueDelete implements driver.Channel.
 func (ch *Channel) QueueDelete(ctx context.Context, queue string, ifUnused, ifEmpty bool) (int, error) {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return 0, err
 	}
 	_, consumers, _ := ch.conn.state.queue(queue)
@@ -283,7 +297,7 @@ func (ch *Channel) deleteQueue(ctx context.Context, queue string) error {
 
 // Publish implements driver.Channel.
 func (ch *Channel) Publish(ctx context.Context, p *driver.Publishing) error {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return err
 	}
 	if p.Exchange != "" {
@@ -321,7 +335,7 @@ func (ch *Channel) publish(ctx context.Context, p *driver.Publishing) error {
 // PublishBatch implements driver.BatchPublisher: every message is routed
 // first, then all are put in one store batch when the store allows it.
 func (ch *Channel) PublishBatch(ctx context.Context, ps []*driver.Publishing) error {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return err
 	}
 	var puts []QueuedEnvelope
@@ -377,8 +391,11 @@ func (ch *Channel) prepare(ctx context.Context, p *driver.Publishing, dst []Queu
 	}
 	if e := env.Properties.Expiration; e != "" {
 		ms, err := strconv.ParseInt(e, 10, 64)
-		if err != nil || ms < 0 {
+		if err != nil {
 			return dst, fmt.Errorf("%w: expiration %q is not a number of milliseconds", driver.ErrInvalidArgument, e)
+		}
+		if err := driver.CheckExpiration(ms); err != nil {
+			return dst, err
 		}
 		env.ExpiresAt = time.Now().Add(time.Duration(ms) * time.Millisecond)
 	}
@@ -423,7 +440,7 @@ func (ch *Channel) withQueueTTL(queue string, env *Envelope) *Envelope {
 	if !ok {
 		return env
 	}
-	ttl, ok := intArg(decl.Args, "x-message-ttl")
+	ttl, ok := decl.Args["x-message-ttl"].(int64) // normalized by QueueDeclare
 	if !ok {
 		return env
 	}
@@ -434,20 +451,6 @@ func (ch *Channel) withQueueTTL(queue string, env *Envelope) *Envelope {
 	c := env.Clone()
 	c.ExpiresAt = exp
 	return c
-}
-
-func intArg(args map[string]any, key string) (int64, bool) {
-	switch v := args[key].(type) {
-	case int:
-		return int64(v), true
-	case int32:
-		return int64(v), true
-	case int64:
-		return v, true
-	case float64:
-		return int64(v), true
-	}
-	return 0, false
 }
 
 // defaultRoute routes on the default exchange: the routing key names the
@@ -510,7 +513,7 @@ func (ch *Channel) route(ctx context.Context, exchange, routingKey string, heade
 
 // Get implements driver.Channel.
 func (ch *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.Delivery, error) {
-	if err := ch.checkOpen(); err != nil {
+	if err := ch.begin(ctx); err != nil {
 		return nil, err
 	}
 	if known, err := ch.conn.queueKnown(ctx, queue); err != nil {
@@ -523,7 +526,8 @@ func (ch *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.D
 		if err != nil {
 			return nil, err
 		}
-		if ch.expired(ctx, it) {
+		// Taken: dead-letter it even if ctx ends meanwhile.
+		if ch.expired(context.WithoutCancel(ctx), it) {
 			continue
 		}
 		ds := ch.track([]Item{it}, false, noAck)
@@ -640,6 +644,9 @@ func (ch *Channel) consumerFor(queue string) *consumer {
 
 // Consume implements driver.Channel.
 func (ch *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if known, err := ch.conn.queueKnown(ctx, a.Queue); err != nil {
 		return err
 	} else if !known {
@@ -666,6 +673,9 @@ func (ch *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 
 // Cancel implements driver.Channel.
 func (ch *Channel) Cancel(ctx context.Context, consumerTag string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()
@@ -705,6 +715,9 @@ func (ch *Channel) released(ctx context.Context, queue string) error {
 
 // Receive implements driver.Channel.
 func (ch *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if max <= 0 {
 		max = 1
 	}
@@ -753,7 +766,7 @@ func (ch *Channel) Receive(ctx context.Context, max int) ([]*driver.Delivery, er
 
 		live := items[:0]
 		for _, it := range items {
-			if !ch.expired(ctx, it) {
+			if !ch.expired(context.WithoutCancel(ctx), it) {
 				live = append(live, it)
 			}
 		}
@@ -869,6 +882,9 @@ func (ch *Channel) fetchBlocking(ctx context.Context, queues []string, n int, wa
 
 // Ack implements driver.Channel. Tag 0 with multiple acks everything.
 func (ch *Channel) Ack(ctx context.Context, tag uint64, multiple bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if !multiple {
 		it, err := ch.settleOne(tag)
 		if err != nil || ch.acker == nil {
@@ -960,6 +976,9 @@ func (ch *Channel) takeUnacked(keep func(uint64) bool) []Item {
 
 // Reject implements driver.Channel.
 func (ch *Channel) Reject(ctx context.Context, tag uint64, requeue bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	items, err := ch.settle(tag, false)
 	if err != nil {
 		return err
@@ -980,6 +999,9 @@ func (ch *Channel) requeueItem(ctx context.Context, it Item) error {
 // Recover implements driver.Channel: every unacked message is requeued
 // (RabbitMQ, too, supports only requeue=true).
 func (ch *Channel) Recover(ctx context.Context, requeue bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	items, err := ch.settle(0, true)
 	if err != nil {
 		return err
@@ -993,8 +1015,11 @@ func (ch *Channel) Recover(ctx context.Context, requeue bool) error {
 
 // Qos implements driver.Channel.
 func (ch *Channel) Qos(ctx context.Context, prefetchCount int) error {
-	if prefetchCount < 0 {
-		return fmt.Errorf("%w: prefetch count %d", driver.ErrInvalidArgument, prefetchCount)
+	if err := driver.CheckPrefetchCount(prefetchCount); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -1008,6 +1033,9 @@ func (ch *Channel) Qos(ctx context.Context, prefetchCount int) error {
 
 // Flow implements driver.Channel.
 func (ch *Channel) Flow(ctx context.Context, active bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	if ch.closed {
@@ -1020,6 +1048,9 @@ func (ch *Channel) Flow(ctx context.Context, active bool) error {
 
 // ExtendLease implements driver.LeaseExtender when the store has leases.
 func (ch *Channel) ExtendLease(ctx context.Context, tag uint64, d time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	le, ok := ch.store.(LeaseExtender)
 	if !ok {
 		return driver.ErrNotSupported

@@ -87,6 +87,9 @@ func (c *Conn) Store() Store { return c.store }
 
 // Channel opens a channel.
 func (c *Conn) Channel(ctx context.Context) (driver.Channel, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -99,6 +102,9 @@ func (c *Conn) Channel(ctx context.Context) (driver.Channel, error) {
 
 // Ping checks the store when it can be checked.
 func (c *Conn) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()

@@ -343,6 +343,8 @@ func testPublishErrorsBeforeIO(e *env) {
 		{"non-UTF-8 header", p, kombu.PublishOptions{Headers: map[string]any{"k": "\xff"}}, kombu.ErrInvalidArgument},
 		{"delivery mode 7", p, kombu.PublishOptions{DeliveryMode: 7}, kombu.ErrInvalidArgument},
 		{"negative expiration", p, kombu.PublishOptions{Expiration: -time.Second}, kombu.ErrInvalidArgument},
+		{"expiration under a millisecond", p, kombu.PublishOptions{Expiration: time.Microsecond}, kombu.ErrInvalidArgument},
+		{"expiration beyond MaxExpiry", p, kombu.PublishOptions{Expiration: kombu.MaxExpiry + time.Millisecond}, kombu.ErrInvalidArgument},
 	}
 	ctx, cancel := e.wait()
 	defer cancel()

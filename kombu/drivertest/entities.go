@@ -23,6 +23,7 @@ var entityCases = []testCase{
 	{"AutoDelete", testAutoDelete},
 	{"Exclusive", testExclusive},
 	{"MaxLength", testMaxLength},
+	{"QueueArgumentRanges", testQueueArgumentRanges},
 	{"ServerNamedQueue", testServerNamedQueue},
 	{"BoundEntities", testBoundEntities},
 }

@@ -32,6 +32,8 @@ var closeCases = []testCase{
 
 var contextCases = []testCase{
 	{"ReceiveCancelled", testReceiveCancelled},
+	{"ReceiveCancelledKeepsFetched", testReceiveCancelledKeepsFetched},
+	{"DoneContext", testDoneContext},
 	{"ReceiveDeadline", testReceiveDeadline},
 	{"ConsumeCancelled", testConsumeCancelled},
 	{"ConsumeCancelledSettlesInFlight", testConsumeCancelledInFlight},
@@ -373,6 +375,37 @@ func testReceiveCancelled(e *env) {
 	if err := e.conn.DrainEvents(ctx); !errors.Is(err, context.Canceled) {
 		e.t.Errorf("DrainEvents with a cancelled context: %v, want context.Canceled", err)
 	}
+}
+
+// testReceiveCancelledKeepsFetched checks that Receive with a done
+// context returns the context's error even when messages were already
+// fetched for the consumer, and that those messages are not lost: the
+// next Receive returns them, in order.
+func testReceiveCancelledKeepsFetched(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "1", "2", "3")
+	e.eventuallyLen(q, 3)
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	if got := e.recvAck(c); got != "1" {
+		e.t.Errorf("received %q, want \"1\"", got)
+	}
+	// The fetch that returned "1" may have brought the others along.
+	ctx, cancel := context.WithCancel(e.ctx)
+	cancel()
+	for range 3 {
+		if m, err := c.Receive(ctx); !errors.Is(err, context.Canceled) {
+			e.t.Errorf("Receive with a done context returned %v, %v; want context.Canceled", m, err)
+			if m != nil {
+				e.ack(m)
+			}
+		}
+	}
+	if got := e.recvBodies(c, 2); fmt.Sprint(got) != "[2 3]" {
+		e.t.Errorf("received %q after the cancelled receives, want [2 3]", got)
+	}
+	e.expectNone(c)
+	e.eventuallyLen(q, 0)
 }
 
 func testReceiveDeadline(e *env) {

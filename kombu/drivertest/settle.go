@@ -34,6 +34,7 @@ var prefetchCases = []testCase{
 	{"QosRaised", testQosRaised},
 	{"BoundsConsume", testPrefetchBoundsConsume},
 	{"FairAcrossQueues", testFairAcrossQueues},
+	{"Range", testPrefetchRange},
 }
 
 var priorityCases = []testCase{
