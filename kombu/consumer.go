@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -17,6 +19,11 @@ import (
 // and the message is still unsettled, the Consumer acks it (nil error) or
 // requeues it (error; see ConsumerOptions.RejectOnError). A message whose
 // Decode failed is rejected without requeue and reported to OnDecodeError.
+//
+// A panic in HandleMessage is recovered: it becomes a *PanicError, which
+// is reported to the connection's ErrorHandler and Logger, and the message
+// is settled as after an error (requeued, or rejected with RejectOnError).
+// The consumer goes on with the next message.
 type Handler interface {
 	HandleMessage(ctx context.Context, m *Message) error
 }
@@ -54,8 +61,14 @@ type ConsumerOptions struct {
 	// message as received (kombu's on_message).
 	OnMessage func(m *Message)
 	// OnDecodeError is called for a message that could not be decoded or
-	// whose content type is not accepted. nil rejects it (no requeue) and
-	// reports the error to the connection's ErrorHandler/Logger.
+	// whose content type is not accepted. It may ack, requeue or reject
+	// the message; when it returns and the message is still unsettled,
+	// the message is rejected without requeue (dead-lettered where the
+	// queue says so), so that bad messages never fill the prefetch window
+	// and stall the consumer. Settle within the callback: it cannot keep
+	// the message for later. A panic in it is recovered and reported as a
+	// *PanicError. nil rejects every such message and reports the error to
+	// the connection's ErrorHandler/Logger.
 	OnDecodeError func(m *Message, err error)
 	// NoDeclare skips declaring the queues.
 	NoDeclare bool
@@ -325,15 +338,37 @@ func (c *Consumer) wake() {
 	}
 }
 
+// decodeFailed hands an undecodable message to OnDecodeError, or reports
+// it, and then rejects it without requeue unless the callback settled it:
+// left unsettled, it would hold a prefetch slot until the channel closes.
 func (c *Consumer) decodeFailed(ctx context.Context, m *Message, err error) {
-	if c.opts.OnDecodeError != nil {
-		c.opts.OnDecodeError(m, err)
+	if cb := c.opts.OnDecodeError; cb != nil {
+		perr := recovered(func() error { cb(m, err); return nil })
+		if perr != nil {
+			c.ch.conn.reportError(&Error{Op: "on_decode_error", Transport: c.ch.conn.TransportName(), Name: m.Queue, Err: perr})
+		}
+	} else {
+		c.ch.conn.reportError(fmt.Errorf("kombu: message from %q rejected: %w (body %s)", m.Queue, err, truncatedBody(m.Body)))
+	}
+	if m.Acknowledged() {
 		return
 	}
-	c.ch.conn.reportError(fmt.Errorf("kombu: message from %q rejected: %w (body %s)", m.Queue, err, truncatedBody(m.Body)))
-	if !m.Acknowledged() {
-		c.ch.conn.reportError(m.Reject(ctx))
+	// Settled even when the receiving ctx ended meanwhile.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	if rerr := m.Reject(ctx); rerr != nil && !errors.Is(rerr, ErrAlreadyAcknowledged) {
+		c.ch.conn.reportError(rerr)
 	}
+}
+
+// recovered runs fn and turns a panic into a *PanicError.
+func recovered(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
 }
 
 func truncatedBody(b []byte) string {
@@ -390,8 +425,7 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 				<-c.ch.pumpSem
 				continue
 			}
-			_, err := c.ch.pumpHeld(ctx)
-			<-c.ch.pumpSem
+			err := c.pumpHeld(ctx)
 			if err != nil {
 				if errors.Is(err, ErrClosed) && c.isClosed() {
 					return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
@@ -406,6 +440,14 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// pumpHeld runs the channel's pump for a caller that took pumpSem, and
+// releases it even if a callback panics.
+func (c *Consumer) pumpHeld(ctx context.Context) error {
+	defer func() { <-c.ch.pumpSem }()
+	_, err := c.ch.pumpHeld(ctx)
+	return err
 }
 
 // unreceive puts back a message that Receive returned but nobody handled:
@@ -436,8 +478,8 @@ func (c *Consumer) isClosed() bool {
 // wrapping ErrClosed), like http.Server.Serve. It runs Concurrency
 // handlers at once; each handler gets a context derived from ctx.
 func (c *Consumer) Consume(ctx context.Context, h Handler) error {
-	if h == nil {
-		return &Error{Op: "consume", Err: fmt.Errorf("%w: nil handler", ErrInvalidArgument)}
+	if isNilHandler(h) {
+		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Err: fmt.Errorf("%w: nil handler", ErrInvalidArgument)}
 	}
 	fetchCtx, stop := context.WithCancel(ctx)
 	c.mu.Lock()
@@ -494,18 +536,24 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 	return first
 }
 
+// isNilHandler reports whether h is nil or a nil function (such as
+// HandlerFunc(nil)), which would panic on every message.
+func isNilHandler(h Handler) bool {
+	if h == nil {
+		return true
+	}
+	v := reflect.ValueOf(h)
+	return v.Kind() == reflect.Func && v.IsNil()
+}
+
 // settleTimeout bounds the ack or requeue that follows a handler.
 const settleTimeout = 30 * time.Second
 
 func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
-	err := func() (err error) {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("kombu: handler panic: %v", r)
-			}
-		}()
-		return h.HandleMessage(ctx, m)
-	}()
+	err := recovered(func() error { return h.HandleMessage(ctx, m) })
+	if pe, ok := err.(*PanicError); ok {
+		c.ch.conn.reportError(&Error{Op: "handle", Transport: c.ch.conn.TransportName(), Name: m.Queue, Err: pe})
+	}
 	if m.Acknowledged() {
 		return
 	}

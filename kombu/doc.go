@@ -49,12 +49,14 @@
 //
 // Consumers decode only the content types in their accept list (json,
 // text and raw data by default; pickle never): anything else goes to
-// OnDecodeError and is rejected without requeue, as is a body that cannot
-// be decompressed or decoded. Decompression is capped
-// (Options.MaxDecompressedSize, 64 MiB by default).
+// OnDecodeError and is rejected without requeue (unless the callback
+// settled it itself), as is a body that cannot be decompressed or decoded.
+// Decompression is capped (Options.MaxDecompressedSize, 64 MiB by
+// default).
 //
 // Consumers come in three styles: Receive (pull), Consume with a Handler
-// (net/http style; returning nil acks, an error requeues), and kombu-style
+// (net/http style; returning nil acks, an error requeues, a panic is
+// recovered, reported as a *PanicError and requeues), and kombu-style
 // Callbacks dispatched by Connection.DrainEvents.
 //
 // # Errors

@@ -65,6 +65,25 @@ var (
 	ErrNotBound = errors.New("entity is not bound to a channel")
 )
 
+// PanicError is a handler panic that Consume recovered. The message is
+// then settled as after a handler error, and the PanicError is reported to
+// the connection's ErrorHandler and Logger (wrapped in an *Error naming the
+// queue).
+type PanicError struct {
+	Value any    // what the handler panicked with
+	Stack []byte // the handler goroutine's stack at the panic
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("handler panic: %v\n%s", e.Value, e.Stack)
+}
+
+// Unwrap returns the panic value when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}
+
 // Error is what kombu's methods return: the operation, the transport, the
 // entity name and the cause. Unwrap reaches the cause, so errors.Is and
 // errors.As see the sentinels and the broker's own error types.

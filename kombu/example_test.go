@@ -322,3 +322,50 @@ func ExampleConnection_Info() {
 	// memory primary [memory://backup]
 	// true false
 }
+
+// OnDecodeError sees every message that cannot be decoded or whose content
+// type is not accepted. Whatever the callback leaves unsettled is rejected
+// without requeue when it returns (dead-lettered where the queue has a
+// dead-letter exchange), so bad messages never fill the prefetch window:
+// here the good message behind two bad ones still arrives.
+func ExampleConsumerOptions_onDecodeError() {
+	ctx := context.Background()
+	conn, _ := kombu.Dial(ctx, "memory://decode-errors", nil)
+	defer conn.Close()
+	orders := kombu.NewQueue("orders", kombu.DefaultExchange, "")
+
+	producer, _ := conn.Producer(ctx, &kombu.ProducerOptions{RoutingKey: "orders"})
+	_ = conn.MaybeDeclare(ctx, nil, orders)
+	_ = producer.Publish(ctx, "a: 1\n", &kombu.PublishOptions{ContentType: "application/x-yaml"})
+	_ = producer.Publish(ctx, []byte{0x81, 0xa1, 'a', 1}, &kombu.PublishOptions{ContentType: "application/x-msgpack"})
+	_ = producer.Publish(ctx, map[string]int{"order": 42}, nil)
+
+	consumer, _ := conn.Consumer(ctx, []kombu.Queue{orders}, &kombu.ConsumerOptions{
+		PrefetchCount: 1,
+		Accept:        []string{"json"},
+		OnDecodeError: func(m *kombu.Message, err error) {
+			// Log it, count it, or move it somewhere; an explicit
+			// m.Reject or m.Requeue here would win over the default.
+			fmt.Println("refused:", m.ContentType, errors.Is(err, kombu.ErrContentDisallowed))
+		},
+	})
+	defer consumer.Close()
+
+	recvCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	m, err := consumer.Receive(recvCtx)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println("received:", string(m.Body))
+	_ = m.Ack(ctx)
+
+	ch, _ := conn.Channel(ctx)
+	n, _ := orders.Len(ctx, ch)
+	fmt.Println("left in the queue:", n)
+	// Output:
+	// refused: application/x-yaml true
+	// refused: application/x-msgpack true
+	// received: {"order":42}
+	// left in the queue: 0
+}

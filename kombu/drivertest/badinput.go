@@ -18,6 +18,7 @@ var badInputCases = []testCase{
 	{"UndecodableBody", testUndecodableBody},
 	{"DisallowedContentTypes", testDisallowedContentTypes},
 	{"DecodeErrorsRejectedByDefault", testDecodeErrorsDefault},
+	{"DecodeErrorCallbackSettles", testDecodeErrorCallbackSettles},
 	{"DisallowedOnGet", testDisallowedOnGet},
 	{"MissingContentType", testMissingContentType},
 	{"PublishErrorsBeforeIO", testPublishErrorsBeforeIO},
@@ -234,6 +235,65 @@ func testDecodeErrorsDefault(e *env) {
 	}
 	if disallowed != 1 || decode != 1 {
 		e.t.Errorf("reported %d disallowed and %d decode errors, want 1 and 1", disallowed, decode)
+	}
+	e.expectNone(e.consumer(nil, []kombu.Queue{q}, nil))
+}
+
+// testDecodeErrorCallbackSettles checks that a message handed to an
+// OnDecodeError callback that neither acks nor rejects it is rejected
+// without requeue once the callback returns: with a prefetch of 1, bad
+// messages would otherwise fill the window and stall the consumer.
+func testDecodeErrorCallbackSettles(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	for range 2 {
+		e.publish(p, []byte("???"), &kombu.PublishOptions{RoutingKey: q.Name, ContentType: "application/x-made-up", Headers: kind("disallowed")})
+	}
+	e.publish(p, "x", &kombu.PublishOptions{RoutingKey: q.Name, Headers: map[string]any{"kind": "compression", "compression": "application/x-made-up"}})
+	e.publish(p, []byte(`{"n": `), &kombu.PublishOptions{RoutingKey: q.Name, ContentType: "application/json", Headers: kind("undecodable")})
+	e.publish(p, map[string]any{"n": 1}, &kombu.PublishOptions{RoutingKey: q.Name, Headers: kind("good")})
+	e.eventuallyLen(q, 5)
+
+	var mu sync.Mutex
+	var bad []*kombu.Message
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{
+		PrefetchCount: 1,
+		Accept:        []string{"json"},
+		OnDecodeError: func(m *kombu.Message, err error) {
+			mu.Lock()
+			bad = append(bad, m) // and leave it unsettled
+			mu.Unlock()
+		},
+	})
+	got := make(chan *kombu.Message, 10)
+	stop := e.consume(c, func(ctx context.Context, m *kombu.Message) error {
+		var v struct{ N int }
+		if err := m.Decode(&v); err != nil {
+			return err
+		}
+		got <- m
+		return nil
+	})
+	m := e.take(got, "the good message behind four undecodable ones")
+	if k := m.Headers["kind"]; k != "good" {
+		e.t.Errorf("handler got a %v message", k)
+	}
+	e.eventually("the good message to be acked", func() bool { return m.State() == kombu.Acked })
+	e.eventuallyLen(q, 0)
+	time.Sleep(negativeWait) // give a wrongly requeued message the time to come back
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	kinds := map[string]int{}
+	for _, m := range bad {
+		k, _ := m.Headers["kind"].(string)
+		kinds[k]++
+		if m.State() != kombu.Rejected {
+			e.t.Errorf("%s message left unsettled by the callback is %v, want REJECTED", k, m.State())
+		}
+	}
+	if kinds["disallowed"] != 2 || kinds["compression"] != 1 || kinds["undecodable"] != 1 || len(bad) != 4 {
+		e.t.Errorf("OnDecodeError saw %v, want 2 disallowed, 1 compression, 1 undecodable", kinds)
 	}
 	e.expectNone(e.consumer(nil, []kombu.Queue{q}, nil))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +20,7 @@ var handlerCases = []testCase{
 	{"RejectOnError", testHandlerRejectOnError},
 	{"HandlerSettles", testHandlerSettles},
 	{"PanicRequeues", testHandlerPanic},
+	{"NilHandlerRefused", testNilHandler},
 	{"Concurrency", testHandlerConcurrency},
 	{"CallbacksDrainEvents", testCallbacks},
 	{"OnMessage", testOnMessage},
@@ -257,8 +259,12 @@ func testHandlerSettles(e *env) {
 	e.noBackgroundErrors(log)
 }
 
+// testHandlerPanic checks that a panicking handler does not kill the
+// consumer: the panic is recovered, reported to the connection's
+// ErrorHandler as a *kombu.PanicError, and the message is requeued like
+// after a handler error.
 func testHandlerPanic(e *env) {
-	conn, _ := e.dialLogged(nil)
+	conn, log := e.dialLogged(nil)
 	q := e.simpleQueue("q")
 	p := e.producer(nil, nil)
 	e.sendTo(p, q.Name, "boom")
@@ -284,6 +290,36 @@ func testHandlerPanic(e *env) {
 	if first.State() != kombu.Requeued || !second.Redelivered || string(second.Body) != "boom" {
 		e.t.Errorf("panicking delivery is %v; redelivery %q redelivered %t", first.State(), second.Body, second.Redelivered)
 	}
+	errs := log.list()
+	var pe *kombu.PanicError
+	if len(errs) != 1 || !errors.As(errs[0], &pe) || pe.Value != "handler bug" || len(pe.Stack) == 0 {
+		e.t.Errorf("background errors %v, want one *kombu.PanicError for \"handler bug\" with a stack", errs)
+	} else if !strings.Contains(errs[0].Error(), q.Name) {
+		e.t.Errorf("panic report %q does not name the queue %q", errs[0], q.Name)
+	}
+}
+
+// testNilHandler checks that Consume refuses a nil handler, typed or not,
+// before taking any message.
+func testNilHandler(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "kept")
+	c := e.consumer(nil, []kombu.Queue{q}, nil)
+	for _, h := range []kombu.Handler{nil, kombu.HandlerFunc(nil)} {
+		ctx, cancel := e.wait()
+		err := c.Consume(ctx, h)
+		cancel()
+		if !errors.Is(err, kombu.ErrInvalidArgument) || !strings.Contains(err.Error(), "nil handler") {
+			e.t.Errorf("Consume with handler %#v: %v, want ErrInvalidArgument for a nil handler", h, err)
+		}
+	}
+	// The message was never handed to the missing handler.
+	m := e.recv(c)
+	if string(m.Body) != "kept" || m.Redelivered {
+		e.t.Errorf("received %q (redelivered %t), want \"kept\" delivered once", m.Body, m.Redelivered)
+	}
+	e.ack(m)
 }
 
 func testHandlerConcurrency(e *env) {
