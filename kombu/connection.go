@@ -95,9 +95,16 @@ func NewConnection(rawURL string, opts *Options) (*Connection, error) {
 }
 
 // NewConnectionFromConnector returns a Connection over a driver.Connector,
-// with no registry or URL (like sql.OpenDB). desc gives the transport's
-// name and features.
-func NewConnectionFromConnector(cn driver.Connector, desc driver.Description, opts *Options) *Connection {
+// with no registry or URL, as sql.OpenDB does: every transport package's
+// NewConnector(*Options) result plugs in here. The transport's name,
+// defaults and features come from the connector's Describe method
+// (driver.Describer); a connector without one is named "custom" and
+// declares no features.
+func NewConnectionFromConnector(cn driver.Connector, opts *Options) *Connection {
+	desc := driver.Description{Name: "custom"}
+	if d, ok := cn.(driver.Describer); ok {
+		desc = d.Describe()
+	}
 	c := newConnection(withDefaults(opts))
 	u := &url.URL{Scheme: desc.Name, Host: desc.DefaultHost}
 	c.urls, c.connectors, c.descs = []*url.URL{u}, []driver.Connector{cn}, []driver.Description{desc}

@@ -110,17 +110,18 @@
 // driver.ReturnNotifier. Connector.Dial replaces the TCP dial (tests use it
 // to put a fault proxy in between).
 //
+// # Without the registry
+//
+// ParseURL turns a URL into typed Options, and NewConnector(opts) returns a
+// driver.Connector that kombu.NewConnectionFromConnector takes as it is
+// (see ExampleNewConnector).
+//
 // # As
 //
-// Conn.As reaches *amqp091.Connection, Channel.As the current
-// *amqp091.Channel, and driver.Delivery.As an amqp091.Delivery or
-// *amqp091.Delivery.
+// kombu.Connection.As reaches the *amqp091.Connection (pass a
+// **amqp091.Connection), kombu.Channel.As the *amqp091.Channel in use
+// (pass a **amqp091.Channel; a new one replaces it after a channel
+// exception), and kombu.Message.As the amqp091.Delivery or
+// *amqp091.Delivery (see ExampleConn_As). They belong to kombu: do not
+// close them.
 package amqp
-
-import "github.com/kombu-go/kombu/transport"
-
-func init() {
-	transport.Register("amqp", Transport{})
-	transport.Register("amqps", Transport{})
-	transport.Register("pyamqp", Transport{})
-}

@@ -156,8 +156,17 @@
 // operation ("redis take: ..."), and context errors are returned as they
 // are.
 //
+// # Without the registry
+//
+// ParseURL turns a URL into typed Options, and NewConnector(opts) returns a
+// driver.Connector that kombu.NewConnectionFromConnector takes as it is
+// (see ExampleNewConnector); Connector.Dial returns the *Store itself for
+// store-level use.
+//
 // # As
 //
-// The store under a connection is a *Store, whose Client method returns
-// the *redis.Client (github.com/redis/go-redis/v9).
+// kombu.Connection.As and kombu.Channel.As reach the go-redis client
+// (github.com/redis/go-redis/v9) beneath them: pass a **redis.Client or a
+// *redis.UniversalClient (see ExampleStore_As). The client belongs to the
+// connection: do not close it. Store.Client returns the same client.
 package redis
