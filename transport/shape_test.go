@@ -117,3 +117,49 @@ func mustAMQP(t *testing.T) *amqp.Connector {
 	}
 	return amqp.NewConnector(o)
 }
+
+// The TLS options mean the same on every scheme that speaks TLS: one
+// reader (transport.Query.TLS) parses them all.
+func TestTLSOptionsSameOnEveryScheme(t *testing.T) {
+	queries := []string{
+		"ssl_cert_reqs=optional",
+		"ssl_cert_reqs=CERT_NONE",
+		"insecure=true",
+		"ssl_check_hostname=false",
+		"ssl_server_hostname=broker.example",
+		"ssl=true",
+	}
+	for _, q := range queries {
+		ao, aerr := amqp.ParseURL(mustURL(t, "amqp://h/?"+q))
+		ro, rerr := redis.ParseURL(mustURL(t, "redis://h/0?"+q))
+		if aerr != nil || rerr != nil {
+			t.Errorf("%s: amqp %v, redis %v", q, aerr, rerr)
+			continue
+		}
+		a, r := ao.TLS, ro.TLS
+		if a == nil || r == nil {
+			t.Errorf("%s does not turn TLS on everywhere: amqp %v redis %v", q, a != nil, r != nil)
+			continue
+		}
+		if a.InsecureSkipVerify != r.InsecureSkipVerify || (a.VerifyConnection == nil) != (r.VerifyConnection == nil) ||
+			a.ServerName != r.ServerName || a.MinVersion != r.MinVersion {
+			t.Errorf("%s: amqp and redis differ: %+v / %+v", q, a, r)
+		}
+	}
+	for _, bad := range []string{"ssl_cert_reqs=sometimes", "ssl=false&ssl_ca_certs=/x"} {
+		_, aerr := amqp.ParseURL(mustURL(t, "amqp://h/?"+bad))
+		_, rerr := redis.ParseURL(mustURL(t, "redis://h/0?"+bad))
+		if aerr == nil || rerr == nil {
+			t.Errorf("%s accepted: amqp %v, redis %v", bad, aerr, rerr)
+		}
+	}
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

@@ -29,8 +29,12 @@
 //	ssl_ca_certs=FILE     CA bundle (PEM) instead of the system roots
 //	ssl_certfile=FILE     client certificate (PEM), with ssl_keyfile
 //	ssl_keyfile=FILE
-//	ssl_server_hostname=H name to verify instead of the URL's host
-//	ssl_cert_reqs=CERT_REQUIRED|CERT_NONE, insecure=true
+//	ssl_server_hostname=H name sent (SNI) and verified instead of the URL's host
+//	ssl_check_hostname=0  verify the chain but not the host name
+//	ssl_cert_reqs=required|optional|none (also CERT_REQUIRED, ...), insecure=true
+//
+// These TLS options are read by transport.Query.TLS and mean the same on
+// every scheme; any of them turns TLS on.
 //	                      CERT_NONE / insecure turn certificate checks off
 //
 // TLS always checks the certificate chain and the host name unless

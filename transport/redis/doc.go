@@ -47,7 +47,11 @@
 //	ssl_certfile=FILE, ssl_keyfile=FILE     client certificate
 //	ssl_cert_reqs=required       required | optional | none (also CERT_REQUIRED, ...)
 //	ssl_check_hostname=true      false: verify the chain but not the host name
+//	ssl_server_hostname=H        name sent (SNI) and verified instead of the URL's host
 //	insecure=false               true: do not verify the server at all (as ssl_cert_reqs=none)
+//
+// These TLS options are read by transport.Query.TLS and mean the same on
+// every scheme; any of them turns TLS on.
 //
 // TLS always verifies the server's certificate and host name, with the
 // system roots or ssl_ca_certs, and requires TLS 1.2 or later. Unlike
