@@ -36,8 +36,6 @@
 // These TLS options are read by transport.Query.TLS and mean the same on
 // every scheme; any of them turns TLS on.
 //
-//	CERT_NONE / insecure turn certificate checks off
-//
 // TLS always checks the certificate chain and the host name unless
 // insecure=true (or ssl_cert_reqs=CERT_NONE) says otherwise; the minimum
 // version is TLS 1.2. Unknown options are errors (driver.ErrInvalidURL).
