@@ -17,13 +17,14 @@ import (
 
 // Options configure a Connection. A nil *Options means all defaults.
 type Options struct {
-	// Registry resolves URL schemes; nil means transport.Default.
-	Registry *transport.Registry
+	// Transports resolves URL schemes to transports; nil means
+	// transport.Default, where transport packages register on import.
+	Transports *transport.Registry
 	// ConnectTimeout bounds each dial attempt; 0 means 4 s (kombu's
 	// connect_timeout).
 	ConnectTimeout time.Duration
-	// Serializers and Compressors; nil means codec.Default and
-	// codec.DefaultCompression.
+	// Serializers and Compressors are the codec registries; nil means
+	// codec.Default and codec.DefaultCompression.
 	Serializers *codec.Registry
 	Compressors *codec.CompressionRegistry
 	// MaxDecompressedSize caps a decompressed body; 0 means 64 MiB.
@@ -74,7 +75,7 @@ func NewConnection(rawURL string, opts *Options) (*Connection, error) {
 	}
 	c := newConnection(o)
 	for _, u := range urls {
-		t, err := o.Registry.Lookup(u.Scheme)
+		t, err := o.Transports.Lookup(u.Scheme)
 		if err != nil {
 			return nil, &Error{Op: "connection.parse", Err: err}
 		}
@@ -94,9 +95,16 @@ func NewConnection(rawURL string, opts *Options) (*Connection, error) {
 }
 
 // NewConnectionFromConnector returns a Connection over a driver.Connector,
-// with no registry or URL (like sql.OpenDB). desc gives the transport's
-// name and features.
-func NewConnectionFromConnector(cn driver.Connector, desc driver.Description, opts *Options) *Connection {
+// with no registry or URL, as sql.OpenDB does: every transport package's
+// NewConnector(*Options) result plugs in here. The transport's name,
+// defaults and features come from the connector's Describe method
+// (driver.Describer); a connector without one is named "custom" and
+// declares no features.
+func NewConnectionFromConnector(cn driver.Connector, opts *Options) *Connection {
+	desc := driver.Description{Name: "custom"}
+	if d, ok := cn.(driver.Describer); ok {
+		desc = d.Describe()
+	}
 	c := newConnection(withDefaults(opts))
 	u := &url.URL{Scheme: desc.Name, Host: desc.DefaultHost}
 	c.urls, c.connectors, c.descs = []*url.URL{u}, []driver.Connector{cn}, []driver.Description{desc}
@@ -108,8 +116,8 @@ func withDefaults(opts *Options) Options {
 	if opts != nil {
 		o = *opts
 	}
-	if o.Registry == nil {
-		o.Registry = transport.Default
+	if o.Transports == nil {
+		o.Transports = transport.Default
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = 4 * time.Second
@@ -522,11 +530,7 @@ func (c *Connection) Features() driver.Features {
 func (c *Connection) buildAccept(accept []string) map[string]bool {
 	set := make(map[string]bool, len(accept)+2)
 	for _, a := range accept {
-		if s, ok := c.opts.Serializers.Lookup(a); ok {
-			set[s.ContentType] = true
-		} else {
-			set[strings.ToLower(a)] = true
-		}
+		set[c.opts.Serializers.ContentTypeOf(a)] = true
 	}
 	return set
 }

@@ -110,7 +110,7 @@ func flakyRegistry(t *testing.T) (*kombu.Options, *flaky) {
 	f := &flaky{}
 	reg.Register("flaky", f)
 	reg.Register("memory", memory.Transport)
-	return &kombu.Options{Registry: reg, ConnectTimeout: time.Second}, f
+	return &kombu.Options{Transports: reg, ConnectTimeout: time.Second}, f
 }
 
 func TestFailoverTriesURLsInOrder(t *testing.T) {

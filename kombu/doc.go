@@ -18,8 +18,8 @@
 // # URLs
 //
 // A URL is transport://user:password@host:port/vhost?option=value, as in
-// kombu. Schemes: amqp, amqps, pyamqp, redis, rediss, sentinel, memory
-// (sqs and mongodb as their transports land). Missing parts take the
+// kombu. Schemes: amqp, amqps, pyamqp, redis, rediss, sentinel, memory.
+// Missing parts take the
 // transport's defaults (localhost, guest/guest and vhost / for amqp, the
 // transport's port). Options are typed: an unknown or invalid option is an
 // error wrapping ErrInvalidURL. Several URLs separated by ';' form a
@@ -43,7 +43,7 @@
 // Redelivered set); a second settlement returns ErrAlreadyAcknowledged.
 // Messages that are not settled when their channel closes go back to their
 // queue. PrefetchCount bounds how many unacked messages a consumer holds.
-// On transports with leases (redis, SQS, mongodb) a message that stays
+// On transports with leases (redis) a message that stays
 // unacked longer than the visibility timeout is delivered again unless
 // the handler calls Message.ExtendLease.
 //

@@ -10,6 +10,7 @@ import (
 
 	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/codec"
+	_ "github.com/kombu-go/kombu/kombu/codec/msgpack" // the msgpack serializer of Example_serialization
 	_ "github.com/kombu-go/kombu/transport/memory"
 )
 
@@ -208,7 +209,8 @@ func ExampleProducerPool() {
 }
 
 // Serialization: choose a serializer per producer or per message, or
-// register your own.
+// register your own. json and raw are built in; msgpack and yaml are
+// linked by importing codec/msgpack and codec/yaml (see the imports).
 func Example_serialization() {
 	ctx := context.Background()
 	codec.Default.Register(codec.Serializer{

@@ -182,7 +182,7 @@ func (m *Message) Requeue(ctx context.Context) error {
 }
 
 // ExtendLease pushes back the moment an unacked message is considered
-// lost and redelivered (the visibility timeout of redis, SQS, mongodb).
+// lost and redelivered (redis's visibility timeout).
 // Transports without leases return ErrNotSupported.
 func (m *Message) ExtendLease(ctx context.Context, d time.Duration) error {
 	if err := ctx.Err(); err != nil {

@@ -7,29 +7,24 @@ import (
 
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/transport/memory"
-	"github.com/kombu-go/kombu/virtual"
 )
 
 type countingConnector struct {
 	dials atomic.Int32
-	inner virtual.Connector
+	inner driver.Connector
 }
 
 func (c *countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	c.dials.Add(1)
-	s, err := c.inner.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return virtual.NewConn(s), nil
+	return c.inner.Connect(ctx)
 }
 
 // Goroutines that saw the same connection fail reconnect it once: a later
 // one must not drop the connection another already re-established.
 func TestStaleReconnectKeepsTheNewConnection(t *testing.T) {
 	ctx := context.Background()
-	cn := &countingConnector{inner: memory.NewConnector(t.Name())}
-	c := NewConnectionFromConnector(cn, memory.Description, nil)
+	cn := &countingConnector{inner: memory.NewConnector(&memory.Options{Broker: t.Name()})}
+	c := NewConnectionFromConnector(cn, nil)
 	defer c.Close()
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)

@@ -99,17 +99,19 @@ const modulePath = "github.com/kombu-go/kombu/transport/"
 // knownPackages maps the schemes of this module's transports to their
 // package, so that a missing blank import can be named.
 var knownPackages = map[string]string{
-	"amqp":        "amqp",
-	"amqps":       "amqp",
-	"pyamqp":      "amqp",
-	"redis":       "redis",
-	"rediss":      "redis",
-	"sentinel":    "redis",
-	"sqs":         "sqs",
-	"mongodb":     "mongodb",
-	"mongodb+srv": "mongodb",
-	"memory":      "memory",
+	"amqp":     "amqp",
+	"amqps":    "amqp",
+	"pyamqp":   "amqp",
+	"redis":    "redis",
+	"rediss":   "redis",
+	"sentinel": "redis",
+	"memory":   "memory",
 }
+
+// plannedSchemes are Python kombu schemes that kombu-go has no transport
+// for yet; their error says so instead of naming a package that does not
+// exist.
+var plannedSchemes = map[string]bool{"sqs": true, "mongodb": true, "mongodb+srv": true}
 
 func (e *UnknownSchemeError) Error() string {
 	var b strings.Builder
@@ -119,6 +121,8 @@ func (e *UnknownSchemeError) Error() string {
 		fmt.Fprintf(&b, "transport: unknown scheme %q", e.Scheme)
 		if pkg, ok := knownPackages[e.Scheme]; ok {
 			fmt.Fprintf(&b, " (forgotten import of %q?)", modulePath+pkg)
+		} else if plannedSchemes[e.Scheme] {
+			b.WriteString(" (kombu-go has no transport for it yet)")
 		} else {
 			b.WriteString(" (no transport registered for it)")
 		}

@@ -12,7 +12,7 @@ import (
 
 func openChannel(t *testing.T) driver.Channel {
 	t.Helper()
-	store, err := memory.NewConnector("virtual-" + t.Name()).Connect(context.Background())
+	store, err := memory.NewConnector(&memory.Options{Broker: "virtual-" + t.Name()}).DialStore(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

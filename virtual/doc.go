@@ -1,5 +1,5 @@
-// Package virtual gives transports without AMQP semantics (redis, SQS,
-// mongodb, memory) the whole AMQP model: exchanges of the four types,
+// Package virtual gives transports without AMQP semantics (today redis
+// and memory) the whole AMQP model: exchanges of the four types,
 // bindings, consumers, prefetch, delivery tags, requeue and the return of
 // unacked messages on close.
 //

@@ -4,51 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/virtual/routing"
 )
 
-// Connector dials a Store. It is what a transport's open function returns
-// after parsing the URL (with no I/O).
-type Connector interface {
-	Connect(ctx context.Context) (Store, error)
+// StoreDialer dials a Store. A virtual transport's Connector is one, and
+// its Connect method is then just Connect(ctx, c).
+type StoreDialer interface {
+	DialStore(ctx context.Context) (Store, error)
 }
 
-// ConnectorFunc adapts a function to Connector.
-type ConnectorFunc func(ctx context.Context) (Store, error)
-
-// Connect calls f.
-func (f ConnectorFunc) Connect(ctx context.Context) (Store, error) { return f(ctx) }
-
-// NewTransport turns a Store into a driver.Transport. open parses the URL
-// and returns a Connector without doing I/O; desc gives the URL defaults
-// and Features.
-func NewTransport(desc driver.Description, open func(u *url.URL) (Connector, error)) driver.Transport {
-	return &transport{desc: desc, open: open}
-}
-
-type transport struct {
-	desc driver.Description
-	open func(u *url.URL) (Connector, error)
-}
-
-func (t *transport) Describe() driver.Description { return t.desc }
-
-func (t *transport) OpenConnector(u *url.URL) (driver.Connector, error) {
-	c, err := t.open(u)
-	if err != nil {
-		return nil, err
-	}
-	return &connector{c: c}, nil
-}
-
-type connector struct{ c Connector }
-
-func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
-	store, err := c.c.Connect(ctx)
+// Connect dials a Store with d and wraps it in a Conn: what a virtual
+// transport's driver.Connector does.
+func Connect(ctx context.Context, d StoreDialer) (driver.Conn, error) {
+	store, err := d.DialStore(ctx)
 	if err != nil {
 		return nil, err
 	}

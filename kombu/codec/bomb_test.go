@@ -1,4 +1,4 @@
-package codec
+package codec_test
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
+	. "github.com/kombu-go/kombu/kombu/codec"
+	_ "github.com/kombu-go/kombu/kombu/codec/all"
 	"hash/crc32"
 	"io"
 	"sync"

@@ -3,7 +3,6 @@ package codec
 import (
 	"bufio"
 	"bytes"
-	"compress/bzip2"
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
@@ -11,13 +10,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sync"
-
-	"github.com/andybalholm/brotli"
-	dsbzip2 "github.com/dsnet/compress/bzip2"
-	"github.com/klauspost/compress/zstd"
-	"github.com/ulikunitz/xz"
-	"github.com/ulikunitz/xz/lzma"
 )
 
 // DefaultMaxDecompressedSize is the output limit Decompress applies when
@@ -44,46 +36,45 @@ type Compressor struct {
 	// NewReader returns a reader of the decompressed stream; nil means
 	// this method only compresses.
 	NewReader func(r io.Reader) (io.ReadCloser, error)
-
-	// newLimitedReader, set on builtins, is used by Decompress instead of
+	// NewLimitedReader, when set, is used by Decompress instead of
 	// NewReader: it gets the whole input and the output limit, so it can
 	// bound the decoder's own memory (window and dictionary sizes) too.
-	newLimitedReader func(data []byte, limit int64) (io.ReadCloser, error)
+	// An error wrapping ErrTooLarge is passed to the caller as it is.
+	NewLimitedReader func(data []byte, limit int64) (io.ReadCloser, error)
+}
+
+func (m Compressor) keys() (string, string, []string) { return m.Name, m.ContentType, m.Aliases }
+
+func (m Compressor) detached() Compressor {
+	m.Aliases = slices.Clone(m.Aliases)
+	return m
 }
 
 // CompressionRegistry holds compression methods by name, alias and header
 // value, all compared ignoring case. It is safe for concurrent use. The
-// zero value is empty; NewCompressionRegistry returns one with kombu's
-// methods.
+// zero value is empty; NewCompressionRegistry returns one with the
+// builtins.
 type CompressionRegistry struct {
-	mu      sync.RWMutex
-	entries []Compressor
-	byKey   map[string]int
+	t table[Compressor]
 }
 
 // DefaultCompression is the registry used by the package-level Compress and
 // Decompress.
 var DefaultCompression = NewCompressionRegistry()
 
-// NewCompressionRegistry returns a registry holding kombu's compression
-// methods: zlib, bzip2, xz, zstd and brotli.
+// coreCompressors are always linked: zlib needs only the standard library.
+var coreCompressors = []Compressor{
+	{Name: "zlib", ContentType: CompressionZlib, Aliases: []string{"gzip", "zlib"},
+		Compress: zlibCompress, NewReader: zlibNewReader},
+}
+
+// NewCompressionRegistry returns a registry holding zlib and every method a
+// linked codec package added with RegisterDefaultCompressor (bzip2, xz,
+// zstd and brotli live in codec/bzip2, codec/xz, codec/zstd and
+// codec/brotli).
 func NewCompressionRegistry() *CompressionRegistry {
 	c := &CompressionRegistry{}
-	for _, m := range []Compressor{
-		{Name: "zlib", ContentType: CompressionZlib, Aliases: []string{"gzip", "zlib"},
-			Compress: zlibCompress, NewReader: zlibNewReader,
-			newLimitedReader: func(data []byte, _ int64) (io.ReadCloser, error) {
-				return zlibNewReader(bytes.NewReader(data))
-			}},
-		{Name: "bzip2", ContentType: CompressionBzip2, Aliases: []string{"bzip2", "bzip"},
-			Compress: bzip2Compress, NewReader: bzip2NewReader},
-		{Name: "xz", ContentType: CompressionXZ, Aliases: []string{"lzma", "xz"},
-			Compress: xzCompress, NewReader: xzNewReader, newLimitedReader: xzLimitedReader},
-		{Name: "zstd", ContentType: CompressionZstd, Aliases: []string{"zstd", "zstandard"},
-			Compress: zstdCompress, NewReader: zstdNewReader, newLimitedReader: zstdLimitedReader},
-		{Name: "brotli", ContentType: CompressionBrotli, Aliases: []string{"brotli"},
-			Compress: brotliCompress, NewReader: brotliNewReader},
-	} {
+	for _, m := range defaults.compressors() {
 		if err := c.Register(m); err != nil {
 			panic(err)
 		}
@@ -95,77 +86,43 @@ func NewCompressionRegistry() *CompressionRegistry {
 // Later registrations win when aliases or header values collide. It fails
 // when the name or content type is empty.
 func (c *CompressionRegistry) Register(m Compressor) error {
-	name := normalizeName(m.Name)
-	if name == "" {
+	if normalizeName(m.Name) == "" {
 		return errors.New("codec: compressor name is empty")
 	}
 	if normalizeContentType(m.ContentType) == "" {
 		return fmt.Errorf("codec: compressor %q has no content type", m.Name)
 	}
-	m.Aliases = slices.Clone(m.Aliases)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.entries = slices.DeleteFunc(c.entries, func(e Compressor) bool {
-		return normalizeName(e.Name) == name
-	})
-	c.entries = append(c.entries, m)
-	c.reindex()
+	c.t.put(m)
 	return nil
 }
 
 // Unregister removes the method with that name (ignoring case), if any.
-func (c *CompressionRegistry) Unregister(name string) {
-	name = normalizeName(name)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.entries = slices.DeleteFunc(c.entries, func(e Compressor) bool {
-		return normalizeName(e.Name) == name
-	})
-	c.reindex()
-}
-
-// reindex rebuilds byKey: names beat aliases beat header values, and among
-// equals the later registration wins.
-func (c *CompressionRegistry) reindex() {
-	c.byKey = make(map[string]int)
-	for i, e := range c.entries {
-		c.byKey[normalizeContentType(e.ContentType)] = i
-	}
-	for i, e := range c.entries {
-		for _, a := range e.Aliases {
-			if a := normalizeName(a); a != "" {
-				c.byKey[a] = i
-			}
-		}
-	}
-	for i, e := range c.entries {
-		c.byKey[normalizeName(e.Name)] = i
-	}
-}
+func (c *CompressionRegistry) Unregister(name string) { c.t.remove(name) }
 
 // Lookup finds a method by name, alias or header value, ignoring case.
 func (c *CompressionRegistry) Lookup(nameOrType string) (Compressor, bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	i, ok := c.byKey[normalizeName(nameOrType)]
-	if !ok {
-		i, ok = c.byKey[normalizeContentType(nameOrType)]
+	return c.t.lookup(nameOrType)
+}
+
+// find is Lookup with an error that names the package to import when the
+// method is one of kombu's that this program does not link.
+func (c *CompressionRegistry) find(nameOrType string) (Compressor, error) {
+	if m, ok := c.Lookup(nameOrType); ok {
+		return m, nil
 	}
-	if !ok {
-		return Compressor{}, false
+	if o, ok := lookupOptional(nameOrType); ok {
+		return Compressor{}, fmt.Errorf("%w: %s is not linked into this program: %s", ErrUnknownCompression, clip(nameOrType), o.hint())
 	}
-	m := c.entries[i]
-	m.Aliases = slices.Clone(m.Aliases)
-	return m, true
+	return Compressor{}, fmt.Errorf("%w: %s", ErrUnknownCompression, clip(nameOrType))
 }
 
 // Compress compresses data with the method named by a name, alias or
 // header value, and returns the value for the message's `compression`
 // header. Unknown methods give ErrUnknownCompression.
 func (c *CompressionRegistry) Compress(nameOrType string, data []byte) (out []byte, headerValue string, err error) {
-	m, ok := c.Lookup(nameOrType)
-	if !ok {
-		return nil, "", fmt.Errorf("%w: %s", ErrUnknownCompression, clip(nameOrType))
+	m, err := c.find(nameOrType)
+	if err != nil {
+		return nil, "", err
 	}
 	if m.Compress == nil {
 		return nil, "", fmt.Errorf("%w: %q cannot compress", ErrUnknownCompression, m.Name)
@@ -185,21 +142,18 @@ func (c *CompressionRegistry) Compress(nameOrType string, data []byte) (out []by
 // bounded for the builtins (zstd windows, xz dictionaries). Corrupt or
 // truncated input gives ErrDecode, unknown methods ErrUnknownCompression.
 func (c *CompressionRegistry) Decompress(nameOrType string, data []byte, limit int64) ([]byte, error) {
-	m, ok := c.Lookup(nameOrType)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownCompression, clip(nameOrType))
+	m, err := c.find(nameOrType)
+	if err != nil {
+		return nil, err
 	}
 	if limit <= 0 {
 		limit = DefaultMaxDecompressedSize
 	}
 	limit = min(limit, math.MaxInt64-1)
-	var (
-		rc  io.ReadCloser
-		err error
-	)
+	var rc io.ReadCloser
 	switch {
-	case m.newLimitedReader != nil:
-		rc, err = m.newLimitedReader(data, limit)
+	case m.NewLimitedReader != nil:
+		rc, err = m.NewLimitedReader(data, limit)
 	case m.NewReader != nil:
 		rc, err = m.NewReader(bytes.NewReader(data))
 	default:
@@ -219,9 +173,6 @@ func (c *CompressionRegistry) Decompress(nameOrType string, data []byte, limit i
 func wrapDecompressError(name string, data []byte, limit int64, err error) error {
 	if errors.Is(err, ErrTooLarge) {
 		return err
-	}
-	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-		return fmt.Errorf("%w: %s: limit %d bytes: %w", ErrTooLarge, name, limit, err)
 	}
 	return decodeError(name+" compressed", data, err)
 }
@@ -325,137 +276,4 @@ func zlibNewReader(r io.Reader) (io.ReadCloser, error) {
 		return gzip.NewReader(br)
 	}
 	return zlib.NewReader(br)
-}
-
-// ---- bzip2 ----
-
-func bzip2Compress(data []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := dsbzip2.NewWriter(&buf, &dsbzip2.WriterConfig{Level: dsbzip2.BestCompression}) // BZh9, as Python's bz2
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func bzip2NewReader(r io.Reader) (io.ReadCloser, error) {
-	return io.NopCloser(bzip2.NewReader(r)), nil
-}
-
-// ---- xz (kombu's "lzma") ----
-
-func xzCompress(data []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	// CRC64 check as Python's lzma.compress; the dictionary need not be
-	// larger than the data (8 MiB at most, as Python's default preset 6).
-	dict := min(max(len(data), lzma.MinDictCap), 8<<20)
-	w, err := xz.WriterConfig{DictCap: dict, CheckSum: xz.CRC64}.NewWriter(&buf)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-// xzNewReader buffers the whole compressed input, so that xzLimitedReader
-// can check it before decoding.
-func xzNewReader(r io.Reader) (io.ReadCloser, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	return xzLimitedReader(data, DefaultMaxDecompressedSize)
-}
-
-// xzLimitedReader walks the container first (xzPrepare): output declared
-// larger than limit is refused at once, and LZMA2 dictionaries larger than
-// the declared output are shrunk, so a tiny stream cannot make the decoder
-// allocate a 4 GiB dictionary.
-func xzLimitedReader(data []byte, limit int64) (io.ReadCloser, error) {
-	prepared, err := xzPrepare(data, limit)
-	if err != nil {
-		return nil, err
-	}
-	r, err := xz.ReaderConfig{DictCap: lzma.MinDictCap}.NewReader(bytes.NewReader(prepared))
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(r), nil
-}
-
-// ---- zstd ----
-
-var zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-	// Python's zstandard.ZstdDecompressor().decompress, which kombu uses,
-	// needs the content size in the frame header. EncodeAll leaves it out
-	// of multi-segment frames under 256 bytes, so every frame is made
-	// single-segment (which always carries it). Zero frames keep an empty
-	// body a valid frame.
-	return zstd.NewWriter(nil, zstd.WithSingleSegment(true), zstd.WithZeroFrames(true))
-})
-
-func zstdCompress(data []byte) ([]byte, error) {
-	enc, err := zstdEncoder()
-	if err != nil {
-		return nil, err
-	}
-	return enc.EncodeAll(data, nil), nil
-}
-
-func zstdNewReader(r io.Reader) (io.ReadCloser, error) {
-	return newZstdReader(r, DefaultMaxDecompressedSize)
-}
-
-func zstdLimitedReader(data []byte, limit int64) (io.ReadCloser, error) {
-	if len(data) == 0 {
-		// The streaming decoder reads nothing as an empty stream; a zstd
-		// body always holds at least one frame.
-		return nil, io.ErrUnexpectedEOF
-	}
-	return newZstdReader(bytes.NewReader(data), limit)
-}
-
-// newZstdReader bounds the window (the decoder's history buffer) to the
-// output limit, but accepts the 8 MiB every zstd decoder should support.
-func newZstdReader(r io.Reader, limit int64) (io.ReadCloser, error) {
-	window := uint64(max(limit, 8<<20))
-	window = min(window, zstd.MaxWindowSize)
-	d, err := zstd.NewReader(r,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(window),
-		zstd.WithDecoderMaxMemory(window))
-	if err != nil {
-		return nil, err
-	}
-	return d.IOReadCloser(), nil
-}
-
-// ---- brotli ----
-
-func brotliCompress(data []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w := brotli.NewWriter(&buf)
-	if _, err := w.Write(data); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
-
-func brotliNewReader(r io.Reader) (io.ReadCloser, error) {
-	return io.NopCloser(brotli.NewReader(r)), nil
 }

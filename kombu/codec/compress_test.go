@@ -1,4 +1,4 @@
-package codec
+package codec_test
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	. "github.com/kombu-go/kombu/kombu/codec"
+	_ "github.com/kombu-go/kombu/kombu/codec/all"
 	"io"
 	"runtime"
 	"strings"
@@ -204,13 +206,6 @@ func TestDecompressPythonFixtures(t *testing.T) {
 // 1.5 GiB dictionary must not make the decoder allocate it.
 func TestXZHugeDictionaryIsShrunk(t *testing.T) {
 	data := mustHex(t, pyXZBigDict)
-	prepared, err := xzPrepare(data, DefaultMaxDecompressedSize)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Equal(prepared, data) {
-		t.Fatal("dictionary size not patched")
-	}
 	alloc := allocatedBy(func() {
 		out, err := Decompress("xz", data, 0)
 		if err != nil || string(out) != "hello" {

@@ -7,16 +7,31 @@
 // # Serializers
 //
 // A [Registry] maps serializer names to [Serializer] values and content
-// types back to decoders. [NewRegistry] returns one holding kombu's
-// builtins, and [Default] is such a registry shared by the package-level
-// [Encode] and [Decode]:
+// types back to decoders. [NewRegistry] returns one holding the builtins,
+// and [Default] is such a registry shared by the package-level [Encode]
+// and [Decode]:
 //
-//	name      content_type                     content_encoding
-//	json      application/json                 utf-8   (the default)
-//	raw       application/data                 binary (or utf-8 for a string)
-//	msgpack   application/x-msgpack            binary  (Python's use_bin_type form)
-//	yaml      application/x-yaml               utf-8
-//	pickle    application/x-python-serialize   binary  (recognised, never encoded or decoded)
+//	name      content_type                     content_encoding  package
+//	json      application/json                 utf-8             codec (the default)
+//	raw       application/data                 binary            codec (utf-8 for a string)
+//	pickle    application/x-python-serialize   binary            codec (recognised, never encoded or decoded)
+//	msgpack   application/x-msgpack            binary            codec/msgpack (Python's use_bin_type form)
+//	yaml      application/x-yaml               utf-8             codec/yaml
+//
+// # Linking only what a program uses
+//
+// Package codec needs only the standard library. The other formats live in
+// packages of their own that register themselves when imported, as
+// image/png does for image.Decode; codec/all imports every one of them:
+//
+//	import _ "github.com/kombu-go/kombu/kombu/codec/msgpack"
+//	import _ "github.com/kombu-go/kombu/kombu/codec/all"
+//
+// Using one of kombu's formats whose package is not linked (to encode,
+// decode, compress or decompress) fails with [ErrUnknownSerializer] or
+// [ErrUnknownCompression] and an error naming the import to add. A codec
+// package of one's own registers itself the same way, with
+// [RegisterDefault] or [RegisterDefaultCompressor].
 //
 // With no serializer named, [Registry.Encode] does what kombu's Producer
 // does: a []byte is sent as is with application/data + binary, a string as
@@ -34,9 +49,14 @@
 // registered type except pickle.
 //
 // Go values are encoded with encoding/json, github.com/vmihailenco/msgpack/v5
-// and gopkg.in/yaml.v3. msgpack honours `msgpack` struct tags and falls back
-// to `json` tags, so structs get the same keys as in JSON; yaml uses `yaml`
-// tags (lower-cased field names without one). Decoding into *any,
+// (codec/msgpack) and go.yaml.in/yaml/v3 (codec/yaml). msgpack honours
+// `msgpack` struct tags and falls back to `json` tags, so structs get the
+// same keys as in JSON; yaml uses `yaml` tags (lower-cased field names
+// without one).
+//
+// A json or yaml body whose content_encoding names another charset
+// (latin-1, utf-16...) is read in that charset; Python kombu parses such a
+// body as UTF-8 and fails on its first non-ASCII byte. Decoding into *any,
 // *map[string]any or *[]any gives the same Go types for every serializer:
 // integers as int64 (uint64 or *big.Int only when they do not fit),
 // other numbers as float64, maps with string keys as map[string]any, byte
@@ -51,14 +71,14 @@
 //
 // A [CompressionRegistry] maps compression names, aliases and the header
 // values kombu writes in the `compression` application header to a
-// [Compressor]. [DefaultCompression] holds kombu's methods:
+// [Compressor]. [DefaultCompression] holds zlib and the linked methods:
 //
-//	name    header value            aliases           byte format
-//	zlib    application/x-gzip      gzip, zlib        zlib stream (RFC 1950), not gzip
-//	bzip2   application/x-bz2       bzip2, bzip       bzip2
-//	xz      application/x-lzma      lzma, xz          xz container
-//	zstd    application/zstd        zstd, zstandard   zstd frame with content size
-//	brotli  application/x-brotli    brotli            brotli
+//	name    header value            aliases           byte format                          package
+//	zlib    application/x-gzip      gzip, zlib        zlib stream (RFC 1950), not gzip     codec
+//	bzip2   application/x-bz2       bzip2, bzip       bzip2                                codec/bzip2
+//	xz      application/x-lzma      lzma, xz          xz container                         codec/xz
+//	zstd    application/zstd        zstd, zstandard   zstd frame with content size         codec/zstd
+//	brotli  application/x-brotli    brotli            brotli                               codec/brotli
 //
 // Lookups are case-insensitive. kombu's "gzip" is really zlib; the zlib
 // decompressor also reads a real gzip (RFC 1952) stream when the data starts

@@ -1,7 +1,9 @@
-package codec
+package codec_test
 
 import (
 	"errors"
+	. "github.com/kombu-go/kombu/kombu/codec"
+	_ "github.com/kombu-go/kombu/kombu/codec/all"
 	"strings"
 	"testing"
 )
@@ -53,7 +55,7 @@ func FuzzDecode(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, contentType, contentEncoding string, body []byte, kind uint8) {
 		err := Decode(contentType, contentEncoding, body, fuzzTarget(kind))
-		if normalizeContentType(contentType) == ContentTypePickle && !errors.Is(err, ErrUnsafeContent) {
+		if strings.ToLower(strings.TrimSpace(strings.SplitN(contentType, ";", 2)[0])) == ContentTypePickle && !errors.Is(err, ErrUnsafeContent) {
 			t.Fatalf("pickle not refused: %v", err)
 		}
 		if err != nil && !errors.Is(err, ErrDecode) && !errors.Is(err, ErrUnsafeContent) {

@@ -6,7 +6,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 )
 
 // kombu's content types.
@@ -46,33 +45,38 @@ type Serializer struct {
 
 // Registry holds serializers by name, alias and content type. It is safe
 // for concurrent use. The zero value is an empty registry; NewRegistry
-// returns one with kombu's builtins.
+// returns one with the builtins.
 type Registry struct {
-	mu      sync.RWMutex
-	entries []Serializer   // in registration order, names unique ignoring case
-	byKey   map[string]int // lower-cased name, alias or content type -> entry
-	byType  map[string]int // normalized content type -> entry
+	t table[Serializer]
+}
+
+func (s Serializer) keys() (string, string, []string) { return s.Name, s.ContentType, s.Aliases }
+
+func (s Serializer) detached() Serializer {
+	s.Aliases = slices.Clone(s.Aliases)
+	return s
 }
 
 // Default is the registry used by the package-level Encode and Decode.
 var Default = NewRegistry()
 
-// NewRegistry returns a registry holding kombu's builtin serializers: json
-// (the default), raw, msgpack, yaml and pickle (recognised only so that it
-// can be refused).
+// coreSerializers are always linked: json (the default), raw, and pickle,
+// recognised only so that it can be refused.
+var coreSerializers = []Serializer{
+	{Name: "json", ContentType: ContentTypeJSON, ContentEncoding: EncodingUTF8,
+		Marshal: jsonMarshal, Unmarshal: jsonUnmarshal},
+	{Name: "raw", ContentType: ContentTypeData, ContentEncoding: EncodingBinary,
+		Marshal: rawMarshal, passthrough: true},
+	{Name: "pickle", ContentType: ContentTypePickle, ContentEncoding: EncodingBinary},
+}
+
+// NewRegistry returns a registry holding the builtin serializers: json (the
+// default), raw, pickle (recognised only so that it can be refused), and
+// every serializer a linked codec package added with RegisterDefault
+// (msgpack and yaml live in codec/msgpack and codec/yaml).
 func NewRegistry() *Registry {
 	r := &Registry{}
-	for _, s := range []Serializer{
-		{Name: "json", ContentType: ContentTypeJSON, ContentEncoding: EncodingUTF8,
-			Marshal: jsonMarshal, Unmarshal: jsonUnmarshal},
-		{Name: "raw", ContentType: ContentTypeData, ContentEncoding: EncodingBinary,
-			Marshal: rawMarshal, passthrough: true},
-		{Name: "msgpack", ContentType: ContentTypeMsgpack, ContentEncoding: EncodingBinary,
-			Marshal: msgpackMarshal, Unmarshal: msgpackUnmarshal},
-		{Name: "yaml", ContentType: ContentTypeYAML, ContentEncoding: EncodingUTF8,
-			Marshal: yamlMarshal, Unmarshal: yamlUnmarshal},
-		{Name: "pickle", ContentType: ContentTypePickle, ContentEncoding: EncodingBinary},
-	} {
+	for _, s := range defaults.serializers() {
 		if err := r.Register(s); err != nil {
 			panic(err)
 		}
@@ -80,25 +84,11 @@ func NewRegistry() *Registry {
 	return r
 }
 
-// normalizeContentType lower-cases a content type and drops its parameters
-// ("Application/JSON; charset=utf-8" -> "application/json").
-func normalizeContentType(ct string) string {
-	if i := strings.IndexByte(ct, ';'); i >= 0 {
-		ct = ct[:i]
-	}
-	return strings.ToLower(strings.TrimSpace(ct))
-}
-
-func normalizeName(name string) string {
-	return strings.ToLower(strings.TrimSpace(name))
-}
-
 // Register adds s, replacing any serializer with the same name (ignoring
 // case). Later registrations win when aliases or content types collide, as
 // in kombu. It fails when the name or content type is empty.
 func (r *Registry) Register(s Serializer) error {
-	name := normalizeName(s.Name)
-	if name == "" {
+	if normalizeName(s.Name) == "" {
 		return errors.New("codec: serializer name is empty")
 	}
 	if normalizeContentType(s.ContentType) == "" {
@@ -107,78 +97,32 @@ func (r *Registry) Register(s Serializer) error {
 	if strings.TrimSpace(s.ContentEncoding) == "" {
 		s.ContentEncoding = EncodingUTF8
 	}
-	s.Aliases = slices.Clone(s.Aliases)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.entries = slices.DeleteFunc(r.entries, func(e Serializer) bool {
-		return normalizeName(e.Name) == name
-	})
-	r.entries = append(r.entries, s)
-	r.reindex()
+	r.t.put(s)
 	return nil
 }
 
 // Unregister removes the serializer with that name (ignoring case), if any.
-func (r *Registry) Unregister(name string) {
-	name = normalizeName(name)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.entries = slices.DeleteFunc(r.entries, func(e Serializer) bool {
-		return normalizeName(e.Name) == name
-	})
-	r.reindex()
-}
-
-// reindex rebuilds the lookup maps: names beat aliases, aliases beat
-// content types, and among equals the later registration wins.
-func (r *Registry) reindex() {
-	r.byKey = make(map[string]int)
-	r.byType = make(map[string]int)
-	for i, e := range r.entries {
-		ct := normalizeContentType(e.ContentType)
-		r.byType[ct] = i
-		r.byKey[ct] = i
-	}
-	for i, e := range r.entries {
-		for _, a := range e.Aliases {
-			if a := normalizeName(a); a != "" {
-				r.byKey[a] = i
-			}
-		}
-	}
-	for i, e := range r.entries {
-		r.byKey[normalizeName(e.Name)] = i
-	}
-}
+func (r *Registry) Unregister(name string) { r.t.remove(name) }
 
 // Lookup finds a serializer by name, alias or content type, ignoring case.
-func (r *Registry) Lookup(name string) (Serializer, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	i, ok := r.byKey[normalizeName(name)]
-	if !ok {
-		i, ok = r.byKey[normalizeContentType(name)]
-	}
-	if !ok {
-		return Serializer{}, false
-	}
-	s := r.entries[i]
-	s.Aliases = slices.Clone(s.Aliases)
-	return s, true
-}
+func (r *Registry) Lookup(name string) (Serializer, bool) { return r.t.lookup(name) }
 
 // ByContentType finds the serializer registered for a content type
 // (ignoring case and parameters).
-func (r *Registry) ByContentType(ct string) (Serializer, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	i, ok := r.byType[normalizeContentType(ct)]
-	if !ok {
-		return Serializer{}, false
+func (r *Registry) ByContentType(ct string) (Serializer, bool) { return r.t.byContentType(ct) }
+
+// ContentTypeOf returns the content type a serializer name stands for, for
+// accept lists: a registered name or alias gives its content type, one of
+// kombu's names whose package is not linked (msgpack, yaml) gives kombu's
+// content type, and anything else is taken as a content type itself.
+func (r *Registry) ContentTypeOf(nameOrType string) string {
+	if s, ok := r.Lookup(nameOrType); ok {
+		return normalizeContentType(s.ContentType)
 	}
-	s := r.entries[i]
-	s.Aliases = slices.Clone(s.Aliases)
-	return s, true
+	if o, ok := lookupOptional(nameOrType); ok {
+		return o.contentType
+	}
+	return normalizeContentType(nameOrType)
 }
 
 // rawMarshal is the raw serializer's Marshal: []byte and string bodies as
@@ -227,6 +171,9 @@ func (r *Registry) Encode(name string, v any, contentType, contentEncoding strin
 	}
 	s, ok := r.Lookup(name)
 	if !ok {
+		if o, ok := lookupOptional(name); ok {
+			return nil, "", "", fmt.Errorf("%w: %s is not linked into this program: %s", ErrUnknownSerializer, clip(name), o.hint())
+		}
 		return nil, "", "", fmt.Errorf("%w: %s is not registered", ErrUnknownSerializer, clip(name))
 	}
 	if s.passthrough {
@@ -277,6 +224,28 @@ func encodePreserialized(v any, contentType, contentEncoding string) ([]byte, st
 	}
 	return nil, "", "", fmt.Errorf("%w: with an explicit content type the body must be []byte or string, got %T",
 		ErrEncode, v)
+}
+
+// transcodeToUTF8 turns the body of a text serializer (json, yaml: content
+// encoding utf-8) that was sent in another charset, such as latin-1 or
+// utf-16, into UTF-8 before it is parsed. Python kombu parses such a body
+// as UTF-8 and fails on any non-ASCII byte; kombu-go honours the charset
+// the producer named. Binary serializers and unknown charsets are left
+// alone: the parser decides.
+func transcodeToUTF8(s Serializer, contentEncoding string, body []byte) ([]byte, error) {
+	if lookupCharset(s.ContentEncoding) != csUTF8 {
+		return body, nil
+	}
+	switch cs := lookupCharset(contentEncoding); cs {
+	case csUTF8, csASCII, csBinary, csUnknown:
+		return body, nil
+	default:
+		text, err := decodeText(cs, body)
+		if err != nil {
+			return nil, fmt.Errorf("content encoding %s: %w", clip(contentEncoding), err)
+		}
+		return []byte(text), nil
+	}
 }
 
 func safeMarshal(f func(any) ([]byte, error), v any) (out []byte, err error) {
@@ -336,10 +305,17 @@ func (r *Registry) Decode(contentType, contentEncoding string, body []byte, v an
 		return storeEmpty(ct, v)
 	}
 	if ok && !s.passthrough {
-		if err := safeUnmarshal(s.Unmarshal, body, v); err != nil {
+		text, err := transcodeToUTF8(s, contentEncoding, body)
+		if err != nil {
+			return decodeError(clip(ct), body, err)
+		}
+		if err := safeUnmarshal(s.Unmarshal, text, v); err != nil {
 			return decodeError(clip(ct), body, err)
 		}
 		return nil
+	}
+	if o, ok := lookupOptional(ct); ok {
+		return fmt.Errorf("%w: %s is not linked into this program: %s", ErrUnknownSerializer, clip(ct), o.hint())
 	}
 	cs := lookupCharset(contentEncoding)
 	if cs == csUnknown {

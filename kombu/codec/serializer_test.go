@@ -1,10 +1,12 @@
-package codec
+package codec_test
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	. "github.com/kombu-go/kombu/kombu/codec"
+	_ "github.com/kombu-go/kombu/kombu/codec/all"
 	"io"
 	"math"
 	"math/big"

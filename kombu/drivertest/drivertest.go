@@ -79,6 +79,9 @@ import (
 
 	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/driver"
+
+	// The suite checks every format Python kombu speaks.
+	_ "github.com/kombu-go/kombu/kombu/codec/all"
 )
 
 // Harness says which broker the suite runs against.

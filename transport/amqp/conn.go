@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,48 +14,6 @@ import (
 
 	"github.com/kombu-go/kombu/kombu/driver"
 )
-
-// Transport is the driver.Transport of the amqp, amqps and pyamqp schemes.
-type Transport struct{}
-
-var (
-	_ driver.Transport = Transport{}
-	_ driver.Describer = Transport{}
-)
-
-// OpenConnector parses u; it does no I/O other than reading the TLS files
-// named in the URL.
-func (Transport) OpenConnector(u *url.URL) (driver.Connector, error) {
-	o, err := ParseURL(u)
-	if err != nil {
-		return nil, err
-	}
-	return NewConnector(o), nil
-}
-
-// Describe reports the URL defaults and the features of RabbitMQ.
-func (Transport) Describe() driver.Description {
-	return driver.Description{
-		Name:            "amqp",
-		DefaultHost:     "localhost",
-		DefaultPort:     DefaultPort,
-		DefaultUser:     "guest",
-		DefaultPassword: "guest",
-		DefaultVHost:    "/",
-		Features: driver.Features{
-			Priority:        driver.PriorityHighFirst,
-			TTL:             true,
-			QueueLimits:     true,
-			Headers:         true,
-			DurableFanout:   true,
-			Mandatory:       true,
-			Persistent:      true,
-			Confirms:        true,
-			ExchangeBinding: true,
-			SharedState:     true,
-		},
-	}
-}
 
 // Connector dials RabbitMQ with parsed Options.
 type Connector struct {

@@ -29,9 +29,12 @@
 //	ssl_ca_certs=FILE     CA bundle (PEM) instead of the system roots
 //	ssl_certfile=FILE     client certificate (PEM), with ssl_keyfile
 //	ssl_keyfile=FILE
-//	ssl_server_hostname=H name to verify instead of the URL's host
-//	ssl_cert_reqs=CERT_REQUIRED|CERT_NONE, insecure=true
-//	                      CERT_NONE / insecure turn certificate checks off
+//	ssl_server_hostname=H name sent (SNI) and verified instead of the URL's host
+//	ssl_check_hostname=0  verify the chain but not the host name
+//	ssl_cert_reqs=required|optional|none (also CERT_REQUIRED, ...), insecure=true
+//
+// These TLS options are read by transport.Query.TLS and mean the same on
+// every scheme; any of them turns TLS on.
 //
 // TLS always checks the certificate chain and the host name unless
 // insecure=true (or ssl_cert_reqs=CERT_NONE) says otherwise; the minimum
@@ -110,17 +113,18 @@
 // driver.ReturnNotifier. Connector.Dial replaces the TCP dial (tests use it
 // to put a fault proxy in between).
 //
+// # Without the registry
+//
+// ParseURL turns a URL into typed Options, and NewConnector(opts) returns a
+// driver.Connector that kombu.NewConnectionFromConnector takes as it is
+// (see ExampleNewConnector).
+//
 // # As
 //
-// Conn.As reaches *amqp091.Connection, Channel.As the current
-// *amqp091.Channel, and driver.Delivery.As an amqp091.Delivery or
-// *amqp091.Delivery.
+// kombu.Connection.As reaches the *amqp091.Connection (pass a
+// **amqp091.Connection), kombu.Channel.As the *amqp091.Channel in use
+// (pass a **amqp091.Channel; a new one replaces it after a channel
+// exception), and kombu.Message.As the amqp091.Delivery or
+// *amqp091.Delivery (see ExampleConn_As). They belong to kombu: do not
+// close them.
 package amqp
-
-import "github.com/kombu-go/kombu/transport"
-
-func init() {
-	transport.Register("amqp", Transport{})
-	transport.Register("amqps", Transport{})
-	transport.Register("pyamqp", Transport{})
-}

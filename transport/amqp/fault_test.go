@@ -82,7 +82,7 @@ func TestNoSilentLossOnReset(t *testing.T) {
 	_, direct := setup(t)
 	q := declareQueue(t, direct, driver.Queue{Durable: true})
 
-	cn, err := Transport{}.OpenConnector(u)
+	cn, err := Transport.OpenConnector(u)
 	must(t, err)
 	connector := cn.(*Connector)
 	connector.Dial = proxy.dial
@@ -165,7 +165,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	u := serverURL(t)
 	ignore := goleak.IgnoreCurrent()
 	func() {
-		cn, err := Transport{}.OpenConnector(mustURL(t, u))
+		cn, err := Transport.OpenConnector(mustURL(t, u))
 		must(t, err)
 		ctx := tctx(t)
 		conn, err := cn.Connect(ctx)
@@ -205,7 +205,7 @@ func TestHungBrokerDetected(t *testing.T) {
 	t.Cleanup(func() { proxy.reset(); proxy.wg.Wait() })
 	_, direct := setup(t)
 	q := declareQueue(t, direct, driver.Queue{})
-	cn, err := Transport{}.OpenConnector(u)
+	cn, err := Transport.OpenConnector(u)
 	must(t, err)
 	cn.(*Connector).Dial = proxy.dial
 	ctx := tctx(t)
@@ -271,7 +271,7 @@ func TestConnectTimeout(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	cn, err := Transport{}.OpenConnector(mustURL(t, fmt.Sprintf("amqp://%s/?connect_timeout=0.5", ln.Addr())))
+	cn, err := Transport.OpenConnector(mustURL(t, fmt.Sprintf("amqp://%s/?connect_timeout=0.5", ln.Addr())))
 	must(t, err)
 	start := time.Now()
 	_, err = cn.Connect(context.Background())
@@ -282,7 +282,7 @@ func TestConnectTimeout(t *testing.T) {
 		t.Fatalf("connect_timeout 0.5 s took %v", el)
 	}
 	// The caller's ctx bounds it too.
-	cn, _ = Transport{}.OpenConnector(mustURL(t, fmt.Sprintf("amqp://%s/?connect_timeout=60", ln.Addr())))
+	cn, _ = Transport.OpenConnector(mustURL(t, fmt.Sprintf("amqp://%s/?connect_timeout=60", ln.Addr())))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start = time.Now()

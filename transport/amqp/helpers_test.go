@@ -43,7 +43,7 @@ func withQuery(t testing.TB, s string, kv ...string) string {
 
 func dial(t testing.TB, rawURL string) *Conn {
 	t.Helper()
-	cn, err := Transport{}.OpenConnector(mustURL(t, rawURL))
+	cn, err := Transport.OpenConnector(mustURL(t, rawURL))
 	if err != nil {
 		t.Fatal(err)
 	}

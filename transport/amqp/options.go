@@ -2,11 +2,9 @@ package amqp
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -129,25 +127,11 @@ func ParseURL(u *url.URL) (*Options, error) {
 	q.IntRange("confirm_window", &o.ConfirmWindow, 1, 1<<20)
 	q.String("locale", &o.Locale)
 	q.Bool("confirm_publish", &o.ConfirmPublish)
-	sslOpt := false
-	q.Bool("ssl", &sslOpt)
-	insecure := false
-	q.Bool("insecure", &insecure)
-	var certReqs, caCerts, certFile, keyFile, serverName string
-	q.String("ssl_cert_reqs", &certReqs)
-	q.String("ssl_ca_certs", &caCerts)
-	q.String("ssl_certfile", &certFile)
-	q.String("ssl_keyfile", &keyFile)
-	q.String("ssl_server_hostname", &serverName)
+	o.TLS = q.TLS(useTLS, o.Host)
 	if err := q.Err(); err != nil {
 		return nil, err
 	}
-	for _, k := range []string{"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_server_hostname", "insecure", "ssl_cert_reqs"} {
-		if q.Has(k) {
-			useTLS = true
-		}
-	}
-	useTLS = useTLS || sslOpt
+	useTLS = o.TLS != nil
 	if o.Heartbeat > 65535*time.Second {
 		return nil, invalidURL("heartbeat above 65535 seconds")
 	}
@@ -160,15 +144,6 @@ func ParseURL(u *url.URL) (*Options, error) {
 	if o.Locale == "" || len(o.Locale) > 255 {
 		return nil, invalidURL("bad locale")
 	}
-	switch strings.ToUpper(certReqs) {
-	case "":
-	case "CERT_NONE", "NONE":
-		insecure = true
-	case "CERT_REQUIRED", "REQUIRED":
-	default:
-		return nil, invalidURL("ssl_cert_reqs must be CERT_REQUIRED or CERT_NONE")
-	}
-
 	if u.Port() != "" {
 		p, err := strconv.Atoi(u.Port())
 		if err != nil || p < 1 || p > 65535 {
@@ -181,35 +156,6 @@ func ParseURL(u *url.URL) (*Options, error) {
 		o.Port = DefaultPort
 	}
 
-	if useTLS {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.Host}
-		if serverName != "" {
-			tc.ServerName = serverName
-		}
-		if caCerts != "" {
-			pem, err := os.ReadFile(caCerts)
-			if err != nil {
-				return nil, invalidURL("ssl_ca_certs: %v", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, invalidURL("ssl_ca_certs: no certificate found in %s", caCerts)
-			}
-			tc.RootCAs = pool
-		}
-		if (certFile == "") != (keyFile == "") {
-			return nil, invalidURL("ssl_certfile and ssl_keyfile go together")
-		}
-		if certFile != "" {
-			cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-			if err != nil {
-				return nil, invalidURL("client certificate: %v", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		tc.InsecureSkipVerify = insecure
-		o.TLS = tc
-	}
 	if o.LoginMethod == "EXTERNAL" && (o.TLS == nil || len(o.TLS.Certificates) == 0) {
 		return nil, invalidURL("login_method EXTERNAL needs TLS with a client certificate (ssl_certfile, ssl_keyfile)")
 	}

@@ -81,7 +81,7 @@ func TestParseURLErrors(t *testing.T) {
 	} {
 		u, err := transport.ParseURL(s)
 		if err == nil {
-			_, err = Transport{}.OpenConnector(u)
+			_, err = Transport.OpenConnector(u)
 		}
 		if !errors.Is(err, driver.ErrInvalidURL) {
 			t.Errorf("%s: %v", s, err)

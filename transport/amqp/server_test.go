@@ -587,7 +587,7 @@ func TestConnectErrors(t *testing.T) {
 	bad := *u
 	bad.User = nil
 	bad.User = url.UserPassword("guest", "wrong-password")
-	cn, err := Transport{}.OpenConnector(&bad)
+	cn, err := Transport.OpenConnector(&bad)
 	must(t, err)
 	_, err = cn.Connect(tctx(t))
 	if !errors.Is(err, driver.ErrAccessRefused) {
@@ -595,19 +595,19 @@ func TestConnectErrors(t *testing.T) {
 	}
 	vh := *u
 	vh.Path = "/no-such-vhost"
-	cn, _ = Transport{}.OpenConnector(&vh)
+	cn, _ = Transport.OpenConnector(&vh)
 	_, err = cn.Connect(tctx(t))
 	if !errors.Is(err, driver.ErrAccessRefused) {
 		t.Fatalf("bad vhost: %v", err)
 	}
-	cn, _ = Transport{}.OpenConnector(mustURL(t, "amqp://127.0.0.1:1/?connect_timeout=2"))
+	cn, _ = Transport.OpenConnector(mustURL(t, "amqp://127.0.0.1:1/?connect_timeout=2"))
 	_, err = cn.Connect(tctx(t))
 	if !errors.Is(err, driver.ErrConnectionLost) {
 		t.Fatalf("unreachable: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	cn, _ = Transport{}.OpenConnector(u)
+	cn, _ = Transport.OpenConnector(u)
 	if _, err = cn.Connect(ctx); err == nil {
 		t.Fatal("connect with a cancelled ctx worked")
 	}

@@ -151,7 +151,7 @@ func (p *tlsProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
 
 func connectURL(t *testing.T, s string) (driver.Conn, error) {
 	t.Helper()
-	cn, err := Transport{}.OpenConnector(mustURL(t, s))
+	cn, err := Transport.OpenConnector(mustURL(t, s))
 	if err != nil {
 		return nil, err
 	}

@@ -1,80 +1,14 @@
-// Package memory is the in-process transport, for tests and for passing
-// messages between goroutines with the full kombu API.
-//
-// Import it for its side effect and dial "memory://":
-//
-//	import _ "github.com/kombu-go/kombu/transport/memory"
-//	conn, err := kombu.Dial(ctx, "memory://", nil)
-//
-// # URLs
-//
-// memory://NAME selects an isolated in-process broker; every connection to
-// the same NAME in one process shares its queues, exchanges and bindings
-// (memory:// is the broker named ""). Brokers live as long as the process.
-// There are no options.
-//
-// # Semantics
-//
-// Queues are FIFO within a priority; priorities 0..9 are served highest
-// first, as AMQP does with x-max-priority. Message TTL (expiration,
-// x-message-ttl), dead-letter exchanges, alternate exchanges, mandatory
-// returns and headers exchanges work as on RabbitMQ. Unacked messages are
-// returned to their queue when their channel closes. Nothing survives the
-// process.
 package memory
 
 import (
 	"context"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/kombu-go/kombu/kombu/driver"
-	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/virtual"
 )
-
-// Description is what the memory transport declares about itself.
-var Description = driver.Description{
-	Name: "memory",
-	Features: driver.Features{
-		Priority:      driver.PriorityHighFirst,
-		TTL:           true,
-		Headers:       true,
-		DurableFanout: true,
-		Mandatory:     true,
-		SharedState:   true,
-	},
-}
-
-// Transport is the memory transport, registered as "memory".
-var Transport = virtual.NewTransport(Description, open)
-
-func init() { transport.Register("memory", Transport) }
-
-func open(u *url.URL) (virtual.Connector, error) {
-	q, err := transport.NewQuery(u)
-	if err != nil {
-		return nil, err
-	}
-	q.SetTransport("memory")
-	if err := q.Err(); err != nil {
-		return nil, err
-	}
-	return NewConnector(u.Host), nil
-}
-
-// NewConnector returns a Connector for the broker called name, for use
-// without the registry: kombu.NewConnection(memory.NewConnector("x"), nil).
-func NewConnector(name string) virtual.Connector {
-	return virtual.ConnectorFunc(func(ctx context.Context) (virtual.Store, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		return &Store{b: brokerNamed(name)}, nil
-	})
-}
 
 var (
 	brokersMu sync.Mutex

@@ -15,7 +15,7 @@ var brokerSeq atomic.Int64
 
 func TestStore(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) virtual.Store {
-		s, err := memory.NewConnector(fmt.Sprintf("storetest-%d", brokerSeq.Add(1))).Connect(context.Background())
+		s, err := memory.NewConnector(&memory.Options{Broker: fmt.Sprintf("storetest-%d", brokerSeq.Add(1))}).DialStore(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,7 +47,11 @@
 //	ssl_certfile=FILE, ssl_keyfile=FILE     client certificate
 //	ssl_cert_reqs=required       required | optional | none (also CERT_REQUIRED, ...)
 //	ssl_check_hostname=true      false: verify the chain but not the host name
+//	ssl_server_hostname=H        name sent (SNI) and verified instead of the URL's host
 //	insecure=false               true: do not verify the server at all (as ssl_cert_reqs=none)
+//
+// These TLS options are read by transport.Query.TLS and mean the same on
+// every scheme; any of them turns TLS on.
 //
 // TLS always verifies the server's certificate and host name, with the
 // system roots or ssl_ca_certs, and requires TLS 1.2 or later. Unlike
@@ -156,8 +160,17 @@
 // operation ("redis take: ..."), and context errors are returned as they
 // are.
 //
+// # Without the registry
+//
+// ParseURL turns a URL into typed Options, and NewConnector(opts) returns a
+// driver.Connector that kombu.NewConnectionFromConnector takes as it is
+// (see ExampleNewConnector); Connector.Dial returns the *Store itself for
+// store-level use.
+//
 // # As
 //
-// The store under a connection is a *Store, whose Client method returns
-// the *redis.Client (github.com/redis/go-redis/v9).
+// kombu.Connection.As and kombu.Channel.As reach the go-redis client
+// (github.com/redis/go-redis/v9) beneath them: pass a **redis.Client or a
+// *redis.UniversalClient (see ExampleStore_As). The client belongs to the
+// connection: do not close it. Store.Client returns the same client.
 package redis

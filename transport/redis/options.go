@@ -2,12 +2,9 @@ package redis
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -181,8 +178,11 @@ func ParseURL(u *url.URL) (*Options, error) {
 	q.String("master_name", &o.MasterName)
 	hasSentinelPW := q.Has("sentinel_password")
 	q.String("sentinel_password", &o.SentinelPassword)
-	var tq tlsQuery
-	tq.read(q)
+	tlsHost := u.Hostname() // sentinel:// verifies the master's address as the sentinels report it
+	if o.Sentinel {
+		tlsHost = ""
+	}
+	o.TLS = q.TLS(useTLS, tlsHost)
 	if err := q.Err(); err != nil {
 		return nil, err
 	}
@@ -232,10 +232,6 @@ func ParseURL(u *url.URL) (*Options, error) {
 	if o.Sentinel && o.MasterName == "" {
 		return nil, invalid("sentinel:// needs the option master_name (on every sentinel URL of a failover list)")
 	}
-	o.TLS, err = tq.config(useTLS)
-	if err != nil {
-		return nil, err
-	}
 	return o, nil
 }
 
@@ -252,109 +248,4 @@ func checkPrioritySteps(steps []int) error {
 		}
 	}
 	return nil
-}
-
-// tlsQuery holds the TLS options as read from the query.
-type tlsQuery struct {
-	has                                  map[string]bool
-	ssl, insecure, checkHost             bool
-	certReqs, caCerts, certFile, keyFile string
-}
-
-var tlsOptionNames = []string{"ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname", "insecure"}
-
-func (t *tlsQuery) read(q *transport.Query) {
-	t.has = map[string]bool{}
-	for _, n := range tlsOptionNames {
-		t.has[n] = q.Has(n)
-	}
-	t.checkHost = true
-	q.Bool("ssl", &t.ssl)
-	q.Bool("insecure", &t.insecure)
-	q.Bool("ssl_check_hostname", &t.checkHost)
-	q.String("ssl_cert_reqs", &t.certReqs)
-	q.String("ssl_ca_certs", &t.caCerts)
-	q.String("ssl_certfile", &t.certFile)
-	q.String("ssl_keyfile", &t.keyFile)
-}
-
-// config builds the TLS configuration. Verification is on by default:
-// unlike Python kombu, which turns it off when rediss:// has no options,
-// only ssl_cert_reqs=none (or insecure=true) turns it off.
-func (t *tlsQuery) config(useTLS bool) (*tls.Config, error) {
-	if t.has["ssl"] {
-		if !t.ssl && useTLS {
-			return nil, invalid("option ssl=false contradicts rediss://")
-		}
-		useTLS = useTLS || t.ssl
-	}
-	if !useTLS {
-		for _, n := range tlsOptionNames[1:] {
-			if t.has[n] {
-				return nil, invalid("option %s needs rediss:// (or ssl=true)", n)
-			}
-		}
-		return nil, nil
-	}
-	conf := &tls.Config{MinVersion: tls.VersionTLS12}
-	verify := true
-	if t.has["ssl_cert_reqs"] {
-		switch strings.TrimPrefix(strings.ToLower(t.certReqs), "cert_") {
-		case "required":
-		case "optional":
-			// Python's CERT_OPTIONAL verifies the certificate a server
-			// sends, and TLS servers always send one: the same here.
-		case "none":
-			verify = false
-		default:
-			return nil, invalid("option ssl_cert_reqs: want required, optional or none, got %q", t.certReqs)
-		}
-	}
-	if t.insecure {
-		verify = false
-	}
-	if t.has["ssl_ca_certs"] {
-		pem, err := os.ReadFile(t.caCerts)
-		if err != nil {
-			return nil, invalid("option ssl_ca_certs: %v", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, invalid("option ssl_ca_certs: no PEM certificate in %q", t.caCerts)
-		}
-		conf.RootCAs = pool
-	}
-	if t.has["ssl_certfile"] != t.has["ssl_keyfile"] {
-		return nil, invalid("options ssl_certfile and ssl_keyfile go together")
-	}
-	if t.has["ssl_certfile"] {
-		cert, err := tls.LoadX509KeyPair(t.certFile, t.keyFile)
-		if err != nil {
-			return nil, invalid("options ssl_certfile/ssl_keyfile: %v", err)
-		}
-		conf.Certificates = []tls.Certificate{cert}
-	}
-	switch {
-	case !verify:
-		conf.InsecureSkipVerify = true
-	case !t.checkHost:
-		// Verify the chain but not the name (ssl_check_hostname=false).
-		roots := conf.RootCAs
-		conf.InsecureSkipVerify = true
-		conf.VerifyConnection = func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("redis: the server sent no certificate")
-			}
-			opts := x509.VerifyOptions{Roots: roots, Intermediates: x509.NewCertPool()}
-			for _, c := range cs.PeerCertificates[1:] {
-				opts.Intermediates.AddCert(c)
-			}
-			_, err := cs.PeerCertificates[0].Verify(opts)
-			return err
-		}
-	}
-	// With verification on, crypto/tls takes the name to check from the
-	// address dialled (go-redis dials with tls.DialWithDialer), which for
-	// sentinel:// is the master's address as the sentinels report it.
-	return conf, nil
 }

@@ -1,5 +1,5 @@
 // Package routing implements AMQP exchange routing for the virtual
-// transports (redis, SQS, mongodb, memory): given an exchange type and its
+// transports (today redis and memory): given an exchange type and its
 // bindings, which queues a publish goes to. It also holds the name checks
 // that make the virtual transports accept and refuse the same names as
 // RabbitMQ. It runs on every publish, so matching does not allocate.

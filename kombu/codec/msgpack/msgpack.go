@@ -1,10 +1,20 @@
-package codec
+// Package msgpack adds kombu's msgpack serializer (application/x-msgpack,
+// Python's msgpack.packb(use_bin_type=True) form) to codec.Default and to
+// every registry codec.NewRegistry makes. Import it for its side effect:
+//
+//	import _ "github.com/kombu-go/kombu/kombu/codec/msgpack"
+//
+// Values are encoded with github.com/vmihailenco/msgpack/v5, which honours
+// `msgpack` struct tags and falls back to `json` tags, so structs get the
+// same keys as in JSON.
+package msgpack
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kombu-go/kombu/kombu/codec"
 	"math"
 	"time"
 	"unicode/utf8"
@@ -19,7 +29,7 @@ const maxNesting = 10000
 // msgpackMarshal encodes v as Python's msgpack.packb(v, use_bin_type=True)
 // would: strings as str, []byte as bin, integers in their smallest form.
 // Struct fields use `msgpack` tags, then `json` tags.
-func msgpackMarshal(v any) ([]byte, error) {
+func marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := msgpack.NewEncoder(&buf)
 	enc.UseCompactInts(true)
@@ -41,7 +51,7 @@ func msgpackMarshal(v any) ([]byte, error) {
 // []byte, maps as map[string]any, the timestamp extension (-1) as
 // time.Time. Other targets are then filled by
 // github.com/vmihailenco/msgpack/v5.
-func msgpackUnmarshal(data []byte, v any) error {
+func unmarshal(data []byte, v any) error {
 	r := mpReader{b: data}
 	x, err := r.value(0)
 	if err != nil {
@@ -295,4 +305,13 @@ func (r *mpReader) ext(n uint64) (any, error) {
 		return time.Unix(int64(binary.BigEndian.Uint64(data[4:])), nsec).UTC(), nil
 	}
 	return nil, fmt.Errorf("msgpack: invalid timestamp length %d", len(data))
+}
+
+func init() {
+	if err := codec.RegisterDefault(codec.Serializer{
+		Name: "msgpack", ContentType: codec.ContentTypeMsgpack, ContentEncoding: codec.EncodingBinary,
+		Marshal: marshal, Unmarshal: unmarshal,
+	}); err != nil {
+		panic(err)
+	}
 }

@@ -26,7 +26,7 @@ var Description = driver.Description{
 
 // Transport is the redis transport, registered as "redis", "rediss" and
 // "sentinel".
-var Transport = virtual.NewTransport(Description, open)
+var Transport = transport.NewTransport(Description, open)
 
 func init() {
 	transport.Register("redis", Transport)
@@ -34,7 +34,7 @@ func init() {
 	transport.Register("sentinel", Transport)
 }
 
-func open(u *url.URL) (virtual.Connector, error) {
+func open(u *url.URL) (driver.Connector, error) {
 	o, err := ParseURL(u)
 	if err != nil {
 		return nil, err
@@ -42,10 +42,18 @@ func open(u *url.URL) (virtual.Connector, error) {
 	return NewConnector(o), nil
 }
 
-// Connect implements virtual.Connector.
-func (c *Connector) Connect(ctx context.Context) (virtual.Store, error) {
-	return c.Dial(ctx)
-}
+// Connect implements driver.Connector: it dials a Store and wraps it in a
+// virtual.Conn. A Connector plugs into kombu without the registry:
+//
+//	conn := kombu.NewConnectionFromConnector(redis.NewConnector(opts), nil)
+func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) { return virtual.Connect(ctx, c) }
+
+// DialStore implements virtual.StoreDialer; Dial returns the same Store
+// typed.
+func (c *Connector) DialStore(ctx context.Context) (virtual.Store, error) { return c.Dial(ctx) }
+
+// Describe implements driver.Describer.
+func (c *Connector) Describe() driver.Description { return Description }
 
 // Ping implements driver.Pinger.
 func (s *Store) Ping(ctx context.Context) error {
@@ -67,5 +75,7 @@ var (
 	_ virtual.NameValidator = (*Store)(nil)
 	_ virtual.QueueStore    = (*Store)(nil)
 	_ driver.Pinger         = (*Store)(nil)
-	_ virtual.Connector     = (*Connector)(nil)
+	_ driver.Connector      = (*Connector)(nil)
+	_ driver.Describer      = (*Connector)(nil)
+	_ virtual.StoreDialer   = (*Connector)(nil)
 )

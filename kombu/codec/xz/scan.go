@@ -1,10 +1,11 @@
-package codec
+package xz
 
 import (
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/kombu-go/kombu/kombu/codec"
 	"hash/crc32"
 )
 
@@ -140,7 +141,7 @@ func xzPrepare(data []byte, limit int64) ([]byte, error) {
 		}
 	}
 	if total > uint64(limit) {
-		return nil, fmt.Errorf("%w: xz stream declares %d bytes, limit %d", ErrTooLarge, total, limit)
+		return nil, fmt.Errorf("%w: xz stream declares %d bytes, limit %d", codec.ErrTooLarge, total, limit)
 	}
 	// Shrink dictionaries larger than the whole output.
 	need := max(total, 4096)
@@ -219,7 +220,7 @@ func (w *xzWalker) blockHeader() (int, error) {
 
 // lzma2Chunks skips the LZMA2 chunks of one block, up to and including the
 // end marker, and returns their total uncompressed size. It stops early
-// with ErrTooLarge once before+size exceeds limit.
+// with codec.ErrTooLarge once before+size exceeds limit.
 func (w *xzWalker) lzma2Chunks(limit int64, before uint64) (uint64, error) {
 	var n uint64
 	for {
@@ -259,7 +260,7 @@ func (w *xzWalker) lzma2Chunks(limit int64, before uint64) (uint64, error) {
 		}
 		n += uint64(unpacked)
 		if before+n > uint64(limit) {
-			return 0, fmt.Errorf("%w: xz stream declares more than %d bytes", ErrTooLarge, limit)
+			return 0, fmt.Errorf("%w: xz stream declares more than %d bytes", codec.ErrTooLarge, limit)
 		}
 	}
 }

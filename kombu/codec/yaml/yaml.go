@@ -1,13 +1,23 @@
-package codec
+// Package yaml adds kombu's yaml serializer (application/x-yaml) to
+// codec.Default and to every registry codec.NewRegistry makes. Import it
+// for its side effect:
+//
+//	import _ "github.com/kombu-go/kombu/kombu/codec/yaml"
+//
+// Values are encoded with go.yaml.in/yaml/v3 (`yaml` struct tags; field
+// names lower-cased without one). Only the first document of a body is
+// read, as Python's yaml.safe_load does.
+package yaml
 
 import (
 	"fmt"
 
-	"gopkg.in/yaml.v3"
+	"github.com/kombu-go/kombu/kombu/codec"
+	"go.yaml.in/yaml/v3"
 )
 
-// yamlMarshal encodes v with gopkg.in/yaml.v3 (`yaml` struct tags).
-func yamlMarshal(v any) (out []byte, err error) {
+// yamlMarshal encodes v with go.yaml.in/yaml/v3 (`yaml` struct tags).
+func marshal(v any) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			out, err = nil, fmt.Errorf("yaml: %v", p)
@@ -20,7 +30,7 @@ func yamlMarshal(v any) (out []byte, err error) {
 // *map[string]any and *[]any, integers become int64 (uint64 when too large
 // for it), maps whose keys are all strings map[string]any, and other maps
 // map[any]any, as Python's yaml.safe_load allows non-string keys.
-func yamlUnmarshal(data []byte, v any) error {
+func unmarshal(data []byte, v any) error {
 	switch p := v.(type) {
 	case *any:
 		var x any
@@ -93,4 +103,13 @@ func normalizeYAML(x any) any {
 		return t
 	}
 	return x
+}
+
+func init() {
+	if err := codec.RegisterDefault(codec.Serializer{
+		Name: "yaml", ContentType: codec.ContentTypeYAML, ContentEncoding: codec.EncodingUTF8,
+		Marshal: marshal, Unmarshal: unmarshal,
+	}); err != nil {
+		panic(err)
+	}
 }

@@ -1,0 +1,48 @@
+// Package bzip2 adds kombu's bzip2 compression (header value
+// application/x-bz2; names bzip2, bzip) to codec.DefaultCompression and to
+// every registry codec.NewCompressionRegistry makes. Import it for its side
+// effect:
+//
+//	import _ "github.com/kombu-go/kombu/kombu/codec/bzip2"
+//
+// It compresses at level 9 (BZh9), as Python's bz2 module does, with
+// github.com/dsnet/compress, and decompresses with the standard library.
+package bzip2
+
+import (
+	"bytes"
+	stdbzip2 "compress/bzip2"
+	"io"
+
+	dsbzip2 "github.com/dsnet/compress/bzip2"
+
+	"github.com/kombu-go/kombu/kombu/codec"
+)
+
+func init() {
+	if err := codec.RegisterDefaultCompressor(codec.Compressor{
+		Name: "bzip2", ContentType: codec.CompressionBzip2, Aliases: []string{"bzip2", "bzip"},
+		Compress: compress, NewReader: newReader,
+	}); err != nil {
+		panic(err)
+	}
+}
+
+func compress(data []byte) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := dsbzip2.NewWriter(&buf, &dsbzip2.WriterConfig{Level: dsbzip2.BestCompression})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func newReader(r io.Reader) (io.ReadCloser, error) {
+	return io.NopCloser(stdbzip2.NewReader(r)), nil
+}

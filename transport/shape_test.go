@@ -1,0 +1,165 @@
+package transport_test
+
+import (
+	"context"
+	"net/url"
+	"testing"
+
+	"github.com/kombu-go/kombu/kombu"
+	"github.com/kombu-go/kombu/kombu/driver"
+	"github.com/kombu-go/kombu/transport"
+	"github.com/kombu-go/kombu/transport/amqp"
+	"github.com/kombu-go/kombu/transport/memory"
+	"github.com/kombu-go/kombu/transport/redis"
+)
+
+// Every transport package exports the same shape (docs/design.md, "Writing
+// a transport"): Description, Transport, Options, ParseURL, NewConnector and
+// a *Connector that is a driver.Connector and driver.Describer with an
+// Options accessor. This fails to compile when a package drifts.
+var (
+	_ func(*url.URL) (*memory.Options, error) = memory.ParseURL
+	_ func(*memory.Options) *memory.Connector = memory.NewConnector
+	_ func(*memory.Connector) *memory.Options = (*memory.Connector).Options
+	_ driverConnector                         = (*memory.Connector)(nil)
+
+	_ func(*url.URL) (*redis.Options, error) = redis.ParseURL
+	_ func(*redis.Options) *redis.Connector  = redis.NewConnector
+	_ func(*redis.Connector) *redis.Options  = (*redis.Connector).Options
+	_ driverConnector                        = (*redis.Connector)(nil)
+
+	_ func(*url.URL) (*amqp.Options, error) = amqp.ParseURL
+	_ func(*amqp.Options) *amqp.Connector   = amqp.NewConnector
+	_ func(*amqp.Connector) *amqp.Options   = (*amqp.Connector).Options
+	_ driverConnector                       = (*amqp.Connector)(nil)
+)
+
+type driverConnector interface {
+	driver.Connector
+	driver.Describer
+}
+
+// Each transport's Transport is what its schemes resolve to, describes
+// itself as its Description, and a Connector built without the registry
+// plugs into kombu with the same name and features.
+func TestOneShapeForEveryTransport(t *testing.T) {
+	cases := []struct {
+		schemes   []string
+		transport driver.Transport
+		desc      driver.Description
+		connector driverConnector
+		url       string
+	}{
+		{[]string{"memory"}, memory.Transport, memory.Description, memory.NewConnector(&memory.Options{Broker: "shape"}), "memory://shape"},
+		{[]string{"redis", "rediss", "sentinel"}, redis.Transport, redis.Description, mustRedis(t), "redis://127.0.0.1:6379/0"},
+		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
+	}
+	for _, c := range cases {
+		for _, s := range c.schemes {
+			got, err := transport.Lookup(s)
+			if err != nil || got != c.transport {
+				t.Errorf("%s:// resolves to %v (%v), not the package's Transport", s, got, err)
+			}
+		}
+		if d := c.transport.(driver.Describer).Describe(); d.Name != c.desc.Name {
+			t.Errorf("%s: Transport describes itself as %q", c.desc.Name, d.Name)
+		}
+		if d := c.connector.Describe(); d.Name != c.desc.Name || d.DefaultPort != c.desc.DefaultPort {
+			t.Errorf("%s: Connector describes itself as %+v", c.desc.Name, d)
+		}
+		u, _ := url.Parse(c.url)
+		cn, err := c.transport.OpenConnector(u)
+		if err != nil {
+			t.Fatalf("%s: OpenConnector: %v", c.desc.Name, err)
+		}
+		if _, ok := cn.(driverConnector); !ok {
+			t.Errorf("%s: OpenConnector returns %T, not the package's Connector", c.desc.Name, cn)
+		}
+		conn := kombu.NewConnectionFromConnector(c.connector, nil)
+		info := conn.Info()
+		if info.Transport != c.desc.Name || info.Features.Priority != c.desc.Features.Priority {
+			t.Errorf("%s: a Connection from the Connector reports %+v", c.desc.Name, info)
+		}
+		_ = conn.Close()
+	}
+	// The memory connector works end to end without the registry.
+	conn := kombu.NewConnectionFromConnector(memory.NewConnector(&memory.Options{Broker: "shape"}), nil)
+	defer conn.Close()
+	ctx := context.Background()
+	sq, err := conn.SimpleQueue(ctx, "shape", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sq.Put(ctx, "hi", nil); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sq.Len(ctx); err != nil || n != 1 {
+		t.Fatalf("Len = %d, %v", n, err)
+	}
+	var anything *int
+	if conn.As(&anything) {
+		t.Fatal("memory:// has no client beneath, yet Connection.As succeeded")
+	}
+}
+
+func mustRedis(t *testing.T) *redis.Connector {
+	o, err := redis.ParseURL(&url.URL{Scheme: "redis", Host: "127.0.0.1:6379", Path: "/0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return redis.NewConnector(o)
+}
+
+func mustAMQP(t *testing.T) *amqp.Connector {
+	o, err := amqp.ParseURL(&url.URL{Scheme: "amqp", Host: "localhost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return amqp.NewConnector(o)
+}
+
+// The TLS options mean the same on every scheme that speaks TLS: one
+// reader (transport.Query.TLS) parses them all.
+func TestTLSOptionsSameOnEveryScheme(t *testing.T) {
+	queries := []string{
+		"ssl_cert_reqs=optional",
+		"ssl_cert_reqs=CERT_NONE",
+		"insecure=true",
+		"ssl_check_hostname=false",
+		"ssl_server_hostname=broker.example",
+		"ssl=true",
+	}
+	for _, q := range queries {
+		ao, aerr := amqp.ParseURL(mustURL(t, "amqp://h/?"+q))
+		ro, rerr := redis.ParseURL(mustURL(t, "redis://h/0?"+q))
+		if aerr != nil || rerr != nil {
+			t.Errorf("%s: amqp %v, redis %v", q, aerr, rerr)
+			continue
+		}
+		a, r := ao.TLS, ro.TLS
+		if a == nil || r == nil {
+			t.Errorf("%s does not turn TLS on everywhere: amqp %v redis %v", q, a != nil, r != nil)
+			continue
+		}
+		if a.InsecureSkipVerify != r.InsecureSkipVerify || (a.VerifyConnection == nil) != (r.VerifyConnection == nil) ||
+			a.ServerName != r.ServerName || a.MinVersion != r.MinVersion {
+			t.Errorf("%s: amqp and redis differ: %+v / %+v", q, a, r)
+		}
+	}
+	for _, bad := range []string{"ssl_cert_reqs=sometimes", "ssl=false&ssl_ca_certs=/x"} {
+		_, aerr := amqp.ParseURL(mustURL(t, "amqp://h/?"+bad))
+		_, rerr := redis.ParseURL(mustURL(t, "redis://h/0?"+bad))
+		if aerr == nil || rerr == nil {
+			t.Errorf("%s accepted: amqp %v, redis %v", bad, aerr, rerr)
+		}
+	}
+}
+
+func mustURL(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
