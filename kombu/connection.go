@@ -166,7 +166,7 @@ func (c *Connection) driverConn(ctx context.Context) (driver.Conn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
-		return nil, &Error{Op: "connect", Transport: c.transportNameLocked(), Err: ErrClosed}
+		return nil, &Error{Op: "connection.connect", Transport: c.transportNameLocked(), Err: ErrClosed}
 	}
 	if c.conn != nil {
 		return c.conn, nil
@@ -187,7 +187,7 @@ func (c *Connection) driverConn(ctx context.Context) (driver.Conn, error) {
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", transport.Redact(c.urls[idx]), err))
 	}
-	return nil, &Error{Op: "connect", Transport: c.transportNameLocked(), Err: errors.Join(errs...)}
+	return nil, &Error{Op: "connection.connect", Transport: c.transportNameLocked(), Err: errors.Join(errs...)}
 }
 
 // Connected reports whether the connection is established.
@@ -219,7 +219,7 @@ func (c *Connection) reconnect(ctx context.Context, gen uint64, onlyGen, failove
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return &Error{Op: "reconnect", Transport: c.transportNameLocked(), Err: ErrClosed}
+		return &Error{Op: "connection.reconnect", Transport: c.transportNameLocked(), Err: ErrClosed}
 	}
 	if onlyGen && (c.gen != gen || c.conn == nil) {
 		c.mu.Unlock()
@@ -342,7 +342,7 @@ func (c *Connection) DrainEvents(ctx context.Context) error {
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()
-			return &Error{Op: "drain_events", Transport: c.transportNameLocked(), Err: ErrClosed}
+			return &Error{Op: "connection.drain_events", Transport: c.transportNameLocked(), Err: ErrClosed}
 		}
 		var chans []*Channel
 		for ch := range c.channels {
@@ -421,7 +421,7 @@ func (c *Connection) Ping(ctx context.Context) error {
 		return err
 	}
 	if p, ok := conn.(driver.Pinger); ok {
-		return wrapErr("ping", c.TransportName(), "", p.Ping(ctx))
+		return wrapErr("connection.ping", c.TransportName(), "", p.Ping(ctx))
 	}
 	return nil
 }

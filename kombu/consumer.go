@@ -103,10 +103,10 @@ type Consumer struct {
 // count and starts consuming from every queue.
 func NewConsumer(ctx context.Context, ch *Channel, queues []Queue, opts *ConsumerOptions) (*Consumer, error) {
 	if ch == nil {
-		return nil, &Error{Op: "consumer", Err: ErrNotBound}
+		return nil, &Error{Op: "consumer.new", Err: ErrNotBound}
 	}
 	if err := opts.check(); err != nil {
-		return nil, &Error{Op: "consumer", Transport: ch.conn.TransportName(), Err: err}
+		return nil, &Error{Op: "consumer.new", Transport: ch.conn.TransportName(), Err: err}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -140,7 +140,7 @@ func NewConsumer(ctx context.Context, ch *Channel, queues []Queue, opts *Consume
 // the consumer).
 func (conn *Connection) Consumer(ctx context.Context, queues []Queue, opts *ConsumerOptions) (*Consumer, error) {
 	if err := opts.check(); err != nil {
-		return nil, &Error{Op: "consumer", Transport: conn.TransportName(), Err: err}
+		return nil, &Error{Op: "consumer.new", Transport: conn.TransportName(), Err: err}
 	}
 	ch, err := conn.Channel(ctx)
 	if err != nil {
@@ -196,7 +196,7 @@ func (c *Consumer) AddQueue(ctx context.Context, q Queue) error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Name: q.Name, Err: ErrClosed}
+		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Name: q.Name, Err: ErrClosed}
 	}
 	c.queues = append(c.queues, q)
 	c.mu.Unlock()
@@ -345,7 +345,7 @@ func (c *Consumer) decodeFailed(ctx context.Context, m *Message, err error) {
 	if cb := c.opts.OnDecodeError; cb != nil {
 		perr := recovered(func() error { cb(m, err); return nil })
 		if perr != nil {
-			c.ch.conn.reportError(&Error{Op: "on_decode_error", Transport: c.ch.conn.TransportName(), Name: m.Queue, Err: perr})
+			c.ch.conn.reportError(&Error{Op: "consumer.on_decode_error", Transport: c.ch.conn.TransportName(), Name: m.Queue, Err: perr})
 		}
 	} else {
 		c.ch.conn.reportError(fmt.Errorf("kombu: message from %q rejected: %w (body %s)", m.Queue, err, truncatedBody(m.Body)))
@@ -408,10 +408,10 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 		}
 		c.mu.Unlock()
 		if closed {
-			return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+			return nil, &Error{Op: "consumer.receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
 		}
 		if endErr != nil {
-			return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Name: endErr.Queue, Err: endErr}
+			return nil, &Error{Op: "consumer.receive", Transport: c.ch.conn.TransportName(), Name: endErr.Queue, Err: endErr}
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -428,7 +428,7 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 			err := c.pumpHeld(ctx)
 			if err != nil {
 				if errors.Is(err, ErrClosed) && c.isClosed() {
-					return nil, &Error{Op: "receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+					return nil, &Error{Op: "consumer.receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
 				}
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
@@ -479,14 +479,14 @@ func (c *Consumer) isClosed() bool {
 // handlers at once; each handler gets a context derived from ctx.
 func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 	if isNilHandler(h) {
-		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Err: fmt.Errorf("%w: nil handler", ErrInvalidArgument)}
+		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Err: fmt.Errorf("%w: nil handler", ErrInvalidArgument)}
 	}
 	fetchCtx, stop := context.WithCancel(ctx)
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		stop()
-		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
 	}
 	prev := c.stopFetch
 	c.stopFetch = func() {
@@ -531,7 +531,7 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 		return ctx.Err()
 	}
 	if c.isClosed() || errors.Is(first, context.Canceled) {
-		return &Error{Op: "consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
 	}
 	return first
 }
@@ -552,7 +552,7 @@ const settleTimeout = 30 * time.Second
 func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
 	err := recovered(func() error { return h.HandleMessage(ctx, m) })
 	if pe, ok := err.(*PanicError); ok {
-		c.ch.conn.reportError(&Error{Op: "handle", Transport: c.ch.conn.TransportName(), Name: m.Queue, Err: pe})
+		c.ch.conn.reportError(&Error{Op: "consumer.handle", Transport: c.ch.conn.TransportName(), Name: m.Queue, Err: pe})
 	}
 	if m.Acknowledged() {
 		return

@@ -88,7 +88,7 @@ func (e *PanicError) Unwrap() error {
 // entity name and the cause. Unwrap reaches the cause, so errors.Is and
 // errors.As see the sentinels and the broker's own error types.
 type Error struct {
-	Op        string // e.g. "queue.declare", "publish"
+	Op        string // "type.method", snake_case as in kombu: "queue.declare", "producer.publish", "consumer.receive"
 	Transport string // e.g. "redis"
 	Name      string // the entity, when there is one
 	Err       error

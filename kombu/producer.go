@@ -91,7 +91,7 @@ type Producer struct {
 // exchange (unless NoDeclare).
 func NewProducer(ctx context.Context, ch *Channel, opts *ProducerOptions) (*Producer, error) {
 	if ch == nil {
-		return nil, &Error{Op: "producer", Err: ErrNotBound}
+		return nil, &Error{Op: "producer.new", Err: ErrNotBound}
 	}
 	p := &Producer{conn: ch.conn, ch: ch}
 	if opts != nil {
@@ -184,7 +184,7 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 	copts := &p.conn.opts
 	data, ct, ce, err := copts.Serializers.Encode(serializer, body, o.ContentType, o.ContentEncoding)
 	if err != nil {
-		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
+		return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
 	}
 	if in, ok := body.([]byte); ok && len(in) > 0 && len(data) > 0 && &in[0] == &data[0] {
 		// Raw bytes pass through the serializer; the transport may keep
@@ -197,7 +197,7 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 	}
 	for k, v := range o.Headers {
 		if err := checkHeader(k, v); err != nil {
-			return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
+			return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
 		}
 		headers[k] = cloneHeaderValue(v, 0)
 	}
@@ -208,7 +208,7 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 	if compression != "" {
 		out, header, err := copts.Compressors.Compress(compression, data)
 		if err != nil {
-			return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
+			return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
 		}
 		data, headers["compression"] = out, header
 	}
@@ -220,7 +220,7 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 		mode = Persistent
 	}
 	if mode != Transient && mode != Persistent {
-		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name,
+		return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name,
 			Err: fmt.Errorf("%w: delivery mode %d", ErrInvalidArgument, mode)}
 	}
 	pub := &driver.Publishing{Exchange: ex.Name, RoutingKey: rk, Mandatory: o.Mandatory, Message: driver.Message{
@@ -232,7 +232,7 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 		},
 	}}
 	if o.Expiration != 0 && (o.Expiration < time.Millisecond || o.Expiration > MaxExpiry) {
-		return nil, &Error{Op: "publish", Transport: p.conn.TransportName(), Name: ex.Name,
+		return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name,
 			Err: fmt.Errorf("%w: expiration %v out of range 1ms..%v", ErrInvalidArgument, o.Expiration, MaxExpiry)}
 	}
 	if o.Expiration > 0 {

@@ -101,7 +101,7 @@ func (s *SimpleQueue) Queue() Queue { return s.queue }
 // Put publishes body to the queue.
 func (s *SimpleQueue) Put(ctx context.Context, body any, opts *PublishOptions) error {
 	if s.isClosed() {
-		return &Error{Op: "simple.put", Transport: s.ch.conn.TransportName(), Name: s.queue.Name, Err: ErrClosed}
+		return &Error{Op: "simple_queue.put", Transport: s.ch.conn.TransportName(), Name: s.queue.Name, Err: ErrClosed}
 	}
 	return s.producer.Publish(ctx, body, opts)
 }
@@ -109,7 +109,7 @@ func (s *SimpleQueue) Put(ctx context.Context, body any, opts *PublishOptions) e
 // GetNowait returns the next message, or an error wrapping ErrEmpty.
 func (s *SimpleQueue) GetNowait(ctx context.Context) (*Message, error) {
 	if s.isClosed() {
-		return nil, &Error{Op: "simple.get", Transport: s.ch.conn.TransportName(), Name: s.queue.Name, Err: ErrClosed}
+		return nil, &Error{Op: "simple_queue.get", Transport: s.ch.conn.TransportName(), Name: s.queue.Name, Err: ErrClosed}
 	}
 	return s.queue.Get(ctx, s.ch, s.noAck, s.accept)
 }
@@ -132,7 +132,7 @@ func (s *SimpleQueue) consumerFor(ctx context.Context) (*Consumer, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, &Error{Op: "simple.get", Transport: s.ch.conn.TransportName(), Name: s.queue.Name, Err: ErrClosed}
+		return nil, &Error{Op: "simple_queue.get", Transport: s.ch.conn.TransportName(), Name: s.queue.Name, Err: ErrClosed}
 	}
 	if s.consumer == nil {
 		// Prefetch 1 so that a waiting Get holds at most one message.
