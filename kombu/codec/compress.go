@@ -256,9 +256,15 @@ func Decompress(nameOrType string, data []byte, limit int64) ([]byte, error) {
 
 // ---- zlib (kombu's "gzip") ----
 
-func zlibCompress(data []byte) ([]byte, error) {
+// CompressStream compresses data through the writer newWriter puts in
+// front of a buffer: what the Compress function of a stream-based method
+// (zlib, bzip2, xz, brotli) does.
+func CompressStream(data []byte, newWriter func(io.Writer) (io.WriteCloser, error)) ([]byte, error) {
 	var buf bytes.Buffer
-	w := zlib.NewWriter(&buf) // default level: header 78 9c, as Python's zlib.compress
+	w, err := newWriter(&buf)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := w.Write(data); err != nil {
 		return nil, err
 	}
@@ -266,6 +272,12 @@ func zlibCompress(data []byte) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+func zlibCompress(data []byte) ([]byte, error) {
+	return CompressStream(data, func(w io.Writer) (io.WriteCloser, error) {
+		return zlib.NewWriter(w), nil // default level: header 78 9c, as Python's zlib.compress
+	})
 }
 
 // zlibNewReader reads a zlib stream, or a gzip stream when the data starts

@@ -9,7 +9,6 @@
 package brotli
 
 import (
-	"bytes"
 	"io"
 
 	"github.com/andybalholm/brotli"
@@ -27,15 +26,9 @@ func init() {
 }
 
 func compress(data []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w := brotli.NewWriter(&buf)
-	if _, err := w.Write(data); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return codec.CompressStream(data, func(w io.Writer) (io.WriteCloser, error) {
+		return brotli.NewWriter(w), nil
+	})
 }
 
 func newReader(r io.Reader) (io.ReadCloser, error) {

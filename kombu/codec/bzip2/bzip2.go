@@ -10,7 +10,6 @@
 package bzip2
 
 import (
-	"bytes"
 	stdbzip2 "compress/bzip2"
 	"io"
 
@@ -29,18 +28,9 @@ func init() {
 }
 
 func compress(data []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	w, err := dsbzip2.NewWriter(&buf, &dsbzip2.WriterConfig{Level: dsbzip2.BestCompression})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return codec.CompressStream(data, func(w io.Writer) (io.WriteCloser, error) {
+		return dsbzip2.NewWriter(w, &dsbzip2.WriterConfig{Level: dsbzip2.BestCompression}) // BZh9, as Python's bz2
+	})
 }
 
 func newReader(r io.Reader) (io.ReadCloser, error) {

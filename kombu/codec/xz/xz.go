@@ -30,21 +30,12 @@ func init() {
 }
 
 func compress(data []byte) ([]byte, error) {
-	var buf bytes.Buffer
 	// CRC64 check as Python's lzma.compress; the dictionary need not be
 	// larger than the data (8 MiB at most, as Python's default preset 6).
 	dict := min(max(len(data), lzma.MinDictCap), 8<<20)
-	w, err := xz.WriterConfig{DictCap: dict, CheckSum: xz.CRC64}.NewWriter(&buf)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := w.Write(data); err != nil {
-		return nil, err
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return codec.CompressStream(data, func(w io.Writer) (io.WriteCloser, error) {
+		return xz.WriterConfig{DictCap: dict, CheckSum: xz.CRC64}.NewWriter(w)
+	})
 }
 
 // newReader buffers the whole compressed input, so that newLimitedReader
