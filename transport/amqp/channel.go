@@ -379,6 +379,11 @@ func (c *Channel) bumpBase(g *gen) {
 }
 
 func (c *Channel) handleReturn(g *gen, r amqp.Return) {
+	headers := fromTable(r.Headers)
+	if reason, refused := refusedHeaders(r.Headers, c.conn.refusedKey); refused {
+		// A Return has no decode-error path: say why the headers are gone.
+		headers = map[string]any{refusedName: reason}
+	}
 	ret := driver.Return{
 		ReplyCode:  int(r.ReplyCode),
 		ReplyText:  r.ReplyText,
@@ -388,7 +393,7 @@ func (c *Channel) handleReturn(g *gen, r amqp.Return) {
 			Body:            r.Body,
 			ContentType:     r.ContentType,
 			ContentEncoding: r.ContentEncoding,
-			Headers:         fromTable(r.Headers),
+			Headers:         headers,
 			Properties: driver.Properties{
 				DeliveryMode:  r.DeliveryMode,
 				Priority:      r.Priority,

@@ -482,16 +482,22 @@ func (c *Channel) acceptLocked(it item) *driver.Delivery {
 	if !it.noAck {
 		c.unacked[tag] = it.g
 	}
-	return toDelivery(&it.d, tag, it.cons.queue)
+	return toDelivery(&it.d, tag, it.cons.queue, c.conn.refusedKey)
 }
 
-func toDelivery(d *amqp.Delivery, tag uint64, queue string) *driver.Delivery {
+// toDelivery converts d. Headers that the socket wrapper replaced with
+// the marker table under refusedKey (see framing.go) become DecodeError.
+func toDelivery(d *amqp.Delivery, tag uint64, queue, refusedKey string) *driver.Delivery {
 	var h map[string]any
-	if d.Headers != nil {
+	var decodeErr error
+	if reason, refused := refusedHeaders(d.Headers, refusedKey); refused {
+		decodeErr = fmt.Errorf("amqp: the message's headers cannot be read (%s); they were dropped", reason)
+	} else if d.Headers != nil {
 		h = fromTable(d.Headers)
 	}
 	raw := *d
 	return &driver.Delivery{
+		DecodeError: decodeErr,
 		Message: driver.Message{
 			Body:            d.Body,
 			ContentType:     d.ContentType,
@@ -586,7 +592,7 @@ func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.De
 	if !noAck {
 		c.unacked[tag] = g
 	}
-	return toDelivery(&r.d, tag, queue), nil
+	return toDelivery(&r.d, tag, queue, c.conn.refusedKey), nil
 }
 
 // settle validates tag (and, with multiple, every earlier unsettled tag)
