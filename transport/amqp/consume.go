@@ -18,10 +18,7 @@ import (
 // driver.ErrPreconditionFailed without asking the broker (RabbitMQ would
 // close the whole connection).
 func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
-	if err := checkName("queue name", a.Queue); err != nil {
-		return err
-	}
-	if err := checkName("consumer tag", a.ConsumerTag); err != nil {
+	if err := validateNames("queue", a.Queue, "consumer tag", a.ConsumerTag); err != nil {
 		return err
 	}
 	args, err := toTable(a.Args)
@@ -538,7 +535,7 @@ func toDelivery(d *amqp.Delivery, tag uint64, queue, refusedKey string) *driver.
 
 // Get fetches one message with basic.get, or returns driver.ErrEmpty.
 func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.Delivery, error) {
-	if err := checkName("queue name", queue); err != nil {
+	if err := driver.ValidateName("queue", queue); err != nil {
 		return nil, err
 	}
 	type result struct {
