@@ -249,7 +249,15 @@ func TestRawAmqp091FailsOnDeepHeaders(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	d, err := ch.Get(tctx(t), q, false)
+	// RabbitMQ requeues the message when it notices the raw connection
+	// is gone.
+	var d *driver.Delivery
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if d, err = ch.Get(tctx(t), q, false); !errors.Is(err, driver.ErrEmpty) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	must(t, err)
 	if d.DecodeError == nil || !strings.Contains(d.DecodeError.Error(), "deeper than 32 levels") || d.Headers != nil {
 		t.Fatalf("transport Get: DecodeError %v, headers %v", d.DecodeError, d.Headers)
