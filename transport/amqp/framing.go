@@ -432,7 +432,9 @@ func (c *tableConn) Read(p []byte) (int, error) {
 				c.grow(min(2*len(c.rbuf), c.rscan.inspect+frameHeaderSize+1))
 			}
 		}
-		n, err := c.Conn.Read(c.rbuf[c.w:])
+		// At most readBufSize at a time: replaced tables can make what was
+		// read several times larger, and the buffer must not compound that.
+		n, err := c.Conn.Read(c.rbuf[c.w:min(len(c.rbuf), c.w+readBufSize)])
 		if n > 0 {
 			c.w += n
 			c.scan()

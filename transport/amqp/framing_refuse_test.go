@@ -136,19 +136,36 @@ func refusalFor(t *testing.T, table []byte) string {
 	return tw.Refused
 }
 
-// TestReadReplacesManyRefusedHeaders replaces a thousand small tables in
-// one read: each frame grows, and the buffer with them.
+// TestReadReplacesManyRefusedHeaders replaces thousands of small tables
+// arriving at once: each frame grows, and the buffer with them, but only
+// by what one read brings.
 func TestReadReplacesManyRefusedHeaders(t *testing.T) {
 	tag := append(shortstr("u"), 'U', 0, 1)
 	var in, want []byte
-	for i := range 1000 {
+	for i := range 20000 {
 		body := frame(3, 1, fmt.Appendf(nil, "body %d", i))
 		in = append(append(in, headerFrame(1, tag)...), body...)
 		want = append(append(want, headerFrameRaw(1, markerTable(testRefusedKey, refusalFor(t, tag)))...), body...)
 	}
-	for _, n := range []int{3, 1 << 20} {
-		if got := readThrough(in, n); !bytes.Equal(got, want) {
+	for _, n := range []int{3, len(in)} {
+		tc := newTableConn(&chunkConn{data: append([]byte(nil), in...), n: n}, 0)
+		tc.refusedKey = testRefusedKey
+		var got []byte
+		buf := make([]byte, 4096)
+		grown := 0
+		for {
+			k, err := tc.Read(buf)
+			got = append(got, buf[:k]...)
+			grown = max(grown, len(tc.rbuf))
+			if err != nil {
+				break
+			}
+		}
+		if !bytes.Equal(got, want) {
 			t.Fatalf("chunk %d: stream differs (len %d, want %d)", n, len(got), len(want))
+		}
+		if grown > minInspect {
+			t.Errorf("chunk %d: the read buffer grew to %d bytes", n, grown)
 		}
 	}
 }
