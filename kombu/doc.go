@@ -50,8 +50,13 @@
 // Consumers decode only the content types in their accept list (json,
 // text and raw data by default; pickle never): anything else goes to
 // OnDecodeError and is rejected without requeue, as is a body that cannot
-// be decompressed or decoded. Decompression is capped
+// be decompressed or decoded, or a message the transport could not read
+// whole (driver.Delivery.DecodeError). Decompression is capped
 // (Options.MaxDecompressedSize, 64 MiB by default).
+//
+// Header values follow one rule on every transport (see
+// driver.NormalizeHeaders): what a consumer gets is nil, bool, string,
+// int64, float64, map[string]any or []any, whatever the transport.
 //
 // Consumers come in three styles: Receive (pull), Consume with a Handler
 // (net/http style; returning nil acks, an error requeues), and kombu-style
