@@ -55,8 +55,9 @@
 // (Options.MaxDecompressedSize, 64 MiB by default).
 //
 // Header values follow one rule on every transport (see
-// driver.NormalizeHeaders): what a consumer gets is nil, bool, string,
-// int64, float64, map[string]any or []any, whatever the transport.
+// driver.NormalizeHeaders): a consumer gets a kombu-go publisher's headers
+// as nil, bool, string, int64, float64, map[string]any or []any, whatever
+// the transport.
 //
 // Consumers come in three styles: Receive (pull), Consume with a Handler
 // (net/http style; returning nil acks, an error requeues), and kombu-style
