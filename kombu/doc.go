@@ -50,9 +50,15 @@
 // Consumers decode only the content types in their accept list (json,
 // text and raw data by default; pickle never): anything else goes to
 // OnDecodeError and is rejected without requeue (unless the callback
-// settled it itself), as is a body that cannot be decompressed or decoded.
-// Decompression is capped (Options.MaxDecompressedSize, 64 MiB by
-// default).
+// settled it itself), as is a body that cannot be decompressed or decoded,
+// or a message the transport could not read whole
+// (driver.Delivery.DecodeError). Decompression is capped
+// (Options.MaxDecompressedSize, 64 MiB by default).
+//
+// Header values follow one rule on every transport (see
+// driver.NormalizeHeaders): a consumer gets a kombu-go publisher's headers
+// as nil, bool, string, int64, float64, map[string]any or []any, whatever
+// the transport.
 //
 // Consumers come in three styles: Receive (pull), Consume with a Handler
 // (net/http style; returning nil acks, an error requeues, a panic is

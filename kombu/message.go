@@ -74,9 +74,14 @@ func (ch *Channel) newMessage(d *driver.Delivery, noAck bool) *Message {
 }
 
 // prepare decompresses the body when the compression header says so and
-// checks the content type against accept. Errors wrap ErrDecode or
-// ErrContentDisallowed; the message is then never decoded.
+// checks the content type against accept. Errors wrap ErrDecode (also
+// when the transport could not read the delivery) or ErrContentDisallowed;
+// the message is then never decoded.
 func (m *Message) prepare(accept map[string]bool) error {
+	if m.delivery != nil && m.delivery.DecodeError != nil {
+		m.decodeErr = fmt.Errorf("%w: %w", ErrDecode, m.delivery.DecodeError)
+		return m.decodeErr
+	}
 	if v, ok := m.Headers["compression"]; ok {
 		name, _ := v.(string)
 		opts := &m.ch.conn.opts

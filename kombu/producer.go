@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/kombu-go/kombu/kombu/driver"
 )
@@ -191,15 +189,11 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 		// the body, and the caller may reuse its buffer.
 		data = append([]byte(nil), data...)
 	}
-	var headers map[string]any
-	if len(o.Headers) > 0 || o.Compression != "" || p.opts.Compression != "" {
-		headers = make(map[string]any, len(o.Headers)+1)
-	}
-	for k, v := range o.Headers {
-		if err := checkHeader(k, v); err != nil {
-			return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
-		}
-		headers[k] = cloneHeaderValue(v, 0)
+	// One rule for header values on every transport; the copy also keeps
+	// the caller's maps out of transports that hold on to the headers.
+	headers, err := driver.NormalizeHeaders(o.Headers)
+	if err != nil {
+		return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
 	}
 	compression := o.Compression
 	if compression == "" {
@@ -209,6 +203,9 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 		out, header, err := copts.Compressors.Compress(compression, data)
 		if err != nil {
 			return nil, &Error{Op: "producer.publish", Transport: p.conn.TransportName(), Name: ex.Name, Err: err}
+		}
+		if headers == nil {
+			headers = make(map[string]any, 1)
 		}
 		data, headers["compression"] = out, header
 	}
@@ -239,99 +236,6 @@ func (p *Producer) build(body any, o *PublishOptions) (*driver.Publishing, error
 		pub.Properties.Expiration = strconv.FormatInt(o.Expiration.Milliseconds(), 10)
 	}
 	return pub, nil
-}
-
-// checkHeader refuses header names and string values that are not valid
-// UTF-8: AMQP field tables and kombu's JSON envelope cannot carry them.
-// Strings nested in lists and tables are checked too, to a bounded depth.
-func checkHeader(k string, v any) error {
-	if k == "" || !utf8.ValidString(k) {
-		return fmt.Errorf("%w: header name %q is empty or not UTF-8", ErrInvalidArgument, k)
-	}
-	if !validUTF8Value(v, 0) {
-		return fmt.Errorf("%w: header %q value is not UTF-8", ErrInvalidArgument, k)
-	}
-	return nil
-}
-
-// validUTF8Value reports whether every string in v, and every key of its
-// nested tables, is valid UTF-8.
-func validUTF8Value(v any, depth int) bool {
-	if depth > 32 {
-		return true // deeper levels (and cycles) are left to the transport's encoder
-	}
-	switch x := v.(type) {
-	case string:
-		return utf8.ValidString(x)
-	case []any:
-		for _, e := range x {
-			if !validUTF8Value(e, depth+1) {
-				return false
-			}
-		}
-	case []string:
-		for _, e := range x {
-			if !utf8.ValidString(e) {
-				return false
-			}
-		}
-	case map[string]any:
-		for k, e := range x {
-			if !utf8.ValidString(k) || !validUTF8Value(e, depth+1) {
-				return false
-			}
-		}
-	case map[string]string:
-		for k, e := range x {
-			if !utf8.ValidString(k) || !utf8.ValidString(e) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// cloneHeaderValue copies the lists, tables and byte slices of a header
-// value, since the transport may keep the headers (memory queues them as
-// they are) while the caller reuses its maps.
-func cloneHeaderValue(v any, depth int) any {
-	if depth > 32 {
-		return v
-	}
-	switch x := v.(type) {
-	case []byte:
-		return slices.Clone(x)
-	case []any:
-		if x == nil {
-			return x
-		}
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = cloneHeaderValue(e, depth+1)
-		}
-		return out
-	case []string:
-		return slices.Clone(x)
-	case map[string]any:
-		if x == nil {
-			return x
-		}
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = cloneHeaderValue(e, depth+1)
-		}
-		return out
-	case map[string]string:
-		if x == nil {
-			return x
-		}
-		out := make(map[string]string, len(x))
-		for k, e := range x {
-			out[k] = e
-		}
-		return out
-	}
-	return v
 }
 
 func (p *Producer) publishOnce(ctx context.Context, pub *driver.Publishing, o *PublishOptions) error {

@@ -87,14 +87,27 @@ func (ch *Channel) begin(ctx context.Context) error {
 	return ch.checkOpen()
 }
 
+// validate checks a name with driver.ValidateName, then with the store's
+// own rules.
 func (ch *Channel) validate(kind, name string) error {
-	if err := routing.ValidateName(kind, name); err != nil {
+	if err := driver.ValidateName(kind, name); err != nil {
 		return err
 	}
 	if v, ok := ch.store.(NameValidator); ok && name != "" {
 		return v.ValidateName(kind, name)
 	}
 	return nil
+}
+
+// validateBinding checks the names of a binding.
+func (ch *Channel) validateBinding(b driver.Binding) error {
+	if err := ch.validate("queue", b.Queue); err != nil {
+		return err
+	}
+	if err := ch.validate("exchange", b.Exchange); err != nil {
+		return err
+	}
+	return ch.validate("routing key", b.RoutingKey)
 }
 
 // ExchangeDeclare implements driver.Channel.
@@ -124,6 +137,9 @@ func (ch *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error
 // ExchangeDelete implements driver.Channel.
 func (ch *Channel) ExchangeDelete(ctx context.Context, name string, ifUnused bool) error {
 	if err := ch.begin(ctx); err != nil {
+		return err
+	}
+	if err := ch.validate("exchange", name); err != nil {
 		return err
 	}
 	if name == "" || len(name) >= 4 && name[:4] == "amq." {
@@ -201,7 +217,7 @@ func (ch *Channel) QueueBind(ctx context.Context, b driver.Binding) error {
 	if err := ch.begin(ctx); err != nil {
 		return err
 	}
-	if err := ch.validate("routing key", b.RoutingKey); err != nil {
+	if err := ch.validateBinding(b); err != nil {
 		return err
 	}
 	if b.Exchange == "" {
@@ -238,6 +254,9 @@ func (ch *Channel) QueueUnbind(ctx context.Context, b driver.Binding) error {
 	if err := ch.begin(ctx); err != nil {
 		return err
 	}
+	if err := ch.validateBinding(b); err != nil {
+		return err
+	}
 	ch.conn.state.removeBinding(b)
 	return ch.forgetStoredBinding(ctx, b)
 }
@@ -259,6 +278,9 @@ func (ch *Channel) QueuePurge(ctx context.Context, queue string) (int, error) {
 	if err := ch.begin(ctx); err != nil {
 		return 0, err
 	}
+	if err := ch.validate("queue", queue); err != nil {
+		return 0, err
+	}
 	if known, err := ch.conn.queueKnown(ctx, queue); err != nil {
 		return 0, err
 	} else if !known {
@@ -270,6 +292,9 @@ func (ch *Channel) QueuePurge(ctx context.Context, queue string) (int, error) {
 // QueueDelete implements driver.Channel.
 func (ch *Channel) QueueDelete(ctx context.Context, queue string, ifUnused, ifEmpty bool) (int, error) {
 	if err := ch.begin(ctx); err != nil {
+		return 0, err
+	}
+	if err := ch.validate("queue", queue); err != nil {
 		return 0, err
 	}
 	_, consumers, _ := ch.conn.state.queue(queue)
@@ -377,6 +402,9 @@ func (ch *Channel) put(ctx context.Context, puts []QueuedEnvelope) error {
 // prepare validates and routes p, appending the envelopes to store to
 // dst. Fanout exchanges of Fanouter stores are published at once.
 func (ch *Channel) prepare(ctx context.Context, p *driver.Publishing, dst []QueuedEnvelope) ([]QueuedEnvelope, error) {
+	if err := ch.validate("exchange", p.Exchange); err != nil {
+		return dst, err
+	}
 	if err := ch.validate("routing key", p.RoutingKey); err != nil {
 		return dst, err
 	}
@@ -516,6 +544,9 @@ func (ch *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.D
 	if err := ch.begin(ctx); err != nil {
 		return nil, err
 	}
+	if err := ch.validate("queue", queue); err != nil {
+		return nil, err
+	}
 	if known, err := ch.conn.queueKnown(ctx, queue); err != nil {
 		return nil, err
 	} else if !known {
@@ -645,6 +676,12 @@ func (ch *Channel) consumerFor(queue string) *consumer {
 // Consume implements driver.Channel.
 func (ch *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := ch.validate("queue", a.Queue); err != nil {
+		return err
+	}
+	if err := ch.validate("consumer tag", a.ConsumerTag); err != nil {
 		return err
 	}
 	if known, err := ch.conn.queueKnown(ctx, a.Queue); err != nil {

@@ -97,7 +97,7 @@ func (e *Envelope) Marshal() ([]byte, error) {
 	b.WriteString(`,"headers":`)
 	if len(e.Headers) == 0 {
 		b.WriteString("{}")
-	} else if err := writeJSON(b, e.Headers); err != nil {
+	} else if err := writeHeaders(b, e.Headers); err != nil {
 		return nil, fmt.Errorf("envelope headers: %w", err)
 	}
 	b.WriteString(`,"properties":{`)

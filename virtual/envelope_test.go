@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"reflect"
 	"regexp"
 	"testing"
 	"time"
@@ -129,4 +130,36 @@ func FuzzUnmarshalEnvelope(f *testing.F) {
 			t.Fatalf("round trip changed the message")
 		}
 	})
+}
+
+// TestEnvelopeKeepsWholeFloats checks that a float64 header with an
+// integral value comes back a float64, as Python's json writes it (2.0),
+// not an int64.
+func TestEnvelopeKeepsWholeFloats(t *testing.T) {
+	h := map[string]any{
+		"two": 2.0, "zero": 0.0, "huge": 1e21, "half": 0.5, "int": int64(2),
+		"list": []any{3.0, int64(3)}, "map": map[string]any{"f": -4.0},
+	}
+	e := &virtual.Envelope{Message: driver.Message{Body: []byte("b"), Headers: h}}
+	data, err := e.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(data, []byte(`"two":2.0`)) {
+		t.Errorf("2.0 written without its decimal point: %s", data)
+	}
+	back, err := virtual.UnmarshalEnvelope(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{
+		"two": 2.0, "zero": 0.0, "huge": 1e21, "half": 0.5, "int": int64(2),
+		"list": []any{3.0, int64(3)}, "map": map[string]any{"f": -4.0},
+	}
+	if !reflect.DeepEqual(back.Headers, want) {
+		t.Errorf("headers came back as %#v", back.Headers)
+	}
+	if h["two"] != 2.0 || h["list"].([]any)[0] != 3.0 {
+		t.Errorf("Marshal changed the headers: %#v", h)
+	}
 }

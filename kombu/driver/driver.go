@@ -293,6 +293,12 @@ type Delivery struct {
 	RoutingKey  string
 	Queue       string // the queue it came from, where known
 	Redelivered bool
+	// DecodeError, when set, says the transport took the delivery off the
+	// queue but could not read all of it (an AMQP header table the client
+	// library refuses, say). kombu hands it to the decode-error path
+	// (ConsumerOptions.OnDecodeError, else a reject without requeue) and
+	// never to a handler. Settling the delivery must still work.
+	DecodeError error
 	// As lets users reach the transport's own delivery type (e.g.
 	// *amqp091.Delivery); it reports whether target was set.
 	As func(target any) bool

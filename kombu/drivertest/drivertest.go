@@ -52,11 +52,12 @@
 //
 // # Invalid names
 //
-// Names longer than AMQP's 255-byte short string limit are refused before
-// any I/O on every transport: virtual transports and amqp both return an
-// error wrapping kombu.ErrInvalidArgument. The suite also accepts
-// kombu.ErrPreconditionFailed for a broker that only refuses them on the
-// server side.
+// Every transport checks each queue name, exchange name, routing key and
+// consumer tag with driver.ValidateName before any I/O (at most 255 bytes,
+// valid UTF-8) and returns its error, which wraps kombu.ErrInvalidArgument
+// (Portability/InvalidNames). LongNames also accepts
+// kombu.ErrPreconditionFailed for a broker that only refuses long names on
+// the server side.
 //
 // # Messages with no content type
 //
@@ -161,6 +162,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Handlers", handlerCases},
 		{"Concurrency", concurrencyCases},
 		{"BadInput", badInputCases},
+		{"Portability", portabilityCases},
 		{"TTL", ttlCases},
 		{"Pools", poolCases},
 	}

@@ -213,13 +213,7 @@ func testNonUTF8Headers(e *env) {
 			e.t.Errorf("publish with a non-UTF-8 header %s: %v, want ErrInvalidArgument", name, err)
 		}
 	}
-	e.sendTo(p, q.Name, "control")
-	e.eventuallyLen(q, 1)
-	c := e.consumer(nil, []kombu.Queue{q}, nil)
-	if got := e.recvAck(c); got != "control" {
-		e.t.Errorf("received %q, want only the control message", got)
-	}
-	e.expectNone(c)
+	e.expectOnlyControl(p, q)
 }
 
 func testBinaryBodies(e *env) {

@@ -379,6 +379,11 @@ func (c *Channel) bumpBase(g *gen) {
 }
 
 func (c *Channel) handleReturn(g *gen, r amqp.Return) {
+	headers := fromTable(r.Headers)
+	if reason, refused := refusedHeaders(r.Headers, c.conn.refusedKey); refused {
+		// A Return has no decode-error path: say why the headers are gone.
+		headers = map[string]any{refusedName: reason}
+	}
 	ret := driver.Return{
 		ReplyCode:  int(r.ReplyCode),
 		ReplyText:  r.ReplyText,
@@ -388,7 +393,7 @@ func (c *Channel) handleReturn(g *gen, r amqp.Return) {
 			Body:            r.Body,
 			ContentType:     r.ContentType,
 			ContentEncoding: r.ContentEncoding,
-			Headers:         fromTable(r.Headers),
+			Headers:         headers,
 			Properties: driver.Properties{
 				DeliveryMode:  r.DeliveryMode,
 				Priority:      r.Priority,
@@ -492,9 +497,23 @@ func notSent(err error) bool {
 	return errors.As(err, &ae) && ae == amqp.ErrClosed
 }
 
-func checkName(kind, s string) error {
+// checkShortstr checks a message property that AMQP sends as a short
+// string. Names (queues, exchanges, routing keys, consumer tags) go through
+// driver.ValidateName instead, which also requires UTF-8: RabbitMQ closes
+// the connection on a name that is not.
+func checkShortstr(kind, s string) error {
 	if len(s) > 255 {
 		return fmt.Errorf("%w: %s longer than 255 bytes", driver.ErrInvalidArgument, kind)
+	}
+	return nil
+}
+
+// validateNames checks kind/name pairs with driver.ValidateName.
+func validateNames(kindNames ...string) error {
+	for i := 0; i+1 < len(kindNames); i += 2 {
+		if err := driver.ValidateName(kindNames[i], kindNames[i+1]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -504,7 +523,7 @@ func checkName(kind, s string) error {
 // (driver.ErrAccessRefused) but accepts redeclaring its predeclared amq.*
 // exchanges with their own attributes.
 func (c *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error {
-	if err := checkName("exchange name", e.Name); err != nil {
+	if err := driver.ValidateName("exchange", e.Name); err != nil {
 		return err
 	}
 	typ := e.Type
@@ -531,8 +550,8 @@ func (c *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error 
 
 // ExchangeDelete deletes an exchange. A missing exchange is not an error.
 func (c *Channel) ExchangeDelete(ctx context.Context, name string, ifUnused bool) error {
-	if len(name) > 255 {
-		return nil // cannot exist
+	if err := driver.ValidateName("exchange", name); err != nil {
+		return err
 	}
 	err := c.do(ctx, func(ch *amqp.Channel) error { return ch.ExchangeDelete(name, ifUnused, false) })
 	if errors.Is(err, driver.ErrNotFound) {
@@ -544,10 +563,8 @@ func (c *Channel) ExchangeDelete(ctx context.Context, name string, ifUnused bool
 // ExchangeBind binds destination to source (RabbitMQ exchange-to-exchange
 // binding).
 func (c *Channel) ExchangeBind(ctx context.Context, destination, source, routingKey string, args map[string]any) error {
-	for _, n := range []string{destination, source, routingKey} {
-		if err := checkName("name", n); err != nil {
-			return err
-		}
+	if err := validateNames("exchange", destination, "exchange", source, "routing key", routingKey); err != nil {
+		return err
 	}
 	t, err := toTable(args)
 	if err != nil {
@@ -558,10 +575,8 @@ func (c *Channel) ExchangeBind(ctx context.Context, destination, source, routing
 
 // ExchangeUnbind removes an exchange-to-exchange binding.
 func (c *Channel) ExchangeUnbind(ctx context.Context, destination, source, routingKey string, args map[string]any) error {
-	for _, n := range []string{destination, source, routingKey} {
-		if err := checkName("name", n); err != nil {
-			return err
-		}
+	if err := validateNames("exchange", destination, "exchange", source, "routing key", routingKey); err != nil {
+		return err
 	}
 	t, err := toTable(args)
 	if err != nil {
@@ -572,7 +587,7 @@ func (c *Channel) ExchangeUnbind(ctx context.Context, destination, source, routi
 
 // QueueDeclare declares q (or checks it exists, with q.Passive).
 func (c *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.QueueInfo, error) {
-	if err := checkName("queue name", q.Name); err != nil {
+	if err := driver.ValidateName("queue", q.Name); err != nil {
 		return driver.QueueInfo{}, err
 	}
 	args, err := toTable(q.Args)
@@ -613,10 +628,8 @@ func (c *Channel) QueueUnbind(ctx context.Context, b driver.Binding) error {
 // binding checks b's names and arguments, then runs op unless b is on the
 // default exchange, where every queue is bound already.
 func (c *Channel) binding(ctx context.Context, b driver.Binding, op func(*amqp.Channel, amqp.Table) error) error {
-	for _, n := range []string{b.Queue, b.Exchange, b.RoutingKey} {
-		if err := checkName("name", n); err != nil {
-			return err
-		}
+	if err := validateNames("queue", b.Queue, "exchange", b.Exchange, "routing key", b.RoutingKey); err != nil {
+		return err
 	}
 	t, err := toTable(b.Args)
 	if err != nil {
@@ -633,7 +646,7 @@ func (c *Channel) binding(ctx context.Context, b driver.Binding, op func(*amqp.C
 
 // QueuePurge removes the ready messages of queue.
 func (c *Channel) QueuePurge(ctx context.Context, queue string) (int, error) {
-	if err := checkName("queue name", queue); err != nil {
+	if err := driver.ValidateName("queue", queue); err != nil {
 		return 0, err
 	}
 	var n int
@@ -647,8 +660,8 @@ func (c *Channel) QueuePurge(ctx context.Context, queue string) (int, error) {
 
 // QueueDelete deletes queue; a missing queue is not an error.
 func (c *Channel) QueueDelete(ctx context.Context, queue string, ifUnused, ifEmpty bool) (int, error) {
-	if len(queue) > 255 {
-		return 0, nil // cannot exist
+	if err := driver.ValidateName("queue", queue); err != nil {
+		return 0, err
 	}
 	var n int
 	err := c.do(ctx, func(ch *amqp.Channel) error {

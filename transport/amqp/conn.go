@@ -70,7 +70,7 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 		}
 		nc = tc
 	}
-	tconn := newTableConn(nc)
+	tconn := newTableConn(nc, o.FrameMax)
 
 	cfg := amqp.Config{
 		Vhost:      o.VHost,
@@ -120,13 +120,16 @@ func (c *Connector) Connect(ctx context.Context) (driver.Conn, error) {
 	// The handshake is over: no deadline from now on; heartbeats set read
 	// deadlines themselves.
 	_ = nc.SetDeadline(time.Time{})
-	return newConn(ac, o), nil
+	return newConn(ac, o, tconn.refusedKey), nil
 }
 
 // Conn is one AMQP connection. It implements driver.Conn and driver.Pinger.
 type Conn struct {
 	ac   *amqp.Connection
 	opts *Options
+	// refusedKey marks a headers table that the socket wrapper replaced
+	// (see framing.go).
+	refusedKey string
 
 	mu       sync.Mutex
 	channels map[*Channel]struct{}
@@ -149,14 +152,15 @@ var (
 	_ driver.Pinger = (*Conn)(nil)
 )
 
-func newConn(ac *amqp.Connection, o *Options) *Conn {
+func newConn(ac *amqp.Connection, o *Options, refusedKey string) *Conn {
 	c := &Conn{
-		ac:        ac,
-		opts:      o,
-		channels:  make(map[*Channel]struct{}),
-		unblocked: make(chan struct{}),
-		done:      make(chan struct{}),
-		drainDone: make(chan struct{}),
+		ac:         ac,
+		opts:       o,
+		refusedKey: refusedKey,
+		channels:   make(map[*Channel]struct{}),
+		unblocked:  make(chan struct{}),
+		done:       make(chan struct{}),
+		drainDone:  make(chan struct{}),
 	}
 	close(c.unblocked)
 	closes := ac.NotifyClose(make(chan *amqp.Error, 1))

@@ -18,10 +18,7 @@ import (
 // driver.ErrPreconditionFailed without asking the broker (RabbitMQ would
 // close the whole connection).
 func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
-	if err := checkName("queue name", a.Queue); err != nil {
-		return err
-	}
-	if err := checkName("consumer tag", a.ConsumerTag); err != nil {
+	if err := validateNames("queue", a.Queue, "consumer tag", a.ConsumerTag); err != nil {
 		return err
 	}
 	args, err := toTable(a.Args)
@@ -482,16 +479,22 @@ func (c *Channel) acceptLocked(it item) *driver.Delivery {
 	if !it.noAck {
 		c.unacked[tag] = it.g
 	}
-	return toDelivery(&it.d, tag, it.cons.queue)
+	return toDelivery(&it.d, tag, it.cons.queue, c.conn.refusedKey)
 }
 
-func toDelivery(d *amqp.Delivery, tag uint64, queue string) *driver.Delivery {
+// toDelivery converts d. Headers that the socket wrapper replaced with
+// the marker table under refusedKey (see framing.go) become DecodeError.
+func toDelivery(d *amqp.Delivery, tag uint64, queue, refusedKey string) *driver.Delivery {
 	var h map[string]any
-	if d.Headers != nil {
+	var decodeErr error
+	if reason, refused := refusedHeaders(d.Headers, refusedKey); refused {
+		decodeErr = fmt.Errorf("amqp: the message's headers cannot be read (%s); they were dropped", reason)
+	} else if d.Headers != nil {
 		h = fromTable(d.Headers)
 	}
 	raw := *d
 	return &driver.Delivery{
+		DecodeError: decodeErr,
 		Message: driver.Message{
 			Body:            d.Body,
 			ContentType:     d.ContentType,
@@ -532,7 +535,7 @@ func toDelivery(d *amqp.Delivery, tag uint64, queue string) *driver.Delivery {
 
 // Get fetches one message with basic.get, or returns driver.ErrEmpty.
 func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.Delivery, error) {
-	if err := checkName("queue name", queue); err != nil {
+	if err := driver.ValidateName("queue", queue); err != nil {
 		return nil, err
 	}
 	type result struct {
@@ -586,7 +589,7 @@ func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.De
 	if !noAck {
 		c.unacked[tag] = g
 	}
-	return toDelivery(&r.d, tag, queue), nil
+	return toDelivery(&r.d, tag, queue, c.conn.refusedKey), nil
 }
 
 // settle validates tag (and, with multiple, every earlier unsettled tag)

@@ -103,8 +103,20 @@
 // py-amqp writes large integers with the tag 'L', which amqp091-go cannot
 // decode (it closes the connection): a wrapper around the socket rewrites
 // 'L' to 'l' inside content-header frames on the way in (same width), and
-// 'l' to 'L' on the way out (py-amqp reads 'l' as unsigned). Nothing else
-// on the wire changes.
+// 'l' to 'L' on the way out (py-amqp reads 'l' as unsigned).
+//
+// # Headers amqp091-go cannot read
+//
+// RabbitMQ and py-amqp accept header tables that amqp091-go v1.16.0 refuses
+// by closing the whole connection: tables and arrays nested more than 32
+// deep, more than 8192 entries in one, field types it does not know. Such
+// a message would come back to the head of its queue and kill every later
+// consumer. The same socket wrapper replaces its headers table on the way
+// in with a one-entry marker table; the delivery then carries no headers
+// and a driver.Delivery.DecodeError saying why, so kombu reports it
+// through the decode-error path and rejects it (a dead-letter exchange gets
+// it whole), and the connection lives. A driver.Return carries the reason
+// under the header "x-kombu-go-refused-headers" instead.
 //
 // # Extensions
 //

@@ -14,14 +14,16 @@ import (
 // toPublishing converts a driver message. Delivery mode 0 becomes 2
 // (persistent), kombu's default.
 func toPublishing(p *driver.Publishing) (amqp.Publishing, error) {
+	if err := validateNames("exchange", p.Exchange, "routing key", p.RoutingKey); err != nil {
+		return amqp.Publishing{}, err
+	}
 	for _, s := range []struct{ k, v string }{
-		{"exchange", p.Exchange}, {"routing key", p.RoutingKey},
 		{"content type", p.ContentType}, {"content encoding", p.ContentEncoding},
 		{"correlation id", p.Properties.CorrelationID}, {"reply to", p.Properties.ReplyTo},
 		{"expiration", p.Properties.Expiration}, {"message id", p.Properties.MessageID},
 		{"type", p.Properties.Type}, {"user id", p.Properties.UserID}, {"app id", p.Properties.AppID},
 	} {
-		if err := checkName(s.k, s.v); err != nil {
+		if err := checkShortstr(s.k, s.v); err != nil {
 			return amqp.Publishing{}, err
 		}
 	}

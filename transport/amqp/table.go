@@ -1,9 +1,9 @@
 package amqp
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
-	"reflect"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -17,7 +17,8 @@ import (
 //   - every integer type becomes int32 ('I') when it fits, else int64
 //     (written 'l' by amqp091-go and turned into 'L' on the wire, which
 //     py-amqp reads as signed); uint64 above MaxInt64 is refused;
-//   - float32 becomes float64 ('d'), as py-amqp writes floats;
+//   - float32 and json.Number become what driver.NormalizeHeaderValue
+//     makes of them: float64 ('d', as py-amqp writes floats) or int64;
 //   - string ('S'), []byte ('x'), bool ('t'), nil ('V'), time.Time ('T'),
 //     amqp091.Decimal ('D'), maps with string keys ('F') and slices ('A').
 //
@@ -55,8 +56,14 @@ func toField(v any) (any, error) {
 		return v, nil
 	case time.Time:
 		return v, nil
-	case float32:
-		return float64(v), nil
+	case float32, json.Number:
+		// As on every transport (driver.NormalizeHeaderValue): float32(0.1)
+		// is 0.1, a json.Number is the number it spells, not its text.
+		n, err := driver.NormalizeHeaderValue(v)
+		if err != nil {
+			return nil, err
+		}
+		return toField(n)
 	case int:
 		return intField(int64(v)), nil
 	case int8:
@@ -92,32 +99,13 @@ func toField(v any) (any, error) {
 		}
 		return out, nil
 	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Slice, reflect.Array:
-		out := make([]any, rv.Len())
-		for i := range out {
-			f, err := toField(rv.Index(i).Interface())
-			if err != nil {
-				return nil, err
-			}
-			out[i] = f
-		}
-		return out, nil
-	case reflect.Map:
-		if rv.Type().Key().Kind() != reflect.String {
-			break
-		}
-		m := make(map[string]any, rv.Len())
-		iter := rv.MapRange()
-		for iter.Next() {
-			m[iter.Key().String()] = iter.Value().Interface()
-		}
-		return toTable(m)
-	case reflect.String:
-		return rv.String(), nil
+	// Typed slices, maps and named types: converted by the rule of every
+	// transport, then encoded.
+	n, err := driver.NormalizeHeaderValue(v)
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("%w: cannot send %T in an AMQP field table", driver.ErrInvalidArgument, v)
+	return toField(n)
 }
 
 func uintField(v uint64) (any, error) {
