@@ -152,9 +152,18 @@
 //
 // A server that cannot be reached when dialling gives an error wrapping
 // driver.ErrConnectionLost, and refused credentials one wrapping
-// driver.ErrAccessRefused; later go-redis errors are wrapped with the
-// operation ("redis take: ..."), and context errors are returned as they
-// are.
+// driver.ErrAccessRefused. go-redis never sends a command twice (its
+// retries are off: a command whose reply was lost may have run). A
+// failed connection, a socket timeout or a LOADING, BUSY, MASTERDOWN,
+// READONLY or TRYAGAIN reply wrap driver.ErrConnectionLost, except for a
+// publish (LPUSH, PUBLISH) that may have reached redis: that one wraps
+// driver.ErrUnconfirmed, which kombu never retries, so a publish is stored
+// at most once. A fetch whose reply was lost is undone as soon as redis
+// answers (what it moved to unacked goes back to the front of its queue;
+// see takeScript's score) and tried again, at most twice. Other error
+// replies are wrapped with the operation ("redis take: ..."), context
+// errors are returned as they are, and errors after Close wrap
+// driver.ErrClosed.
 //
 // # As
 //

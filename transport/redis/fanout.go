@@ -120,7 +120,7 @@ func (s *Store) PutFanout(ctx context.Context, exchange, routingKey string, env 
 	if err != nil {
 		return err
 	}
-	return wrapErr("PUBLISH", s.rdb.Publish(ctx, s.k.fanoutChannel(exchange, routingKey), data).Err())
+	return s.wrapWrite(ctx, "PUBLISH", s.rdb.Publish(ctx, s.k.fanoutChannel(exchange, routingKey), data).Err())
 }
 
 // BindFanout implements virtual.Fanouter: PSUBSCRIBE to the exchange's
@@ -172,7 +172,7 @@ func (s *Store) BindFanout(ctx context.Context, exchange, routingKey, queue stri
 	if len(subscribe) > 0 {
 		if err := f.ps.PSubscribe(ctx, subscribe...); err != nil {
 			undo()
-			return wrapErr("PSUBSCRIBE", err)
+			return s.wrap(ctx, "PSUBSCRIBE", err)
 		}
 	}
 	t := time.NewTimer(10 * time.Second)
@@ -245,7 +245,7 @@ func (s *Store) UnbindFanout(ctx context.Context, exchange, routingKey, queue st
 	}
 	f.mu.Unlock()
 	if len(gone) > 0 {
-		return wrapErr("PUNSUBSCRIBE", f.ps.PUnsubscribe(ctx, gone...))
+		return s.wrap(ctx, "PUNSUBSCRIBE", f.ps.PUnsubscribe(ctx, gone...))
 	}
 	return nil
 }

@@ -52,7 +52,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	return wrapErr("PING", s.rdb.Ping(ctx).Err())
+	return s.wrap(ctx, "PING", s.rdb.Ping(ctx).Err())
 }
 
 var (

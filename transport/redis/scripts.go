@@ -110,7 +110,10 @@ const anchorMember = "kombu-go.anchor: keeps this key in the skiplist and hashta
 // The unacked_index score, now, is the delivery's identity: the caller
 // makes it unique to the store (strictly increasing microseconds) and
 // remembers it, and acks, requeues and lease extensions act only when the
-// entry still has a score the caller gave it. One made after the delivery's
+// entry still has a score the caller gave it. It is also the take's
+// identity (see loseTake): a take that would record something refuses,
+// with an empty reply and before doing anything, a score that an entry
+// already has, and the caller takes again with another. One made after the delivery's
 // visibility timeout expired, and the message was restored and delivered
 // again under the same tag (with a later score), leaves the new delivery
 // alone.
@@ -382,6 +385,10 @@ return {fan, out}
 // delivery tag) is left in pre for the general part, whose pop loop then
 // takes it instead of popping.
 const takeFastSrc = `
+if (ARGV[2] ~= '0' or ARGV[4] ~= '0') and redis.call('ZCOUNT', KEYS[2], ARGV[1], ARGV[1]) > 0 then
+  -- The score is another take's: it would not identify this one.
+  return {}
+end
 local pre
 if ARGV[4] == '0' and ARGV[2] == '1' and (ARGV[3] == '0' or (ARGV[3] == '1' and not string.find(ARGV[7], ' ', 1, true))) then
   local b = 6

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,6 +84,7 @@ func newClient(o *Options) *redis.Client {
 			TLSConfig:             o.TLS,
 			DisableIdentity:       true,
 			Protocol:              2,
+			MaxRetries:            -1, // see errors.go
 		})
 	}
 	return redis.NewClient(&redis.Options{
@@ -96,6 +96,7 @@ func newClient(o *Options) *redis.Client {
 		ReadTimeout:              o.SocketTimeout,
 		WriteTimeout:             o.SocketTimeout,
 		ContextTimeoutEnabled:    true,
+		MaxRetries:               -1, // see errors.go
 		PoolSize:                 o.MaxConnections,
 		TLSConfig:                o.TLS,
 		DisableIdentity:          true,
@@ -137,6 +138,11 @@ type Store struct {
 	sweepMu   sync.Mutex // one sweep at a time per store
 	lastSweep atomic.Int64
 	lastScore atomic.Int64 // microseconds of the last takeScore
+
+	undoMu      sync.Mutex // one undoLostTakes at a time
+	lostMu      sync.Mutex
+	lost        []*lostTake // takes whose reply was lost; see loseTake
+	lostPending atomic.Bool // len(lost) > 0
 }
 
 func newStore(o *Options, rdb *redis.Client) *Store {
@@ -147,26 +153,6 @@ func newStore(o *Options, rdb *redis.Client) *Store {
 func (s *Store) Client() *redis.Client { return s.rdb }
 
 var errStoreClosed = fmt.Errorf("%w: redis store", driver.ErrClosed)
-
-// wrapErr classifies a go-redis error: context errors unwrapped, a client
-// that could not dial as ErrConnectionLost (the command surely did not
-// run), a closed client as ErrClosed.
-func wrapErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	if errors.Is(err, redis.ErrClosed) {
-		return fmt.Errorf("%w: redis %s: %w", driver.ErrClosed, op, err)
-	}
-	var op2 *net.OpError
-	if errors.As(err, &op2) && op2.Op == "dial" {
-		return fmt.Errorf("%w: redis %s: %w", driver.ErrConnectionLost, op, err)
-	}
-	return fmt.Errorf("redis %s: %w", op, err)
-}
 
 // isAuthError reports whether redis refused the credentials (retrying the
 // same ones cannot help).
@@ -195,7 +181,7 @@ func (s *Store) Put(ctx context.Context, queue string, env *virtual.Envelope) er
 	}
 	err = s.rdb.LPush(ctx, s.k.list(queue, s.k.step(env.Properties.Priority)), data).Err()
 	if err != nil {
-		return wrapErr("LPUSH", err)
+		return s.wrapWrite(ctx, "LPUSH", err)
 	}
 	s.hub.notify()
 	return nil
@@ -262,7 +248,7 @@ func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) er
 		if n > 0 {
 			s.hub.notify()
 		}
-		return &driver.BatchError{Published: n, Err: wrapErr("LPUSH", err)}
+		return &driver.BatchError{Published: n, Err: s.wrapWrite(ctx, "LPUSH", err)}
 	}
 	s.hub.notify()
 	return nil
@@ -279,7 +265,7 @@ func (s *Store) Size(ctx context.Context, queue string) (int, error) {
 		cmds = append(cmds, pipe.LLen(ctx, l))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, wrapErr("LLEN", err)
+		return 0, s.wrap(ctx, "LLEN", err)
 	}
 	n := 0
 	for _, c := range cmds {
@@ -303,7 +289,7 @@ func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, wrapErr("purge", err)
+		return 0, s.wrap(ctx, "purge", err)
 	}
 	n := 0
 	for _, c := range cmds {
@@ -326,7 +312,7 @@ func (s *Store) Delete(ctx context.Context, queue string) error {
 		return nil
 	})
 	if err != nil {
-		return wrapErr("DEL", err)
+		return s.wrap(ctx, "DEL", err)
 	}
 	s.dropFanoutQueue(queue)
 	return nil
@@ -339,7 +325,7 @@ func (s *Store) DeclareQueue(ctx context.Context, q driver.Queue) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	return wrapErr("SADD", s.rdb.SAdd(ctx, s.k.queues, q.Name).Err())
+	return s.wrap(ctx, "SADD", s.rdb.SAdd(ctx, s.k.queues, q.Name).Err())
 }
 
 // QueueExists implements virtual.QueueStore. A queue exists when a
@@ -356,7 +342,7 @@ func (s *Store) QueueExists(ctx context.Context, name string) (bool, error) {
 	lists := pipe.Exists(ctx, s.k.lists(name)...)
 	rows := pipe.SMembers(ctx, s.k.binding(name))
 	if _, err := pipe.Exec(ctx); err != nil {
-		return false, wrapErr("EXISTS", err)
+		return false, s.wrap(ctx, "EXISTS", err)
 	}
 	if member.Val() || lists.Val() > 0 {
 		return true, nil
@@ -381,7 +367,7 @@ func (s *Store) AddBinding(ctx context.Context, b virtual.StoredBinding) error {
 	}
 	defer s.hub.invalidate(b.Exchange)
 	err := s.rdb.SAdd(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue)).Err()
-	return wrapErr("SADD", err)
+	return s.wrap(ctx, "SADD", err)
 }
 
 // RemoveBinding implements virtual.BindingStore: SREM of the exact member.
@@ -391,7 +377,7 @@ func (s *Store) RemoveBinding(ctx context.Context, b virtual.StoredBinding) erro
 	}
 	defer s.hub.invalidate(b.Exchange)
 	err := s.rdb.SRem(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue)).Err()
-	return wrapErr("SREM", err)
+	return s.wrap(ctx, "SREM", err)
 }
 
 // Bindings implements virtual.BindingStore: SMEMBERS of the exchange's
@@ -412,7 +398,7 @@ func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.Stored
 	at := time.Now()
 	members, err := s.rdb.SMembers(ctx, s.k.binding(exchange)).Result()
 	if err != nil {
-		return nil, wrapErr("SMEMBERS", err)
+		return nil, s.wrap(ctx, "SMEMBERS", err)
 	}
 	rows := make([]virtual.StoredBinding, 0, len(members))
 	for _, m := range members {
@@ -586,9 +572,51 @@ func (s *Store) plan(queues []string, key string) *pollPlan {
 	return p
 }
 
-// take runs takeScript once: pending acks, buffered broadcasts of queues,
-// then up to max envelopes from the lists.
+// takeRetries is how many times a take is sent again after a connection
+// failure, once what the failed one may have moved is back in its queue.
+const takeRetries = 2
+
+// errScoreTaken is takeOnce's error when another consumer's deliveries
+// already have the take's score (see takeScript): take again with another.
+var errScoreTaken = errors.New("redis take: score in use")
+
+// take runs takeScript: pending acks, buffered broadcasts of queues, then
+// up to max envelopes from the lists. After a connection failure it sends
+// the take again (at most takeRetries times), but only once the failed
+// take is undone (see loseTake), so that no retry can hide a message.
 func (s *Store) take(ctx context.Context, queues []string, max int, key string) ([]virtual.Item, error) {
+	if s.lostPending.Load() {
+		if err := s.undoLostTakes(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	for attempt, collisions := 0, 0; ; {
+		items, err := s.takeOnce(ctx, queues, max, key)
+		switch {
+		case err == nil:
+			return items, nil
+		case errors.Is(err, errScoreTaken) && collisions < 10:
+			collisions++
+			continue
+		case attempt >= takeRetries || ctx.Err() != nil || s.lostPending.Load() || !errors.Is(err, driver.ErrConnectionLost):
+			return nil, err
+		}
+		attempt++
+		t := time.NewTimer(time.Duration(attempt) * 50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-s.done:
+			t.Stop()
+			return nil, errStoreClosed
+		}
+	}
+}
+
+// takeOnce runs takeScript once.
+func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key string) ([]virtual.Item, error) {
 	published := s.hub.published.Load()
 	acks := s.stealAcks()
 	fan := s.takeFanout(queues, max)
@@ -614,13 +642,28 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		args = append(args, p.names...)
 	}
 	reply, err := takeScript.Run(ctx, s.rdb, keys, args...).Slice()
-	if err == nil && len(reply) != 2 {
-		err = errors.New("malformed script reply")
-	}
 	if err != nil {
 		s.returnAcks(acks)
+		if isReply(err) || neverSent(err) {
+			// The script did not run (or failed as a whole).
+			s.returnFanout(fan)
+			return nil, s.wrap(ctx, "take", err)
+		}
+		// The script may have run and moved messages to unacked: restore
+		// them now rather than after the visibility timeout.
+		s.loseTake(score, fan)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lostTakeUndoTimeout)
+		_ = s.undoLostTakes(uctx, true)
+		cancel()
+		return nil, s.wrap(ctx, "take", err)
+	}
+	if len(reply) == 0 {
+		s.returnAcks(acks)
 		s.returnFanout(fan)
-		return nil, wrapErr("take", err)
+		return nil, errScoreTaken
+	}
+	if len(reply) != 2 {
+		return nil, errors.New("redis take: malformed script reply")
 	}
 	fanTags, _ := reply[0].([]any)
 	res, _ := reply[1].([]any)
@@ -677,12 +720,15 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 // takeScore is the unacked_index score of a take's deliveries: the time in
 // microseconds, as nowScore, but strictly greater than the store's previous
 // one, so that no two deliveries of the store get the same score (it is a
-// delivery's identity; see takeScript).
+// delivery's identity; see takeScript). Take scores are even numbers of
+// microseconds and leaseScore's odd, so that a lease extension never gives
+// an entry the score of a take.
 func (s *Store) takeScore() string {
 	now := time.Now().UnixMicro()
+	now += now & 1
 	for {
 		last := s.lastScore.Load()
-		us := max(now, last+1)
+		us := max(now, last+2)
 		if s.lastScore.CompareAndSwap(last, us) {
 			return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64)
 		}
@@ -692,6 +738,13 @@ func (s *Store) takeScore() string {
 // nowScore is kombu's unacked_index score: Unix time in float seconds.
 func nowScore(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixMicro())/1e6, 'f', 6, 64)
+}
+
+// leaseScore is nowScore rounded to an odd number of microseconds, the
+// score of entries whose lease moved (see takeScore).
+func leaseScore(t time.Time) string {
+	us := t.UnixMicro() | 1
+	return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64)
 }
 
 // unackedRecord is the unacked hash value kombu writes:
@@ -863,7 +916,7 @@ func (s *Store) flushAcks(ctx context.Context) error {
 	}
 	if err := takeScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		s.returnAcks(acks)
-		return wrapErr("ack", err)
+		return s.wrap(ctx, "ack", err)
 	}
 	return nil
 }
@@ -895,7 +948,7 @@ func (s *Store) restoreOwn(ctx context.Context, r *receipt, dir string) error {
 	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, s.k.list(r.queue, s.k.step(r.priority))}
 	err = restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", payload, dir).Err()
 	if err != nil {
-		return wrapErr("requeue", err)
+		return s.wrap(ctx, "requeue", err)
 	}
 	s.hub.notify()
 	return nil
@@ -913,7 +966,7 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	score := nowScore(time.Now().Add(d - s.o.VisibilityTimeout))
+	score := leaseScore(time.Now().Add(d - s.o.VisibilityTimeout))
 	// The new score joins the receipt's before it is set, so that acks
 	// made after ExtendLease returns (or fails) match whichever is current.
 	r.mu.Lock()
@@ -922,7 +975,7 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 	r.mu.Unlock()
 	n, err := extendScript.Run(ctx, s.rdb, []string{s.k.unackedIndex}, r.tag, own, score).Int()
 	if err != nil {
-		return wrapErr("extend lease", err)
+		return s.wrap(ctx, "extend lease", err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: redis: the lease of delivery %q has expired and it was restored", driver.ErrPreconditionFailed, r.tag)
@@ -939,6 +992,9 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err = s.flushAcks(ctx)
+		if s.lostPending.Load() {
+			err = errors.Join(err, s.undoLostTakes(ctx, false))
+		}
 		s.closed.Store(true)
 		s.ackMu.Lock()
 		if s.ackTimer != nil {
