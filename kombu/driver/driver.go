@@ -293,10 +293,24 @@ type Delivery struct {
 	RoutingKey  string
 	Queue       string // the queue it came from, where known
 	Redelivered bool
+	// DecodeError is set when the transport could not decode what the
+	// broker handed it (a redis list element that is not a kombu
+	// envelope, ...). Body then holds the raw bytes as received, cut to
+	// RawBodyLimit, and only Tag, ConsumerTag, Queue and Redelivered are
+	// meaningful. kombu hands such a delivery to the consumer's decode
+	// error path. Settling works as usual, except that a reject without
+	// requeue (or a no-ack delivery) never deletes it: the transport moves
+	// it where an operator can find it (its queue's dead-letter exchange,
+	// or a place the transport documents).
+	DecodeError error
 	// As lets users reach the transport's own delivery type (e.g.
 	// *amqp091.Delivery); it reports whether target was set.
 	As func(target any) bool
 }
+
+// RawBodyLimit bounds Delivery.Body when DecodeError is set: enough to
+// see what the bytes are, not a copy of a huge payload.
+const RawBodyLimit = 64 << 10
 
 // Return is an unroutable mandatory message handed back by the broker.
 type Return struct {

@@ -118,8 +118,13 @@
 // Close returns. If the process dies in between, the message is delivered
 // again after the visibility timeout. Reject with requeue, Recover and
 // Close put unacked messages back at the front of their queue (the list of
-// their priority), marked redelivered. A message that is not a kombu
-// envelope is dropped when taken.
+// their priority), marked redelivered.
+//
+// A value in a queue that is not a kombu envelope is never dropped: it
+// reaches the consumer's decode error path (driver.Delivery.DecodeError,
+// kombu's OnDecodeError) with its raw bytes, and a reject moves it to the
+// queue's poison list "_kombu_go.poison.<queue>" (see Store.Quarantine),
+// or to the queue's dead-letter exchange when it has one.
 //
 // Redis has no command that blocks on several lists and moves the element
 // atomically, so an idle consumer polls: after an empty poll it pauses

@@ -16,6 +16,14 @@ const bindingKeyPrefix = "_kombu.binding."
 // message). Python ignores it.
 const queuesKey = "_kombu_go.queues"
 
+// ownKeyPrefix starts every key kombu-go adds to Python kombu's; queue
+// names cannot start with it.
+const ownKeyPrefix = "_kombu_go."
+
+// poisonKeyPrefix starts the poison list of each queue: where the bytes
+// found in a queue that are not a kombu message go (see Store.Quarantine).
+const poisonKeyPrefix = ownKeyPrefix + "poison."
+
 // keys computes every redis key and pub/sub channel name from the options,
 // global_keyprefix included.
 type keys struct {
@@ -92,6 +100,11 @@ func (k *keys) pollOrder(queues []string) (keys []string, owner []int) {
 	return keys, owner
 }
 
+// poison is the (prefixed) poison list of queue.
+func (k *keys) poison(queue string) string {
+	return k.prefix + poisonKeyPrefix + queue
+}
+
 // binding is the (prefixed) binding-table set of exchange.
 func (k *keys) binding(exchange string) string {
 	return k.prefix + bindingKeyPrefix + exchange
@@ -160,7 +173,7 @@ func (k *keys) reserved(queue string) bool {
 	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue, k.queues:
 		return true
 	}
-	return strings.HasPrefix(queue, bindingKeyPrefix)
+	return strings.HasPrefix(queue, bindingKeyPrefix) || strings.HasPrefix(queue, ownKeyPrefix)
 }
 
 // Name kinds that validateName understands. Other kinds get the general

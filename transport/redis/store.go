@@ -419,6 +419,11 @@ type receipt struct {
 	side     bool   // the delivery has an unacked_queue entry
 	raw      []byte // the envelope as received
 	priority uint8
+	// undecodable: raw is not a kombu envelope, and is kept byte for
+	// byte; poisoned: the take already moved it to the queue's poison
+	// list (it has no unacked entry); list: the list it came from.
+	undecodable, poisoned bool
+	list                  string
 
 	mu     sync.Mutex
 	scores string // the unacked_index scores this delivery was given, space-separated
@@ -553,7 +558,7 @@ func (s *Store) seed() string {
 
 // pollPlan is the cached key order of one set of queues.
 type pollPlan struct {
-	keys  []string // unacked, unacked_index, unacked_queue, then the lists
+	keys  []string // unacked, unacked_index, unacked_queue, the lists, their poison lists
 	owner []int
 	names []any // the queue name of each list, as script arguments
 }
@@ -567,6 +572,7 @@ func (s *Store) plan(queues []string, key string) *pollPlan {
 	p.keys = append([]string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}, lists...)
 	for _, i := range owner {
 		p.names = append(p.names, queues[i])
+		p.keys = append(p.keys, s.k.poison(queues[i]))
 	}
 	s.plans.Store(key, p)
 	return p
@@ -618,9 +624,12 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 // takeOnce runs takeScript once.
 func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key string) ([]virtual.Item, error) {
 	published := s.hub.published.Load()
+	fan, junk, err := s.poisonBroadcasts(ctx, s.takeFanout(queues, max))
+	if err != nil {
+		return nil, err
+	}
 	acks := s.stealAcks()
-	fan := s.takeFanout(queues, max)
-	listMax := max - len(fan)
+	listMax := max - len(fan) - len(junk)
 
 	var p *pollPlan
 	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}
@@ -647,6 +656,9 @@ func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key stri
 		if isReply(err) || neverSent(err) {
 			// The script did not run (or failed as a whole).
 			s.returnFanout(fan)
+			if len(junk) > 0 {
+				return junk, nil
+			}
 			return nil, s.wrap(ctx, "take", err)
 		}
 		// The script may have run and moved messages to unacked: restore
@@ -655,11 +667,17 @@ func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key stri
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lostTakeUndoTimeout)
 		_ = s.undoLostTakes(uctx, true)
 		cancel()
+		if len(junk) > 0 {
+			return junk, nil // already in the poison list: report them now
+		}
 		return nil, s.wrap(ctx, "take", err)
 	}
 	if len(reply) == 0 {
 		s.returnAcks(acks)
 		s.returnFanout(fan)
+		if len(junk) > 0 {
+			return junk, nil
+		}
 		return nil, errScoreTaken
 	}
 	if len(reply) != 2 {
@@ -671,7 +689,7 @@ func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key stri
 		return nil, errors.New("redis take: malformed script reply")
 	}
 
-	items := make([]virtual.Item, 0, len(fan)+len(res)/4)
+	items := append(make([]virtual.Item, 0, len(junk)+len(fan)+len(res)/4), junk...)
 	// Broadcasts come first: they were recorded before the pops.
 	for i, f := range fan {
 		tag, _ := fanTags[2*i].(string)
@@ -682,7 +700,6 @@ func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key stri
 			Receipt:  &receipt{tag: tag, side: side == "1", scores: score, queue: f.queue, raw: f.raw, priority: f.env.Properties.Priority},
 		})
 	}
-	var bad []*receipt
 	for i := 0; i+3 < len(res); i += 4 {
 		idx, _ := res[i].(int64)
 		raw, _ := res[i+1].(string)
@@ -695,19 +712,16 @@ func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key stri
 		data := []byte(raw)
 		r := &receipt{tag: tag, side: side == "1", scores: score, queue: queue, raw: data}
 		env, derr := virtual.UnmarshalEnvelope(data)
-		if derr != nil || tag == "" {
-			// Not a kombu message: drop it for good (acking its
-			// record), like a reject without requeue.
-			if tag != "" {
-				bad = append(bad, r)
-			}
+		if side == "P" || derr != nil {
+			// Not a kombu message: the consumer's decode error path gets
+			// it, and it goes back to the very list it came from if
+			// requeued (see Quarantine).
+			r.undecodable, r.poisoned, r.list = true, side == "P", keys[2+idx]
+			items = append(items, virtual.UndecodableItem(queue, data, undecodable(data, derr), r))
 			continue
 		}
 		r.priority = env.Properties.Priority
 		items = append(items, virtual.Item{Queue: queue, Envelope: env, Receipt: r})
-	}
-	if len(bad) > 0 {
-		s.addAcks(bad...)
 	}
 	if len(items) == 0 && len(res) == 0 {
 		s.emptyAt.Store(key, published)
@@ -715,6 +729,17 @@ func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key stri
 		s.emptyAt.Delete(key)
 	}
 	return items, nil
+}
+
+// undecodable says why raw is not a kombu envelope.
+func undecodable(raw []byte, err error) error {
+	switch {
+	case len(raw) == 0:
+		return fmt.Errorf("%w: empty", virtual.ErrBadEnvelope)
+	case err == nil:
+		return fmt.Errorf("%w: not a JSON object", virtual.ErrBadEnvelope)
+	}
+	return err
 }
 
 // takeScore is the unacked_index score of a take's deliveries: the time in
@@ -819,6 +844,9 @@ func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
+	if r.poisoned {
+		return s.ackPoisoned(ctx, r)
+	}
 	s.addAcks(r)
 	return nil
 }
@@ -829,15 +857,20 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 		return errStoreClosed
 	}
 	rs := make([]*receipt, 0, len(items))
+	var errs []error
 	for _, it := range items {
 		r, ok := it.Receipt.(*receipt)
 		if !ok {
 			return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
 		}
+		if r.poisoned {
+			errs = append(errs, s.ackPoisoned(ctx, r))
+			continue
+		}
 		rs = append(rs, r)
 	}
 	s.addAcks(rs...)
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *Store) addAcks(rs ...*receipt) {
@@ -941,12 +974,21 @@ func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 }
 
 func (s *Store) restoreOwn(ctx context.Context, r *receipt, dir string) error {
-	payload, err := markRedelivered(r.raw)
-	if err != nil {
-		payload = r.raw // not decodable now means not decodable before: keep it as is
+	if r.poisoned {
+		return s.requeuePoisoned(ctx, r)
 	}
-	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, s.k.list(r.queue, s.k.step(r.priority))}
-	err = restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", payload, dir).Err()
+	payload := r.raw
+	if !r.undecodable {
+		if marked, err := markRedelivered(r.raw); err == nil {
+			payload = marked
+		}
+	}
+	list := r.list
+	if list == "" {
+		list = s.k.list(r.queue, s.k.step(r.priority))
+	}
+	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, list}
+	err := restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", payload, dir).Err()
 	if err != nil {
 		return s.wrap(ctx, "requeue", err)
 	}
@@ -965,6 +1007,9 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 	}
 	if s.closed.Load() {
 		return errStoreClosed
+	}
+	if r.poisoned {
+		return nil // in the poison list, no lease to keep
 	}
 	score := leaseScore(time.Now().Add(d - s.o.VisibilityTimeout))
 	// The new score joins the receipt's before it is set, so that acks
