@@ -533,6 +533,7 @@ func TestValidateName(t *testing.T) {
 		{"queue", "unacked_mutex", false},
 		{"queue", "unacked_queue", false},
 		{"queue", "_kombu.binding.x", false},
+		{"queue", "_kombu_go.poison.tasks", false}, // another queue's poison list
 		{"exchange", "unacked", true},
 		{"queue", "a*b?[c]", true}, // never used in a pattern
 	} {
