@@ -142,7 +142,7 @@ func (ch *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Que
 		return driver.QueueInfo{}, err
 	}
 	if q.Passive {
-		known, err := ch.conn.queueKnown(ctx, q.Name)
+		known, err := ch.stillDeclared(ctx, q.Name)
 		if err != nil {
 			return driver.QueueInfo{}, err
 		}
@@ -165,6 +165,33 @@ func (ch *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Que
 	}
 	_, consumers, _ := ch.conn.state.queue(q.Name)
 	return driver.QueueInfo{Name: q.Name, Messages: n, Consumers: consumers}, nil
+}
+
+// stillDeclared is queueKnown for a passive declare, which must see a
+// delete made by another process. On a store without shared state, a
+// queue this connection declared and bound exists only while the store
+// still has one of those binding rows, or messages (another process's
+// delete removes both); it is then forgotten here too. One it declared
+// without a binding leaves nothing to check and is taken on trust.
+func (ch *Channel) stillDeclared(ctx context.Context, queue string) (bool, error) {
+	qs, ok := ch.store.(QueueStore)
+	_, isBS := ch.store.(BindingStore)
+	if ch.conn.shared || !ok || !isBS || !ch.conn.state.hasQueue(queue) {
+		return ch.conn.queueKnown(ctx, queue)
+	}
+	bindings := ch.conn.state.queueBindings(queue)
+	if len(bindings) == 0 {
+		return true, nil
+	}
+	rows := make([]StoredBinding, len(bindings))
+	for i, b := range bindings {
+		rows[i] = ch.storedBinding(b)
+	}
+	exists, err := qs.QueueExists(ctx, queue, rows)
+	if err == nil && !exists {
+		ch.conn.state.forgetQueue(queue)
+	}
+	return exists, err
 }
 
 func (ch *Channel) exchangeType(name string) string {

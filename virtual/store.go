@@ -142,7 +142,13 @@ type BindingStore interface {
 // (SQS) or can tell whether one exists.
 type QueueStore interface {
 	DeclareQueue(ctx context.Context, q driver.Queue) error
-	QueueExists(ctx context.Context, name string) (bool, error)
+	// QueueExists reports whether the queue exists in the store. bound
+	// holds the binding rows the asking connection wrote for it (on a
+	// BindingStore): a store whose queues exist only through what other
+	// processes record (redis) counts the queue as existing while one of
+	// them is still there, and as deleted once another process removed
+	// them.
+	QueueExists(ctx context.Context, name string, bound []StoredBinding) (bool, error)
 }
 
 // NameValidator is implemented by stores that cannot hold some names

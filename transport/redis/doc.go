@@ -84,8 +84,13 @@
 // when its record does not name that queue (the exchange is not "" or the
 // routing key is not the queue: one envelope can reach several queues), so
 // that restores put every message back into exactly the queue it left;
-// and one set, _kombu_go.queues, of the queues its connections declared.
-// Python ignores both. Once a consumer takes batches of 8 or more,
+// and a poison list per queue (see Store.Quarantine). Python ignores both.
+// A queue exists as Python kombu decides (one of its lists exists: it holds
+// messages), or while a binding row that names it is in redis (see
+// Store.QueueExists), so that a delete made by either language is seen by
+// both. (Earlier versions kept a set _kombu_go.queues of declared queues
+// that outlived such deletes; it is no longer read or written, and can be
+// deleted.) Once a consumer takes batches of 8 or more,
 // unacked_index (and unacked_queue, once it records 8 in a take) also hold
 // one member named "kombu-go.anchor: ..." with score +inf: it keeps redis
 // from storing them in its compact listpack encoding, where every insert and

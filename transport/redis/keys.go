@@ -11,11 +11,6 @@ import (
 // bindingKeyPrefix is kombu's fixed prefix of binding tables.
 const bindingKeyPrefix = "_kombu.binding."
 
-// queuesKey names the set of the queues kombu-go connections declared
-// (Python kombu keeps no trace of a declared queue until it holds a
-// message). Python ignores it.
-const queuesKey = "_kombu_go.queues"
-
 // ownKeyPrefix starts every key kombu-go adds to Python kombu's; queue
 // names cannot start with it.
 const ownKeyPrefix = "_kombu_go."
@@ -33,7 +28,6 @@ type keys struct {
 	unackedIndex string
 	unackedMutex string
 	unackedQueue string
-	queues       string
 	fanoutPrefix string
 	fanoutRK     bool // fanout_patterns
 }
@@ -47,7 +41,6 @@ func newKeys(o *Options) *keys {
 		unackedIndex: p + o.UnackedIndexKey,
 		unackedMutex: p + o.UnackedMutexKey,
 		unackedQueue: p + o.UnackedQueueKey(),
-		queues:       p + queuesKey,
 		fanoutPrefix: o.FanoutPrefix,
 		fanoutRK:     o.FanoutPatterns,
 	}
@@ -170,7 +163,7 @@ func globEscape(s string) string {
 func (k *keys) reserved(queue string) bool {
 	full := k.prefix + queue
 	switch full {
-	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue, k.queues:
+	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue:
 		return true
 	}
 	return strings.HasPrefix(queue, bindingKeyPrefix) || strings.HasPrefix(queue, ownKeyPrefix)

@@ -298,57 +298,62 @@ func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 	return n, nil
 }
 
-// Delete implements virtual.Store: DEL of every priority list, and the
-// queue leaves the set of declared queues. Binding rows are removed by
-// virtual through RemoveBinding, as kombu's queue_delete SREMs each of
-// them.
+// Delete implements virtual.Store: DEL of every priority list, as kombu's
+// queue_delete. Binding rows are removed by virtual through RemoveBinding,
+// as kombu's queue_delete SREMs each of them. The poison list stays: it is
+// the operator's.
 func (s *Store) Delete(ctx context.Context, queue string) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.k.lists(queue)...)
-		p.SRem(ctx, s.k.queues, queue)
-		return nil
-	})
-	if err != nil {
+	if err := s.rdb.Del(ctx, s.k.lists(queue)...).Err(); err != nil {
 		return s.wrap(ctx, "DEL", err)
 	}
 	s.dropFanoutQueue(queue)
 	return nil
 }
 
-// DeclareQueue implements virtual.QueueStore: the queue joins the set of
-// queues kombu-go declared (_kombu_go.queues), so that other connections
-// know it exists while it is empty. Python kombu creates no key.
+// DeclareQueue implements virtual.QueueStore. Like Python kombu, it writes
+// nothing: a queue without messages leaves no trace in redis but its
+// binding rows (see QueueExists).
 func (s *Store) DeclareQueue(ctx context.Context, q driver.Queue) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	return s.wrap(ctx, "SADD", s.rdb.SAdd(ctx, s.k.queues, q.Name).Err())
+	return nil
 }
 
-// QueueExists implements virtual.QueueStore. A queue exists when a
-// kombu-go connection declared it and nobody deleted it since; or, as
-// Python kombu decides, when one of its lists exists (it holds messages);
-// or when the exchange of the same name has a binding row for it, which is
-// what Celery declares for each of its queues.
-func (s *Store) QueueExists(ctx context.Context, name string) (bool, error) {
+// QueueExists implements virtual.QueueStore with what Python kombu records,
+// so that a delete made by either language is seen by both (Python's
+// queue_delete DELs the lists and SREMs the binding rows it made). A queue
+// exists when one of its lists exists (it holds messages: Python kombu's
+// own test); or when the exchange of the same name has a binding row for
+// it, which is what Celery declares for each of its queues; or when one of
+// the rows in bound (those the asking connection wrote) is still there.
+func (s *Store) QueueExists(ctx context.Context, name string, bound []virtual.StoredBinding) (bool, error) {
 	if s.closed.Load() {
 		return false, errStoreClosed
 	}
 	pipe := s.rdb.Pipeline()
-	member := pipe.SIsMember(ctx, s.k.queues, name)
 	lists := pipe.Exists(ctx, s.k.lists(name)...)
 	rows := pipe.SMembers(ctx, s.k.binding(name))
+	still := make([]*redis.BoolCmd, len(bound))
+	for i, b := range bound {
+		still[i] = pipe.SIsMember(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue))
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return false, s.wrap(ctx, "EXISTS", err)
 	}
-	if member.Val() || lists.Val() > 0 {
+	if lists.Val() > 0 {
 		return true, nil
 	}
 	for _, m := range rows.Val() {
 		if _, _, q, ok := splitBindingMember(m); ok && q == name {
+			return true, nil
+		}
+	}
+	for _, c := range still {
+		if c.Val() {
 			return true, nil
 		}
 	}
