@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"sync"
 
@@ -46,6 +47,14 @@ func (t *transport) OpenConnector(u *url.URL) (driver.Connector, error) {
 }
 
 type connector struct{ c Connector }
+
+// SetLogger implements driver.LoggerSetter for stores whose connector
+// takes a logger.
+func (c *connector) SetLogger(l *slog.Logger) {
+	if ls, ok := c.c.(driver.LoggerSetter); ok {
+		ls.SetLogger(l)
+	}
+}
 
 func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 	store, err := c.c.Connect(ctx)

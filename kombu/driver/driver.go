@@ -23,6 +23,7 @@ package driver
 
 import (
 	"context"
+	"log/slog"
 	"net/url"
 	"time"
 )
@@ -99,6 +100,13 @@ type Conn interface {
 	// Close closes every channel of the connection (returning their
 	// unacked messages) and then the connection. It is idempotent.
 	Close() error
+}
+
+// LoggerSetter is implemented by Connectors whose client library writes
+// log lines of its own (go-redis). kombu hands them Options.Logger (nil:
+// discard) before the first Connect, so that no line goes to stderr.
+type LoggerSetter interface {
+	SetLogger(l *slog.Logger)
 }
 
 // Pinger is implemented by Conns that can check the broker is alive.

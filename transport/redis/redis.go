@@ -68,4 +68,5 @@ var (
 	_ virtual.QueueStore    = (*Store)(nil)
 	_ driver.Pinger         = (*Store)(nil)
 	_ virtual.Connector     = (*Connector)(nil)
+	_ driver.LoggerSetter   = (*Connector)(nil)
 )

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,8 +40,13 @@ const (
 // Connector dials a Store. It holds parsed options only and is reused for
 // every (re)dial.
 type Connector struct {
-	opts *Options
+	opts   *Options
+	logger atomic.Pointer[slog.Logger]
 }
+
+// SetLogger implements driver.LoggerSetter: go-redis's log lines about
+// the stores this connector dials go to l (nil: dropped); see clientLogs.
+func (c *Connector) SetLogger(l *slog.Logger) { c.logger.Store(l) }
 
 // NewConnector returns a Connector for o (from ParseURL).
 func NewConnector(o *Options) *Connector { return &Connector{opts: o} }
@@ -52,8 +58,12 @@ func (c *Connector) Options() *Options { return c.opts }
 // dial only. Dial failures wrap driver.ErrConnectionLost.
 func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	rdb := newClient(c.opts)
+	s := newStore(c.opts, rdb)
+	// Registered before the first command: the dial itself may log.
+	clientLogs.add(s, c.logger.Load())
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
+		clientLogs.remove(s)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
@@ -62,7 +72,7 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 		}
 		return nil, fmt.Errorf("%w: redis: %w", driver.ErrConnectionLost, err)
 	}
-	return newStore(c.opts, rdb), nil
+	return s, nil
 }
 
 // newClient returns the go-redis client for o. Benchmarks build their raw
@@ -1062,6 +1072,7 @@ func (s *Store) Close() error {
 		if cerr := s.rdb.Close(); err == nil {
 			err = cerr
 		}
+		clientLogs.remove(s)
 	})
 	return err
 }
