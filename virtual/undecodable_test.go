@@ -322,4 +322,6 @@ func TestUndecodableMessageReachesOnDecodeError(t *testing.T) {
 // driverConnector dials a virtual.Conn over one store.
 type driverConnector struct{ s virtual.Store }
 
-func (c driverConnector) Connect(context.Context) (driver.Conn, error) { return virtual.NewConn(c.s), nil }
+func (c driverConnector) Connect(context.Context) (driver.Conn, error) {
+	return virtual.NewConn(c.s), nil
+}
