@@ -27,6 +27,41 @@ func dialKombu(t testing.TB, u *url.URL, opts *kombu.Options) *kombu.Connection 
 	return conn
 }
 
+// proxiedConsumer is a queue holding one message, published directly, and
+// a channel that declared it through a fault proxy.
+type proxiedConsumer struct {
+	ctx           context.Context
+	prefix, queue string
+	direct        *Store
+	raw           *redis.Client
+	proxy         *faultProxy
+	conn          driver.Conn
+	ch            driver.Channel
+}
+
+func newProxiedConsumer(t *testing.T, opts url.Values, body string) *proxiedConsumer {
+	t.Helper()
+	f := &proxiedConsumer{ctx: testCtx(t), prefix: opts.Get("global_keyprefix"), queue: uniqueName(t, "q")}
+	f.direct = openStore(t, opts)
+	f.raw = rawClient(t, f.direct)
+	cleanupKeys(t, f.raw, f.prefix)
+	// The script is loaded, so that the take is one EVALSHA.
+	must(t, takeScript.Load(f.ctx, f.raw).Err())
+	env := newEnv(body, 0)
+	env.RoutingKey = f.queue
+	must(t, f.direct.Put(f.ctx, f.queue, env))
+	f.proxy = startFaultProxy(t)
+	cn, err := Transport.OpenConnector(f.proxy.url(opts))
+	must(t, err)
+	f.conn, err = cn.Connect(f.ctx)
+	must(t, err)
+	t.Cleanup(func() { _ = f.conn.Close() })
+	f.ch = openChannel(t, f.conn)
+	_, err = f.ch.QueueDeclare(f.ctx, driver.Queue{Name: f.queue})
+	must(t, err)
+	return f
+}
+
 // TestLostPublishReplyIsNotSentAgain: the proxy lets the LPUSH reach redis
 // and loses its reply. Publish must fail with an outcome-unknown error
 // that kombu does not retry, even with a retry policy, and the queue must
@@ -69,30 +104,9 @@ func TestLostPublishReplyIsNotSentAgain(t *testing.T) {
 // timeout (an hour) the message must still come back within seconds,
 // exactly once.
 func TestLostTakeReplyIsRestoredPromptly(t *testing.T) {
-	opts := isolated(t, nil)
-	prefix := opts.Get("global_keyprefix")
-	direct := openStore(t, opts)
-	c := rawClient(t, direct)
-	cleanupKeys(t, c, prefix)
-	ctx := testCtx(t)
-	if err := takeScript.Load(ctx, c).Err(); err != nil {
-		t.Fatal(err)
-	}
-	q := uniqueName(t, "q")
-	env := newEnv("lost reply", 0)
-	env.RoutingKey = q
-	must(t, direct.Put(ctx, q, env))
-
-	proxy := startFaultProxy(t)
-	cn, err := Transport.OpenConnector(proxy.url(opts))
-	must(t, err)
-	conn, err := cn.Connect(ctx)
-	must(t, err)
-	t.Cleanup(func() { _ = conn.Close() })
-	ch := openChannel(t, conn)
-	_, err = ch.QueueDeclare(ctx, driver.Queue{Name: q})
-	must(t, err)
-	rule := proxy.on(dropReply, 1, "evalsha", q)
+	f := newProxiedConsumer(t, isolated(t, nil), "lost reply")
+	ctx, c, prefix, q, ch, direct := f.ctx, f.raw, f.prefix, f.queue, f.ch, f.direct
+	rule := f.proxy.on(dropReply, 1, "evalsha", q)
 	must(t, ch.Consume(ctx, driver.ConsumeArgs{Queue: q, ConsumerTag: "c"}))
 
 	start := time.Now()
@@ -106,14 +120,14 @@ func TestLostTakeReplyIsRestoredPromptly(t *testing.T) {
 		}
 		got = append(got, ds...)
 	}
-	if proxy.hits(rule) != 1 {
-		t.Fatalf("the proxy dropped %d take replies, want 1", proxy.hits(rule))
+	if f.proxy.hits(rule) != 1 {
+		t.Fatalf("the proxy dropped %d take replies, want 1", f.proxy.hits(rule))
 	}
 	if len(got) != 1 || string(got[0].Body) != "lost reply" {
 		t.Fatalf("after a lost take reply, got %d deliveries in %v; want the message back within 5 s", len(got), time.Since(start))
 	}
 	must(t, ch.Ack(ctx, got[0].Tag, false))
-	flush(t, storeOf(t, conn))
+	flush(t, storeOf(t, f.conn))
 	if n := c.HLen(ctx, prefix+"unacked").Val(); n != 0 {
 		t.Errorf("%d unacked entries left after the ack; the lost take's entry must be gone", n)
 	}
@@ -136,27 +150,8 @@ func TestConsumeFailuresAreConnectionLost(t *testing.T) {
 		{"timeout", holdReply},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			opts := isolated(t, url.Values{"socket_timeout": {"0.5"}})
-			prefix := opts.Get("global_keyprefix")
-			direct := openStore(t, opts)
-			c := rawClient(t, direct)
-			cleanupKeys(t, c, prefix)
-			ctx := testCtx(t)
-			must(t, takeScript.Load(ctx, c).Err())
-			q := uniqueName(t, "q")
-			env := newEnv("after the fault", 0)
-			env.RoutingKey = q
-			must(t, direct.Put(ctx, q, env))
-
-			proxy := startFaultProxy(t)
-			cn, err := Transport.OpenConnector(proxy.url(opts))
-			must(t, err)
-			conn, err := cn.Connect(ctx)
-			must(t, err)
-			t.Cleanup(func() { _ = conn.Close() })
-			ch := openChannel(t, conn)
-			_, err = ch.QueueDeclare(ctx, driver.Queue{Name: q})
-			must(t, err)
+			f := newProxiedConsumer(t, isolated(t, url.Values{"socket_timeout": {"0.5"}}), "after the fault")
+			ctx, q, ch, proxy := f.ctx, f.queue, f.ch, f.proxy
 			proxy.on(tc.action, 0, "evalsha", q)
 			must(t, ch.Consume(ctx, driver.ConsumeArgs{Queue: q, ConsumerTag: "c"}))
 

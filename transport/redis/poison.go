@@ -2,11 +2,9 @@ package redis
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/virtual"
 )
 
@@ -32,18 +30,15 @@ import (
 // its queue, in one atomic step. A delivery whose lease expired (it is
 // back in its queue) is left alone.
 func (s *Store) Quarantine(ctx context.Context, it virtual.Item) error {
-	r, ok := it.Receipt.(*receipt)
-	if !ok {
-		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
-	}
-	if s.closed.Load() {
-		return errStoreClosed
+	r, err := s.receiptOf(it)
+	if err != nil {
+		return err
 	}
 	if r.poisoned {
 		return nil // the take put it there
 	}
 	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, s.k.poison(r.queue)}
-	err := restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", r.raw, "L").Err()
+	err = restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", r.raw, "L").Err()
 	return s.wrap(ctx, "quarantine", err)
 }
 

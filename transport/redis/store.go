@@ -846,18 +846,29 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	b.WriteByte('"')
 }
 
+var errNoReceipt = fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+
+// receiptOf returns the item's receipt, or why the store cannot act on it.
+func (s *Store) receiptOf(it virtual.Item) (*receipt, error) {
+	r, ok := it.Receipt.(*receipt)
+	if !ok {
+		return nil, errNoReceipt
+	}
+	if s.closed.Load() {
+		return nil, errStoreClosed
+	}
+	return r, nil
+}
+
 // Ack implements virtual.Acker. The ack is sent with the next fetch of
 // this store (takeScript), or on its own after ackFlushDelay when no fetch
 // comes, and always before Close returns. Like an AMQP basic.ack it is
 // not confirmed: if the process dies before it is sent, the message is
 // delivered again after the visibility timeout (never lost).
 func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
-	r, ok := it.Receipt.(*receipt)
-	if !ok {
-		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
-	}
-	if s.closed.Load() {
-		return errStoreClosed
+	r, err := s.receiptOf(it)
+	if err != nil {
+		return err
 	}
 	if r.poisoned {
 		return s.ackPoisoned(ctx, r)
@@ -876,7 +887,7 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 	for _, it := range items {
 		r, ok := it.Receipt.(*receipt)
 		if !ok {
-			return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+			return errNoReceipt
 		}
 		if r.poisoned {
 			errs = append(errs, s.ackPoisoned(ctx, r))
@@ -978,12 +989,9 @@ func (s *Store) flushAcks(ctx context.Context) error {
 // is gone (its visibility timeout expired and it was restored), the message
 // is already back in its queue and nothing happens.
 func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
-	r, ok := it.Receipt.(*receipt)
-	if !ok {
-		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
-	}
-	if s.closed.Load() {
-		return errStoreClosed
+	r, err := s.receiptOf(it)
+	if err != nil {
+		return err
 	}
 	return s.restoreOwn(ctx, r, "R")
 }
@@ -1016,12 +1024,9 @@ func (s *Store) restoreOwn(ctx context.Context, r *receipt, dir string) error {
 // now. It fails with driver.ErrPreconditionFailed when the delivery was
 // already restored (its lease had expired).
 func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duration) error {
-	r, ok := it.Receipt.(*receipt)
-	if !ok {
-		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
-	}
-	if s.closed.Load() {
-		return errStoreClosed
+	r, err := s.receiptOf(it)
+	if err != nil {
+		return err
 	}
 	if r.poisoned {
 		return nil // in the poison list, no lease to keep
