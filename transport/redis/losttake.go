@@ -39,6 +39,22 @@ func (s *Store) loseTake(score string, fan []fanMsg) {
 	s.lostMu.Unlock()
 }
 
+// lostUnchecked reports whether a lost take was never looked at: its
+// messages may be in unacked, so no take is sent again before that.
+func (s *Store) lostUnchecked() bool {
+	if !s.lostPending.Load() {
+		return false
+	}
+	s.lostMu.Lock()
+	defer s.lostMu.Unlock()
+	for _, lt := range s.lost {
+		if !lt.checked {
+			return true
+		}
+	}
+	return false
+}
+
 // undoLostTakes restores what the lost takes moved. With fresh set, it
 // only looks at takes that were never looked at (the take path must not
 // pay a round trip per fetch for a take whose script never arrived); the
@@ -47,6 +63,7 @@ func (s *Store) loseTake(score string, fan []fanMsg) {
 func (s *Store) undoLostTakes(ctx context.Context, fresh bool) error {
 	s.undoMu.Lock()
 	defer s.undoMu.Unlock()
+	// checked and fan change under lostMu too (lostUnchecked reads them).
 	s.lostMu.Lock()
 	todo := make([]*lostTake, 0, len(s.lost))
 	for _, lt := range s.lost {
@@ -70,9 +87,12 @@ func (s *Store) undoLostTakes(ctx context.Context, fresh bool) error {
 			done[lt] = true
 		case !lt.checked:
 			// Nothing yet: the broadcasts go back to their buffers now.
+			s.lostMu.Lock()
 			lt.checked = true
-			s.returnFanout(lt.fan)
+			fan := lt.fan
 			lt.fan = nil
+			s.lostMu.Unlock()
+			s.returnFanout(fan)
 			fallthrough
 		default:
 			if time.Now().After(lt.giveUp) {

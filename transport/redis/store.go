@@ -619,7 +619,7 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		case errors.Is(err, errScoreTaken) && collisions < 10:
 			collisions++
 			continue
-		case attempt >= takeRetries || ctx.Err() != nil || s.lostPending.Load() || !errors.Is(err, driver.ErrConnectionLost):
+		case attempt >= takeRetries || ctx.Err() != nil || s.lostUnchecked() || !errors.Is(err, driver.ErrConnectionLost):
 			return nil, err
 		}
 		attempt++
