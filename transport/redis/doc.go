@@ -175,6 +175,13 @@
 // errors are returned as they are, and errors after Close wrap
 // driver.ErrClosed.
 //
+// # Logs
+//
+// go-redis logs through one process-wide logger, to stderr by default. The
+// first dial replaces it: each line goes to the Logger of every open
+// connection that has one (kombu's Options.Logger, through
+// Connector.SetLogger), and nowhere when none has.
+//
 // # As
 //
 // The store under a connection is a *Store, whose Client method returns
