@@ -33,8 +33,9 @@ type Options struct {
 	// serializer names or content types. nil means json, text and raw
 	// data (application/json, text/plain, application/data).
 	Accept []string
-	// Logger receives what background work could not return as an error;
-	// nil discards.
+	// Logger receives what background work could not return as an error,
+	// and the log lines of transports' client libraries (go-redis), which
+	// would otherwise go to stderr; nil discards.
 	Logger *slog.Logger
 	// ErrorHandler, when set, is called with errors of background work
 	// (a failed reject of an undecodable message, ...).
@@ -87,6 +88,7 @@ func NewConnection(rawURL string, opts *Options) (*Connection, error) {
 		if d, ok := t.(driver.Describer); ok {
 			desc = d.Describe()
 		}
+		c.useLogger(cn)
 		c.urls = append(c.urls, u)
 		c.connectors = append(c.connectors, cn)
 		c.descs = append(c.descs, desc)
@@ -106,9 +108,17 @@ func NewConnectionFromConnector(cn driver.Connector, opts *Options) *Connection 
 		desc = d.Describe()
 	}
 	c := newConnection(withDefaults(opts))
+	c.useLogger(cn)
 	u := &url.URL{Scheme: desc.Name, Host: desc.DefaultHost}
 	c.urls, c.connectors, c.descs = []*url.URL{u}, []driver.Connector{cn}, []driver.Description{desc}
 	return c
+}
+
+// useLogger hands Options.Logger to a connector whose client logs itself.
+func (c *Connection) useLogger(cn driver.Connector) {
+	if ls, ok := cn.(driver.LoggerSetter); ok {
+		ls.SetLogger(c.opts.Logger)
+	}
 }
 
 func withDefaults(opts *Options) Options {

@@ -65,12 +65,18 @@ type Message struct {
 }
 
 func (ch *Channel) newMessage(d *driver.Delivery, noAck bool) *Message {
-	return &Message{
+	m := &Message{
 		Body: d.Body, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding, Headers: d.Headers,
 		Properties: d.Properties, DeliveryTag: d.Tag, ConsumerTag: d.ConsumerTag, Exchange: d.Exchange,
 		RoutingKey: d.RoutingKey, Queue: d.Queue, Redelivered: d.Redelivered,
 		ch: ch, noAck: noAck, delivery: d,
 	}
+	if d.DecodeError != nil {
+		// The transport could not read the message at all: it goes to the
+		// decode error path with the raw bytes, never to a handler.
+		m.decodeErr = fmt.Errorf("%w: the transport could not decode the message: %w", ErrDecode, d.DecodeError)
+	}
+	return m
 }
 
 // prepare decompresses the body when the compression header says so and
@@ -79,7 +85,6 @@ func (ch *Channel) newMessage(d *driver.Delivery, noAck bool) *Message {
 // the message is then never decoded.
 func (m *Message) prepare(accept map[string]bool) error {
 	if m.delivery != nil && m.delivery.DecodeError != nil {
-		m.decodeErr = fmt.Errorf("%w: %w", ErrDecode, m.delivery.DecodeError)
 		return m.decodeErr
 	}
 	if v, ok := m.Headers["compression"]; ok {
@@ -116,6 +121,9 @@ func mediaType(ct string) string {
 // its content type. Pickle is never decoded. A failure wraps ErrDecode,
 // and a Consumer then rejects the message without requeue.
 func (m *Message) Decode(v any) error {
+	if m.delivery != nil && m.delivery.DecodeError != nil {
+		return m.failedDecode()
+	}
 	err := m.ch.conn.opts.Serializers.Decode(m.ContentType, m.ContentEncoding, m.Body, v)
 	if err != nil {
 		m.mu.Lock()

@@ -167,7 +167,7 @@ func (ch *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Que
 		return driver.QueueInfo{}, err
 	}
 	if q.Passive {
-		known, err := ch.conn.queueKnown(ctx, q.Name)
+		known, err := ch.stillDeclared(ctx, q.Name)
 		if err != nil {
 			return driver.QueueInfo{}, err
 		}
@@ -195,6 +195,33 @@ func (ch *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Que
 	}
 	_, consumers, _ := ch.conn.state.queue(q.Name)
 	return driver.QueueInfo{Name: q.Name, Messages: n, Consumers: consumers}, nil
+}
+
+// stillDeclared is queueKnown for a passive declare, which must see a
+// delete made by another process. On a store without shared state, a
+// queue this connection declared and bound exists only while the store
+// still has one of those binding rows, or messages (another process's
+// delete removes both); it is then forgotten here too. One it declared
+// without a binding leaves nothing to check and is taken on trust.
+func (ch *Channel) stillDeclared(ctx context.Context, queue string) (bool, error) {
+	qs, ok := ch.store.(QueueStore)
+	_, isBS := ch.store.(BindingStore)
+	if ch.conn.shared || !ok || !isBS || !ch.conn.state.hasQueue(queue) {
+		return ch.conn.queueKnown(ctx, queue)
+	}
+	bindings := ch.conn.state.queueBindings(queue)
+	if len(bindings) == 0 {
+		return true, nil
+	}
+	rows := make([]StoredBinding, len(bindings))
+	for i, b := range bindings {
+		rows[i] = ch.storedBinding(b)
+	}
+	exists, err := qs.QueueExists(ctx, queue, rows)
+	if err == nil && !exists {
+		ch.conn.state.forgetQueue(queue)
+	}
+	return exists, err
 }
 
 func (ch *Channel) exchangeType(name string) string {
@@ -579,42 +606,68 @@ func (ch *Channel) expired(ctx context.Context, it Item) bool {
 	return true
 }
 
-// drop discards an item for good, dead-lettering it when its queue says so.
+// drop discards an item for good, dead-lettering it when its queue says
+// so. An undecodable item is never deleted: without a dead-letter
+// exchange (or when dead-lettering fails) it is quarantined.
 func (ch *Channel) drop(ctx context.Context, it Item, reason string) error {
-	var errs []error
-	if decl, _, ok := ch.conn.state.queue(it.Queue); ok {
-		if dlx, ok := decl.Args["x-dead-letter-exchange"].(string); ok {
-			env := it.Envelope.Clone()
-			// As RabbitMQ, drop the per-message TTL so that the message
-			// does not expire again in the dead-letter queue.
-			env.ExpiresAt = time.Time{}
-			env.Properties.Expiration = ""
-			rk := env.RoutingKey
-			if k, ok := decl.Args["x-dead-letter-routing-key"].(string); ok {
-				rk = k
-			}
-			h := make(map[string]any, len(env.Headers)+2)
-			for k, v := range env.Headers {
-				h[k] = v
-			}
-			h["x-first-death-reason"] = reason
-			h["x-first-death-queue"] = it.Queue
-			env.Headers = h
-			env.Exchange, env.RoutingKey, env.Redelivered = dlx, rk, false
-			errs = append(errs, ch.publish(ctx, &driver.Publishing{Exchange: dlx, RoutingKey: rk, Message: env.Message}))
-		}
+	decl, _, _ := ch.conn.state.queue(it.Queue)
+	dlx, hasDLX := decl.Args["x-dead-letter-exchange"].(string)
+	var err error
+	if hasDLX {
+		err = ch.deadLetter(ctx, it, decl, dlx, reason)
+	}
+	if it.DecodeErr != nil && (!hasDLX || err != nil) {
+		return errors.Join(err, ch.quarantine(ctx, it))
 	}
 	if ch.acker != nil {
-		errs = append(errs, ch.acker.Ack(ctx, it))
+		err = errors.Join(err, ch.acker.Ack(ctx, it))
 	}
-	return errors.Join(errs...)
+	return err
+}
+
+// deadLetter publishes a copy of it to dlx as RabbitMQ dead-letters.
+func (ch *Channel) deadLetter(ctx context.Context, it Item, decl driver.Queue, dlx, reason string) error {
+	env := it.Envelope.Clone()
+	// As RabbitMQ, drop the per-message TTL so that the message does not
+	// expire again in the dead-letter queue.
+	env.ExpiresAt = time.Time{}
+	env.Properties.Expiration = ""
+	rk := env.RoutingKey
+	if it.DecodeErr != nil {
+		rk = it.Queue // the routing key it came with is unknown
+	}
+	if k, ok := decl.Args["x-dead-letter-routing-key"].(string); ok {
+		rk = k
+	}
+	h := make(map[string]any, len(env.Headers)+3)
+	for k, v := range env.Headers {
+		h[k] = v
+	}
+	h["x-first-death-reason"] = reason
+	h["x-first-death-queue"] = it.Queue
+	if it.DecodeErr != nil {
+		h["x-kombu-decode-error"] = it.DecodeErr.Error()
+	}
+	env.Headers = h
+	env.Exchange, env.RoutingKey, env.Redelivered = dlx, rk, false
+	return ch.publish(ctx, &driver.Publishing{Exchange: dlx, RoutingKey: rk, Message: env.Message})
+}
+
+// quarantine hands an undecodable item to the store's Quarantiner.
+func (ch *Channel) quarantine(ctx context.Context, it Item) error {
+	q, ok := ch.store.(Quarantiner)
+	if !ok {
+		return fmt.Errorf("virtual: store %T returned an undecodable message from queue %q but cannot quarantine it: %w",
+			ch.store, it.Queue, it.DecodeErr)
+	}
+	return q.Quarantine(ctx, it)
 }
 
 // track assigns delivery tags and records unacked items. Items that can no
 // longer be delivered (channel closed, consumer cancelled) are requeued.
 func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.Delivery {
 	ds := make([]*driver.Delivery, 0, len(items))
-	var orphans, autoAcked []Item
+	var orphans, autoAcked, quarantined []Item
 	var block []driver.Delivery
 	ch.mu.Lock()
 	for _, it := range items {
@@ -641,12 +694,19 @@ func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.
 			Message: env.Message, Tag: ch.nextTag, Exchange: env.Exchange, RoutingKey: env.RoutingKey,
 			Queue: it.Queue, Redelivered: env.Redelivered,
 		}
+		if it.DecodeErr != nil {
+			d.DecodeError = it.DecodeErr
+			d.Body = d.Body[:min(len(d.Body), driver.RawBodyLimit):min(len(d.Body), driver.RawBodyLimit)]
+		}
 		skipAck := noAck
 		if c != nil {
 			d.ConsumerTag = c.tag
 			skipAck = c.noAck
 		}
-		if skipAck {
+		if skipAck && it.DecodeErr != nil {
+			// Settled on delivery, but never deleted.
+			quarantined = append(quarantined, it)
+		} else if skipAck {
 			if ch.acker != nil {
 				autoAcked = append(autoAcked, it)
 			}
@@ -658,6 +718,9 @@ func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.
 	ch.mu.Unlock()
 	ctx := context.Background()
 	ch.ackItems(ctx, autoAcked)
+	for _, it := range quarantined {
+		ch.quarantine(ctx, it)
+	}
 	for _, it := range orphans {
 		ch.requeueItem(ctx, it)
 	}
@@ -1029,6 +1092,10 @@ func (ch *Channel) Reject(ctx context.Context, tag uint64, requeue bool) error {
 func (ch *Channel) requeueItem(ctx context.Context, it Item) error {
 	if ch.acker != nil {
 		return ch.acker.Requeue(ctx, it)
+	}
+	if it.DecodeErr != nil {
+		// Put takes envelopes: it would turn the raw bytes into a message.
+		return ch.quarantine(ctx, it)
 	}
 	return ch.store.Put(ctx, it.Queue, it.Envelope.AsRedelivered())
 }

@@ -10,8 +10,17 @@
 // consumer's messages come back), BatchPutter, BatchGetter and BatchAcker
 // (several messages per round trip), LeaseExtender (visibility timeouts),
 // Fanouter (native broadcast), BindingStore (binding tables shared between
-// processes, as kombu's redis transport does), QueueStore and
-// NameValidator.
+// processes, as kombu's redis transport does), QueueStore,
+// NameValidator and Quarantiner.
+//
+// # Undecodable messages
+//
+// A store that finds bytes in a queue that are not a message returns them
+// with UndecodableItem, never drops them. virtual delivers them with
+// driver.Delivery.DecodeError (kombu hands them to the decode error path),
+// and a reject without requeue or a no-ack delivery dead-letters them to
+// the queue's x-dead-letter-exchange, or else hands them to the store's
+// Quarantiner, which keeps them where an operator can find them.
 //
 // # Routing
 //

@@ -251,6 +251,10 @@ func unmarshalEnvelopeSlow(data []byte) (*Envelope, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadEnvelope, err)
 	}
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		// Python's json.loads refuses it too.
+		return nil, fmt.Errorf("%w: data after the envelope", ErrBadEnvelope)
+	}
 	if w.Body == nil {
 		return nil, fmt.Errorf("%w: no body", ErrBadEnvelope)
 	}

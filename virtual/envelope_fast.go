@@ -284,7 +284,8 @@ func fastEnvelope(raw []byte) (*Envelope, bool) {
 		}
 		return err
 	})
-	if err != nil || !hasBody {
+	s.space()
+	if err != nil || !hasBody || s.i < len(s.b) {
 		return nil, false
 	}
 	if len(headers) > 0 && !bytes.Equal(headers, []byte("{}")) && !bytes.Equal(headers, []byte("null")) {

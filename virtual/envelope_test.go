@@ -163,3 +163,21 @@ func TestEnvelopeKeepsWholeFloats(t *testing.T) {
 		t.Errorf("Marshal changed the headers: %#v", h)
 	}
 }
+
+// An envelope followed by more data is refused, as Python's json.loads
+// refuses it ("Extra data"), on both decoding paths; trailing whitespace
+// is fine.
+func TestEnvelopeWithTrailingDataIsRefused(t *testing.T) {
+	for _, raw := range []string{
+		pythonEnvelope + " trailing",
+		pythonEnvelope + pythonEnvelope,
+		`{"body": "eA==", "properties": {"body_encoding": "base64"}} x`,
+	} {
+		if _, err := virtual.UnmarshalEnvelope([]byte(raw)); !errors.Is(err, virtual.ErrBadEnvelope) {
+			t.Errorf("%.40q...: %v, want ErrBadEnvelope", raw, err)
+		}
+	}
+	if _, err := virtual.UnmarshalEnvelope([]byte(pythonEnvelope + " \n")); err != nil {
+		t.Errorf("trailing whitespace: %v", err)
+	}
+}

@@ -157,6 +157,21 @@ func (s *State) hasQueue(name string) bool {
 	return ok
 }
 
+// queueBindings returns the bindings of queue.
+func (s *State) queueBindings(name string) []driver.Binding {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []driver.Binding
+	for _, x := range s.exchanges {
+		for _, b := range x.bindings {
+			if b.Queue == name {
+				out = append(out, b)
+			}
+		}
+	}
+	return out
+}
+
 // forgetQueue removes a queue and every binding to it, returning the
 // bindings removed so that stores can drop them too.
 func (s *State) forgetQueue(name string) []driver.Binding {

@@ -40,6 +40,31 @@ type Item struct {
 	// Receipt is the store's handle for Acker methods (an SQS receipt
 	// handle, a redis unacked key, a mongo _id). virtual never looks in it.
 	Receipt any
+	// DecodeErr is set on items made by UndecodableItem.
+	DecodeErr error
+}
+
+// UndecodableItem is the item a store returns for bytes it took from
+// queue but cannot decode as a message (err says why): it must never drop
+// them. virtual delivers such an item with driver.Delivery.DecodeError
+// set and the raw bytes as body, so that the consumer's decode error path
+// reports it. A reject without requeue dead-letters it to the queue's
+// x-dead-letter-exchange when the queue has one (body: the raw bytes,
+// header x-kombu-decode-error: why), else hands it to the store's
+// Quarantiner; so does a no-ack delivery. A requeue puts it back (Acker).
+// An ack removes it for good: the consumer chose to. So a store that
+// returns undecodable items implements Acker and Quarantiner.
+func UndecodableItem(queue string, raw []byte, err error, receipt any) Item {
+	return Item{Queue: queue, Envelope: &Envelope{Message: driver.Message{Body: raw}}, Receipt: receipt, DecodeErr: err}
+}
+
+// Quarantiner is implemented by stores that can return undecodable items
+// (see UndecodableItem). Quarantine takes the item out of its queue and of
+// the unacked state for good and keeps its raw bytes where an operator can
+// find them (redis: a poison list next to the queue), as a dead-letter
+// queue would.
+type Quarantiner interface {
+	Quarantine(ctx context.Context, it Item) error
 }
 
 // QueuedEnvelope is one element of a batch put.
@@ -117,7 +142,13 @@ type BindingStore interface {
 // (SQS) or can tell whether one exists.
 type QueueStore interface {
 	DeclareQueue(ctx context.Context, q driver.Queue) error
-	QueueExists(ctx context.Context, name string) (bool, error)
+	// QueueExists reports whether the queue exists in the store. bound
+	// holds the binding rows the asking connection wrote for it (on a
+	// BindingStore): a store whose queues exist only through what other
+	// processes record (redis) counts the queue as existing while one of
+	// them is still there, and as deleted once another process removed
+	// them.
+	QueueExists(ctx context.Context, name string, bound []StoredBinding) (bool, error)
 }
 
 // NameValidator is implemented by stores that cannot hold some names

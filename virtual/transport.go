@@ -132,7 +132,7 @@ func (c *Conn) queueKnown(ctx context.Context, queue string) (bool, error) {
 		return false, nil
 	}
 	if qs, ok := c.store.(QueueStore); ok {
-		return qs.QueueExists(ctx, queue)
+		return qs.QueueExists(ctx, queue, nil)
 	}
 	return true, nil
 }

@@ -23,6 +23,7 @@ package driver
 
 import (
 	"context"
+	"log/slog"
 	"net/url"
 	"time"
 )
@@ -99,6 +100,13 @@ type Conn interface {
 	// Close closes every channel of the connection (returning their
 	// unacked messages) and then the connection. It is idempotent.
 	Close() error
+}
+
+// LoggerSetter is implemented by Connectors whose client library writes
+// log lines of its own (go-redis). kombu hands them Options.Logger (nil:
+// discard) before the first Connect, so that no line goes to stderr.
+type LoggerSetter interface {
+	SetLogger(l *slog.Logger)
 }
 
 // Pinger is implemented by Conns that can check the broker is alive.
@@ -294,15 +302,26 @@ type Delivery struct {
 	Queue       string // the queue it came from, where known
 	Redelivered bool
 	// DecodeError, when set, says the transport took the delivery off the
-	// queue but could not read all of it (an AMQP header table the client
-	// library refuses, say). kombu hands it to the decode-error path
+	// queue but could not read all of it: an AMQP header table the client
+	// library refuses, a redis list element that is not a kombu envelope.
+	// For the latter Body holds the raw bytes as received, cut to
+	// RawBodyLimit, and only Tag, ConsumerTag, Queue and Redelivered are
+	// meaningful. kombu hands such a delivery to the decode-error path
 	// (ConsumerOptions.OnDecodeError, else a reject without requeue) and
-	// never to a handler. Settling the delivery must still work.
+	// never to a handler. Settling works as usual; a virtual transport
+	// never deletes it on reject or no-ack but moves it where an operator
+	// can find it (its queue's dead-letter exchange, or a place the
+	// transport documents); on amqp it is dead-lettered if the queue says
+	// so, as any rejected message.
 	DecodeError error
 	// As lets users reach the transport's own delivery type (e.g.
 	// *amqp091.Delivery); it reports whether target was set.
 	As func(target any) bool
 }
+
+// RawBodyLimit bounds Delivery.Body when DecodeError is set: enough to
+// see what the bytes are, not a copy of a huge payload.
+const RawBodyLimit = 64 << 10
 
 // Return is an unroutable mandatory message handed back by the broker.
 type Return struct {

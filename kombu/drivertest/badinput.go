@@ -16,6 +16,7 @@ import (
 
 var badInputCases = []testCase{
 	{"UndecodableBody", testUndecodableBody},
+	{"UndecodableByTheTransport", testUndecodableByTheTransport},
 	{"DisallowedContentTypes", testDisallowedContentTypes},
 	{"DecodeErrorsRejectedByDefault", testDecodeErrorsDefault},
 	{"DecodeErrorCallbackSettles", testDecodeErrorCallbackSettles},
@@ -70,6 +71,56 @@ func (d *decodeErrors) get() map[string]error {
 }
 
 func kind(k string) map[string]any { return map[string]any{"kind": k} }
+
+// testUndecodableByTheTransport: messages that the transport cannot even
+// decode (another client put garbage in the queue) reach OnDecodeError,
+// each once, with ErrDecode, never a handler; rejected, each is
+// dead-lettered, none dropped; and the consumer goes on to the next good
+// message.
+func testUndecodableByTheTransport(e *env) {
+	if e.s.h.PushUndecodable == nil {
+		e.t.Skipf("transport %q: the harness cannot put undecodable messages in a queue (Harness.PushUndecodable)", e.s.transport)
+	}
+	dlx := e.declareExchange(kombu.NewExchange(e.name("dlx"), kombu.Direct))
+	dlq := e.declareQueue(kombu.NewQueue(e.name("dlq"), dlx, "dead"))
+	q := kombu.NewQueue(e.name("q"), kombu.DefaultExchange, "")
+	q.Arguments = map[string]any{"x-dead-letter-exchange": dlx.Name, "x-dead-letter-routing-key": "dead"}
+	q = e.declareQueue(q)
+	ctx, cancel := e.wait()
+	defer cancel()
+	n, err := e.s.h.PushUndecodable(ctx, q.Name)
+	if err != nil || n == 0 {
+		e.t.Fatalf("PushUndecodable: %d, %v", n, err)
+	}
+	e.sendTo(e.producer(nil, nil), q.Name, "good")
+	var mu sync.Mutex
+	var seen []error
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{OnDecodeError: func(m *kombu.Message, err error) {
+		mu.Lock()
+		seen = append(seen, err)
+		mu.Unlock()
+		if rerr := m.Reject(e.ctx); rerr != nil {
+			e.t.Errorf("reject in OnDecodeError: %v", rerr)
+		}
+	}})
+	if m := e.recv(c); string(m.Body) != "good" {
+		e.t.Errorf("received %q, want \"good\"", m.Body)
+	} else {
+		e.ack(m)
+	}
+	mu.Lock()
+	if len(seen) != n {
+		e.t.Errorf("OnDecodeError called %d times for %d undecodable messages", len(seen), n)
+	}
+	for _, err := range seen {
+		if !errors.Is(err, kombu.ErrDecode) {
+			e.t.Errorf("decode error %v does not wrap ErrDecode", err)
+		}
+	}
+	mu.Unlock()
+	e.eventuallyLen(dlq, n)
+	e.eventuallyLen(q, 0)
+}
 
 // testUndecodableBody is B3: a body that does not decode as its content
 // type is rejected without requeue after one delivery, and the consumer

@@ -23,7 +23,8 @@
 // compression, entity management (purge, delete, auto-delete, exclusive,
 // server-named queues, SimpleQueue, SimpleBuffer), cancel and flow, close
 // semantics, contexts, handler semantics, concurrency under -race, bad
-// input (undecodable bodies, refused content types, unknown serializers
+// input (undecodable bodies, messages the transport itself cannot decode
+// pushed with the broker's own client, refused content types, unknown serializers
 // and compression, decompression bombs, invalid names), TTL and
 // dead-lettering, and pools.
 //
@@ -98,6 +99,13 @@ type Harness struct {
 	Features *driver.Features
 	// Timeout bounds each wait for an asynchronous delivery; 0 means 10 s.
 	Timeout time.Duration
+	// PushUndecodable, when set, puts into queue, with the broker's own
+	// client, messages that the transport cannot decode (list elements
+	// that are not kombu envelopes on redis, ...) and returns how many.
+	// The suite checks that each one reaches the decode error path and is
+	// dead-lettered, never dropped. Transports whose queues cannot hold
+	// such messages (memory) leave it nil.
+	PushUndecodable func(ctx context.Context, queue string) (int, error)
 }
 
 // negativeWait is how long the suite waits to conclude that nothing more

@@ -3,7 +3,9 @@ package redis
 import (
 	"context"
 	"flag"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -25,7 +27,36 @@ func TestMain(m *testing.M) {
 // TestConformance runs the whole kombu conformance suite against the real
 // redis-server that `make test` starts.
 func TestConformance(t *testing.T) {
-	drivertest.RunConformanceTests(t, drivertest.Harness{URL: testenv.ServerURL(t, testenv.RedisURL)})
+	raw := testenv.ServerURL(t, testenv.RedisURL)
+	drivertest.RunConformanceTests(t, drivertest.Harness{URL: raw, PushUndecodable: pushGarbage(t, raw)})
+}
+
+// pushGarbage LPUSHes every one of garbageKinds into a queue's lists with
+// go-redis.
+func pushGarbage(t *testing.T, raw string) func(ctx context.Context, queue string) (int, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(o)
+	t.Cleanup(func() { _ = c.Close() })
+	return func(ctx context.Context, queue string) (int, error) {
+		kinds := garbageKinds()
+		for name, v := range kinds {
+			list := o.GlobalKeyPrefix + queue
+			if strings.HasSuffix(name, "[9]") {
+				list += Sep + "9"
+			}
+			if err := c.LPush(ctx, list, v).Err(); err != nil {
+				return 0, err
+			}
+		}
+		return len(kinds), nil
+	}
 }
 
 type quietLogger struct{}

@@ -88,8 +88,13 @@
 // when its record does not name that queue (the exchange is not "" or the
 // routing key is not the queue: one envelope can reach several queues), so
 // that restores put every message back into exactly the queue it left;
-// and one set, _kombu_go.queues, of the queues its connections declared.
-// Python ignores both. Once a consumer takes batches of 8 or more,
+// and a poison list per queue (see Store.Quarantine). Python ignores both.
+// A queue exists as Python kombu decides (one of its lists exists: it holds
+// messages), or while a binding row that names it is in redis (see
+// Store.QueueExists), so that a delete made by either language is seen by
+// both. (Earlier versions kept a set _kombu_go.queues of declared queues
+// that outlived such deletes; it is no longer read or written, and can be
+// deleted.) Once a consumer takes batches of 8 or more,
 // unacked_index (and unacked_queue, once it records 8 in a take) also hold
 // one member named "kombu-go.anchor: ..." with score +inf: it keeps redis
 // from storing them in its compact listpack encoding, where every insert and
@@ -122,8 +127,13 @@
 // Close returns. If the process dies in between, the message is delivered
 // again after the visibility timeout. Reject with requeue, Recover and
 // Close put unacked messages back at the front of their queue (the list of
-// their priority), marked redelivered. A message that is not a kombu
-// envelope is dropped when taken.
+// their priority), marked redelivered.
+//
+// A value in a queue that is not a kombu envelope is never dropped: it
+// reaches the consumer's decode error path (driver.Delivery.DecodeError,
+// kombu's OnDecodeError) with its raw bytes, and a reject moves it to the
+// queue's poison list "_kombu_go.poison.<queue>" (see Store.Quarantine),
+// or to the queue's dead-letter exchange when it has one.
 //
 // Redis has no command that blocks on several lists and moves the element
 // atomically, so an idle consumer polls: after an empty poll it pauses
@@ -156,9 +166,25 @@
 //
 // A server that cannot be reached when dialling gives an error wrapping
 // driver.ErrConnectionLost, and refused credentials one wrapping
-// driver.ErrAccessRefused; later go-redis errors are wrapped with the
-// operation ("redis take: ..."), and context errors are returned as they
-// are.
+// driver.ErrAccessRefused. go-redis never sends a command twice (its
+// retries are off: a command whose reply was lost may have run). A
+// failed connection, a socket timeout or a LOADING, BUSY, MASTERDOWN,
+// READONLY or TRYAGAIN reply wrap driver.ErrConnectionLost, except for a
+// publish (LPUSH, PUBLISH) that may have reached redis: that one wraps
+// driver.ErrUnconfirmed, which kombu never retries, so a publish is stored
+// at most once. A fetch whose reply was lost is undone as soon as redis
+// answers (what it moved to unacked goes back to the front of its queue;
+// see takeScript's score) and tried again, at most twice. Other error
+// replies are wrapped with the operation ("redis take: ..."), context
+// errors are returned as they are, and errors after Close wrap
+// driver.ErrClosed.
+//
+// # Logs
+//
+// go-redis logs through one process-wide logger, to stderr by default. The
+// first dial replaces it: each line goes to the Logger of every open
+// connection that has one (kombu's Options.Logger, through
+// Connector.SetLogger), and nowhere when none has.
 //
 // # Without the registry
 //

@@ -152,7 +152,12 @@ func TestDriverRejectRequeueAndCloseRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another connection sees m2 back at the front, redelivered, then m3.
+	// It declares the queue, as a consumer does: an empty queue leaves no
+	// trace in redis for a connection that did not declare it.
 	ch2 := openChannel(t, dialDriver(t, url.Values{"global_keyprefix": {opts.Get("global_keyprefix")}}))
+	if _, err := ch2.QueueDeclare(ctx, driver.Queue{Name: q}); err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{"m2", "m3"} {
 		d, err := ch2.Get(ctx, q, false)
 		if err != nil {

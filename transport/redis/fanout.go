@@ -17,6 +17,7 @@ type fanMsg struct {
 	queue string
 	raw   []byte
 	env   *virtual.Envelope
+	err   error // why raw is not a kombu envelope (env is nil)
 }
 
 // fanout is the store's pub/sub subscriber: one PSUBSCRIBE connection for
@@ -86,16 +87,14 @@ func (f *fanout) deliver(m *redis.Message) {
 		return
 	}
 	for q := range qs {
-		env, err := virtual.UnmarshalEnvelope(raw)
-		if err != nil {
-			f.dropped.Add(1) // not a kombu message
-			return
-		}
 		if len(f.buf[q]) >= fanoutBufferLimit {
 			f.dropped.Add(1)
 			continue
 		}
-		f.buf[q] = append(f.buf[q], fanMsg{queue: q, raw: raw, env: env})
+		// Each queue gets its own envelope; one that is not a kombu
+		// message is handed to the consumer as undecodable (see take).
+		env, err := virtual.UnmarshalEnvelope(raw)
+		f.buf[q] = append(f.buf[q], fanMsg{queue: q, raw: raw, env: env, err: err})
 	}
 	close(f.wake)
 	f.wake = make(chan struct{})
@@ -120,7 +119,7 @@ func (s *Store) PutFanout(ctx context.Context, exchange, routingKey string, env 
 	if err != nil {
 		return err
 	}
-	return wrapErr("PUBLISH", s.rdb.Publish(ctx, s.k.fanoutChannel(exchange, routingKey), data).Err())
+	return s.wrapWrite(ctx, "PUBLISH", s.rdb.Publish(ctx, s.k.fanoutChannel(exchange, routingKey), data).Err())
 }
 
 // BindFanout implements virtual.Fanouter: PSUBSCRIBE to the exchange's
@@ -172,7 +171,7 @@ func (s *Store) BindFanout(ctx context.Context, exchange, routingKey, queue stri
 	if len(subscribe) > 0 {
 		if err := f.ps.PSubscribe(ctx, subscribe...); err != nil {
 			undo()
-			return wrapErr("PSUBSCRIBE", err)
+			return s.wrap(ctx, "PSUBSCRIBE", err)
 		}
 	}
 	t := time.NewTimer(10 * time.Second)
@@ -245,7 +244,7 @@ func (s *Store) UnbindFanout(ctx context.Context, exchange, routingKey, queue st
 	}
 	f.mu.Unlock()
 	if len(gone) > 0 {
-		return wrapErr("PUNSUBSCRIBE", f.ps.PUnsubscribe(ctx, gone...))
+		return s.wrap(ctx, "PUNSUBSCRIBE", f.ps.PUnsubscribe(ctx, gone...))
 	}
 	return nil
 }
@@ -346,8 +345,8 @@ func (s *Store) returnFanout(msgs []fanMsg) {
 	}
 }
 
-// FanoutDropped reports how many broadcasts were dropped because they were
-// not kombu envelopes or their queue's buffer was full.
+// FanoutDropped reports how many broadcasts were dropped because their
+// queue's buffer was full.
 func (s *Store) FanoutDropped() int64 {
 	s.fanMu.Lock()
 	f := s.fan
@@ -356,4 +355,35 @@ func (s *Store) FanoutDropped() int64 {
 		return 0
 	}
 	return f.dropped.Load()
+}
+
+// poisonBroadcasts moves the broadcasts of msgs that are not kombu
+// envelopes to their queues' poison lists, and returns the others and, as
+// undecodable items, those.
+func (s *Store) poisonBroadcasts(ctx context.Context, msgs []fanMsg) ([]fanMsg, []virtual.Item, error) {
+	var good, junk []fanMsg
+	for _, m := range msgs {
+		if m.err != nil {
+			junk = append(junk, m)
+		} else {
+			good = append(good, m)
+		}
+	}
+	if len(junk) == 0 {
+		return msgs, nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	for _, m := range junk {
+		pipe.LPush(ctx, s.k.poison(m.queue), m.raw)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		s.returnFanout(msgs)
+		return nil, nil, s.wrap(ctx, "LPUSH poison", err)
+	}
+	items := make([]virtual.Item, len(junk))
+	for i, m := range junk {
+		r := &receipt{queue: m.queue, raw: m.raw, undecodable: true, poisoned: true, list: s.k.list(m.queue, 0)}
+		items[i] = virtual.UndecodableItem(m.queue, m.raw, m.err, r)
+	}
+	return good, items, nil
 }

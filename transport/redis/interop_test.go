@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -419,5 +420,66 @@ func TestInteropDefaultExchangeToPythonQueue(t *testing.T) {
 				t.Errorf("python got %d of 3 messages published to the default exchange", len(got))
 			}
 		})
+	}
+}
+
+// TestInteropQueueDeletedByEitherLanguage: a delete made by Python kombu or
+// by kombu-go leaves nothing that makes the other say the queue exists.
+// Python deletes a queue that Go declared, bound and published to: Go's
+// passive declare, on the declaring connection and on a fresh one, says
+// not found, as Python's does, and no key kombu-go wrote for it remains.
+// Go deletes a queue Python declared and published to: Python's passive
+// declare says not found.
+func TestInteropQueueDeletedByEitherLanguage(t *testing.T) {
+	// No global_keyprefix: Python kombu's passive declare does not apply
+	// it (its EXISTS is not among the commands it prefixes).
+	conn := dialDriver(t, nil)
+	ch := openChannel(t, conn)
+	c := rawClient(t, storeOf(t, conn))
+	ctx := testCtx(t)
+	ex, q, q2 := uniqueName(t, "ex"), uniqueName(t, "q"), uniqueName(t, "q2")
+	cleanupKeys(t, c, "", q, q2, bindingKeyPrefix+ex)
+	must(t, ch.ExchangeDeclare(ctx, driver.Exchange{Name: ex, Type: "direct"}))
+	_, err := ch.QueueDeclare(ctx, driver.Queue{Name: q})
+	must(t, err)
+	must(t, ch.QueueBind(ctx, driver.Binding{Queue: q, Exchange: ex, RoutingKey: "rk"}))
+	must(t, ch.Publish(ctx, &driver.Publishing{Exchange: ex, RoutingKey: "rk", Message: driver.Message{Body: []byte("x")}}))
+	pyArgs := map[string]any{
+		"url": pyURL(t), "exchange": ex, "type": "direct", "queue": q, "binding_key": "rk", "mode": "delete",
+	}
+	if got := startPython(t, "py_queue.py", pyArgs).line(30 * time.Second); got != "not found" {
+		t.Fatalf("python after its delete: %s", got)
+	}
+	if _, err := ch.QueueDeclare(ctx, driver.Queue{Name: q, Passive: true}); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("passive declare on the connection that declared it: %v, want ErrNotFound", err)
+	}
+	fresh := openChannel(t, dialDriver(t, nil))
+	if _, err := fresh.QueueDeclare(ctx, driver.Queue{Name: q, Passive: true}); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("passive declare on another connection: %v, want ErrNotFound", err)
+	}
+	var left []string
+	iter := c.Scan(ctx, 0, "*"+globEscape(q)+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		left = append(left, iter.Val())
+	}
+	if len(left) != 0 {
+		t.Errorf("keys left after python's delete: %q", left)
+	}
+
+	// The other way round.
+	pyArgs["queue"], pyArgs["mode"] = q2, "passive"
+	py := startPython(t, "py_produce.py", map[string]any{
+		"url": pyURL(t), "exchange": ex, "type": "direct", "queue": q2, "binding_key": "rk2", "routing_key": "rk2", "count": 1,
+	})
+	py.line(30 * time.Second)
+	<-py.done
+	if got := startPython(t, "py_queue.py", pyArgs).line(30 * time.Second); got != "exists" {
+		t.Fatalf("python before Go's delete: %s", got)
+	}
+	if _, err := fresh.QueueDelete(ctx, q2, false, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := startPython(t, "py_queue.py", pyArgs).line(30 * time.Second); got != "not found" {
+		t.Errorf("python after Go's delete: %s", got)
 	}
 }

@@ -11,10 +11,13 @@ import (
 // bindingKeyPrefix is kombu's fixed prefix of binding tables.
 const bindingKeyPrefix = "_kombu.binding."
 
-// queuesKey names the set of the queues kombu-go connections declared
-// (Python kombu keeps no trace of a declared queue until it holds a
-// message). Python ignores it.
-const queuesKey = "_kombu_go.queues"
+// ownKeyPrefix starts every key kombu-go adds to Python kombu's; queue
+// names cannot start with it.
+const ownKeyPrefix = "_kombu_go."
+
+// poisonKeyPrefix starts the poison list of each queue: where the bytes
+// found in a queue that are not a kombu message go (see Store.Quarantine).
+const poisonKeyPrefix = ownKeyPrefix + "poison."
 
 // keys computes every redis key and pub/sub channel name from the options,
 // global_keyprefix included.
@@ -25,7 +28,6 @@ type keys struct {
 	unackedIndex string
 	unackedMutex string
 	unackedQueue string
-	queues       string
 	fanoutPrefix string
 	fanoutRK     bool // fanout_patterns
 }
@@ -39,7 +41,6 @@ func newKeys(o *Options) *keys {
 		unackedIndex: p + o.UnackedIndexKey,
 		unackedMutex: p + o.UnackedMutexKey,
 		unackedQueue: p + o.UnackedQueueKey(),
-		queues:       p + queuesKey,
 		fanoutPrefix: o.FanoutPrefix,
 		fanoutRK:     o.FanoutPatterns,
 	}
@@ -90,6 +91,11 @@ func (k *keys) pollOrder(queues []string) (keys []string, owner []int) {
 		}
 	}
 	return keys, owner
+}
+
+// poison is the (prefixed) poison list of queue.
+func (k *keys) poison(queue string) string {
+	return k.prefix + poisonKeyPrefix + queue
 }
 
 // binding is the (prefixed) binding-table set of exchange.
@@ -157,10 +163,10 @@ func globEscape(s string) string {
 func (k *keys) reserved(queue string) bool {
 	full := k.prefix + queue
 	switch full {
-	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue, k.queues:
+	case k.unacked, k.unackedIndex, k.unackedMutex, k.unackedQueue:
 		return true
 	}
-	return strings.HasPrefix(queue, bindingKeyPrefix)
+	return strings.HasPrefix(queue, bindingKeyPrefix) || strings.HasPrefix(queue, ownKeyPrefix)
 }
 
 // Name kinds that validateName understands. Other kinds get the general

@@ -43,6 +43,9 @@ func (s *Store) startSweeper() {
 					}
 				}()
 				_, _ = s.RestoreVisible(ctx)
+				if s.lostPending.Load() {
+					_ = s.undoLostTakes(ctx, false)
+				}
 				cancel()
 				select {
 				case <-t.C:
@@ -79,7 +82,7 @@ func (s *Store) RestoreVisible(ctx context.Context) (int, error) {
 	token := randomSeed() + randomSeed()
 	ok, err := s.rdb.SetNX(ctx, s.k.unackedMutex, token, s.o.UnackedMutexExpire).Result()
 	if err != nil {
-		return 0, wrapErr("restore mutex", err)
+		return 0, s.wrap(ctx, "restore mutex", err)
 	}
 	if !ok {
 		return 0, nil
@@ -102,7 +105,7 @@ func (s *Store) RestoreVisible(ctx context.Context) (int, error) {
 			Max: nowScore(ceil), Min: "0", Count: int64(count),
 		}).Result()
 		if err != nil {
-			return restored, wrapErr("ZREVRANGEBYSCORE", err)
+			return restored, s.wrap(ctx, "ZREVRANGEBYSCORE", err)
 		}
 		if len(tags) == 0 {
 			return restored, nil
@@ -121,6 +124,24 @@ func (s *Store) RestoreVisible(ctx context.Context) (int, error) {
 // restoreTags restores expired deliveries in three round trips: read their
 // entries, resolve their queues, run restoreScript for each.
 func (s *Store) restoreTags(ctx context.Context, tags []string, ceil time.Time) (int, error) {
+	return s.restoreEntries(ctx, tags, restoreMode{ceil: nowScore(ceil)})
+}
+
+// restoreMode says which unacked entries restoreEntries puts back.
+type restoreMode struct {
+	// ceil: the sweep restores an entry whose record is unchanged since it
+	// was read and whose score is at most ceil (its lease expired), marked
+	// redelivered, as kombu does.
+	ceil string
+	// take: the undo of a lost take (see loseTake) restores an entry whose
+	// score is still the take's, as it was taken: it was never delivered.
+	take string
+}
+
+// restoreEntries puts the unacked entries tags back at the front of their
+// queues in three round trips: read them, resolve their queues, run
+// restoreScript for each. It returns how many it restored.
+func (s *Store) restoreEntries(ctx context.Context, tags []string, mode restoreMode) (int, error) {
 	pipe := s.rdb.Pipeline()
 	recs := make([]*redis.StringCmd, len(tags))
 	qs := make([]*redis.StringCmd, len(tags))
@@ -129,11 +150,10 @@ func (s *Store) restoreTags(ctx context.Context, tags []string, ceil time.Time) 
 		qs[i] = pipe.HGet(ctx, s.k.unackedQueue, t)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return 0, wrapErr("restore read", err)
+		return 0, s.wrap(ctx, "restore read", err)
 	}
 
 	resolver := &queueResolver{s: s, tables: map[string][]virtual.StoredBinding{}}
-	ceilScore := nowScore(ceil)
 	pipe = s.rdb.Pipeline()
 	var runs []*redis.Cmd
 	var park []string
@@ -142,7 +162,7 @@ func (s *Store) restoreTags(ctx context.Context, tags []string, ceil time.Time) 
 		if err != nil {
 			// The entry is gone: restoreScript removes the index entry.
 			runs = append(runs, restoreScript.Eval(ctx, pipe,
-				[]string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}, tag, "cas", "", ceilScore, "", "R"))
+				[]string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}, tag, "cas", "", "0", "", "R"))
 			continue
 		}
 		env, exchange, routingKey, err := parseUnackedRecord([]byte(rec))
@@ -167,23 +187,32 @@ func (s *Store) restoreTags(ctx context.Context, tags []string, ceil time.Time) 
 			park = append(park, tag)
 			continue
 		}
-		payload, err := markRedelivered(env)
-		if err != nil {
-			payload = env
+		payload := []byte(env)
+		if mode.take == "" {
+			if marked, err := markRedelivered(env); err == nil {
+				payload = marked
+			}
 		}
 		step := s.k.step(envelopePriority(env))
 		keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}
 		for _, q := range queues {
 			keys = append(keys, s.k.list(q, step))
 		}
-		runs = append(runs, restoreScript.Eval(ctx, pipe, keys, tag, "cas", rec, ceilScore, payload, "R"))
+		if mode.take != "" {
+			runs = append(runs, restoreScript.Eval(ctx, pipe, keys, tag, "own", mode.take, "1e300", payload, "R"))
+		} else {
+			runs = append(runs, restoreScript.Eval(ctx, pipe, keys, tag, "cas", rec, mode.ceil, payload, "R"))
+		}
 	}
-	now := float64(time.Now().UnixMicro()) / 1e6
-	for _, tag := range park {
-		pipe.ZAddXX(ctx, s.k.unackedIndex, redis.Z{Score: now, Member: tag})
+	if mode.take == "" {
+		// Entries that cannot be restored wait another visibility timeout.
+		now := float64(time.Now().UnixMicro()|1) / 1e6 // odd: see takeScore
+		for _, tag := range park {
+			pipe.ZAddXX(ctx, s.k.unackedIndex, redis.Z{Score: now, Member: tag})
+		}
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return 0, wrapErr("restore", err)
+		return 0, s.wrap(ctx, "restore", err)
 	}
 	n := 0
 	for _, r := range runs {
@@ -283,7 +312,7 @@ func (r *queueResolver) resolve(ctx context.Context, exchange, routingKey string
 	if !ok {
 		members, err := r.s.rdb.SMembers(ctx, r.s.k.binding(exchange)).Result()
 		if err != nil {
-			return nil, wrapErr("SMEMBERS", err)
+			return nil, r.s.wrap(ctx, "SMEMBERS", err)
 		}
 		for _, m := range members {
 			if rk, pat, q, ok := splitBindingMember(m); ok {

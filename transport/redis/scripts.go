@@ -104,27 +104,33 @@ const anchorMember = "kombu-go.anchor: keeps this key in the skiplist and hashta
 // tag, and every fanout subscriber receives the same tag), the second copy
 // is recorded under "<tag>.<nonce>" instead of overwriting the first, so
 // that acking one copy never unprotects the other. A value that is not a
-// JSON object is returned unrecorded (flag 0): it is not a kombu message
-// and can only be dropped.
+// JSON object is not a kombu message, and its record would break Python
+// kombu's restore: it is moved to its queue's poison list instead (LPUSH,
+// in the same atomic step, so that nothing can lose it) and returned with
+// tag "" and side "P".
 //
 // The unacked_index score, now, is the delivery's identity: the caller
 // makes it unique to the store (strictly increasing microseconds) and
 // remembers it, and acks, requeues and lease extensions act only when the
-// entry still has a score the caller gave it. One made after the delivery's
+// entry still has a score the caller gave it. It is also the take's
+// identity (see loseTake): a take that would record something refuses,
+// with an empty reply and before doing anything, a score that an entry
+// already has, and the caller takes again with another. One made after the delivery's
 // visibility timeout expired, and the message was restored and delivered
 // again under the same tag (with a later score), leaves the new delivery
 // alone.
 //
-// KEYS: unacked, unacked_index, unacked_queue, list keys...
+// KEYS: unacked, unacked_index, unacked_queue, list keys..., then the
+// poison list of each list's queue, in the same order.
 // ARGV: now, max, nack, nfanout, seed, then nack triples (tag, scores as in
 // owns, "1" when the delivery has an unacked_queue entry), then nfanout
 // triples (queue, tag, unacked record), then the queue names parallel to
 // the list keys.
 //
 // Reply: {flat (tag, side) pairs of the fanout deliveries, flat array of
-// (list key index, envelope, tag, side) for the pops, with tag "" for a
-// value that was not recorded; side is "1" when an unacked_queue entry was
-// written}.
+// (list key index, envelope, tag, side) for the pops; side is "1" when an
+// unacked_queue entry was written, "P" when the value went to the poison
+// list (tag "")}.
 var takeScript = redis.NewScript(takeSrc)
 
 const takeSrc = takeFastSrc + pyJSONString + ownsLua + `
@@ -155,6 +161,7 @@ end
 -- tail of the envelope is enough and the body is not decoded; an envelope
 -- laid out otherwise, or whose strings have escapes, is decoded in full.
 local function meta(v)
+  if not string.find(v, '^%s*{') then return false end
   -- The usual layout, with one search and one anchored match.
   local p = string.find(v, '"delivery_info"', math.max(1, #v - 600), true)
   if p then
@@ -319,7 +326,7 @@ end
 
 local out = {}
 local got = 0
-for k = 4, #KEYS do
+for k = 4, 3 + nlists do
   if got >= max then break end
   local vals
   if pre then
@@ -349,10 +356,11 @@ for k = 4, #KEYS do
         out[#out + 1] = record(tag, '[' .. v .. ', ' .. jcached(ex) .. ', ' .. jcached(rk) .. ']', q)
         out[#out + 1] = ''
       else
+        redis.call('LPUSH', KEYS[k + nlists], v)
         out[#out + 1] = k - 3
         out[#out + 1] = v
         out[#out + 1] = ''
-        out[#out + 1] = ''
+        out[#out + 1] = 'P'
       end
     end
   end
@@ -382,6 +390,11 @@ return {fan, out}
 // delivery tag) is left in pre for the general part, whose pop loop then
 // takes it instead of popping.
 const takeFastSrc = `
+local nlists = (#KEYS - 3) / 2
+if (ARGV[2] ~= '0' or ARGV[4] ~= '0') and redis.call('ZCOUNT', KEYS[2], ARGV[1], ARGV[1]) > 0 then
+  -- The score is another take's: it would not identify this one.
+  return {}
+end
 local pre
 if ARGV[4] == '0' and ARGV[2] == '1' and (ARGV[3] == '0' or (ARGV[3] == '1' and not string.find(ARGV[7], ' ', 1, true))) then
   local b = 6
@@ -398,7 +411,7 @@ if ARGV[4] == '0' and ARGV[2] == '1' and (ARGV[3] == '0' or (ARGV[3] == '1' and 
     b = 9
   end
   local v, k
-  for i = 4, #KEYS do
+  for i = 4, 3 + nlists do
     v = redis.call('RPOP', KEYS[i])
     if v then
       k = i

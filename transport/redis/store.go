@@ -7,7 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,8 +40,13 @@ const (
 // Connector dials a Store. It holds parsed options only and is reused for
 // every (re)dial.
 type Connector struct {
-	opts *Options
+	opts   *Options
+	logger atomic.Pointer[slog.Logger]
 }
+
+// SetLogger implements driver.LoggerSetter: go-redis's log lines about
+// the stores this connector dials go to l (nil: dropped); see clientLogs.
+func (c *Connector) SetLogger(l *slog.Logger) { c.logger.Store(l) }
 
 // NewConnector returns a Connector for o (from ParseURL).
 func NewConnector(o *Options) *Connector { return &Connector{opts: o} }
@@ -53,8 +58,12 @@ func (c *Connector) Options() *Options { return c.opts }
 // dial only. Dial failures wrap driver.ErrConnectionLost.
 func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	rdb := newClient(c.opts)
+	s := newStore(c.opts, rdb)
+	// Registered before the first command: the dial itself may log.
+	clientLogs.add(s, c.logger.Load())
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		_ = rdb.Close()
+		clientLogs.remove(s)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
@@ -63,7 +72,7 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 		}
 		return nil, fmt.Errorf("%w: redis: %w", driver.ErrConnectionLost, err)
 	}
-	return newStore(c.opts, rdb), nil
+	return s, nil
 }
 
 // newClient returns the go-redis client for o. Benchmarks build their raw
@@ -85,6 +94,7 @@ func newClient(o *Options) *redis.Client {
 			TLSConfig:             o.TLS,
 			DisableIdentity:       true,
 			Protocol:              2,
+			MaxRetries:            -1, // see errors.go
 		})
 	}
 	return redis.NewClient(&redis.Options{
@@ -96,6 +106,7 @@ func newClient(o *Options) *redis.Client {
 		ReadTimeout:              o.SocketTimeout,
 		WriteTimeout:             o.SocketTimeout,
 		ContextTimeoutEnabled:    true,
+		MaxRetries:               -1, // see errors.go
 		PoolSize:                 o.MaxConnections,
 		TLSConfig:                o.TLS,
 		DisableIdentity:          true,
@@ -137,6 +148,11 @@ type Store struct {
 	sweepMu   sync.Mutex // one sweep at a time per store
 	lastSweep atomic.Int64
 	lastScore atomic.Int64 // microseconds of the last takeScore
+
+	undoMu      sync.Mutex // one undoLostTakes at a time
+	lostMu      sync.Mutex
+	lost        []*lostTake // takes whose reply was lost; see loseTake
+	lostPending atomic.Bool // len(lost) > 0
 }
 
 func newStore(o *Options, rdb *redis.Client) *Store {
@@ -147,26 +163,6 @@ func newStore(o *Options, rdb *redis.Client) *Store {
 func (s *Store) Client() *redis.Client { return s.rdb }
 
 var errStoreClosed = fmt.Errorf("%w: redis store", driver.ErrClosed)
-
-// wrapErr classifies a go-redis error: context errors unwrapped, a client
-// that could not dial as ErrConnectionLost (the command surely did not
-// run), a closed client as ErrClosed.
-func wrapErr(op string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	if errors.Is(err, redis.ErrClosed) {
-		return fmt.Errorf("%w: redis %s: %w", driver.ErrClosed, op, err)
-	}
-	var op2 *net.OpError
-	if errors.As(err, &op2) && op2.Op == "dial" {
-		return fmt.Errorf("%w: redis %s: %w", driver.ErrConnectionLost, op, err)
-	}
-	return fmt.Errorf("redis %s: %w", op, err)
-}
 
 // isAuthError reports whether redis refused the credentials (retrying the
 // same ones cannot help).
@@ -195,7 +191,7 @@ func (s *Store) Put(ctx context.Context, queue string, env *virtual.Envelope) er
 	}
 	err = s.rdb.LPush(ctx, s.k.list(queue, s.k.step(env.Properties.Priority)), data).Err()
 	if err != nil {
-		return wrapErr("LPUSH", err)
+		return s.wrapWrite(ctx, "LPUSH", err)
 	}
 	s.hub.notify()
 	return nil
@@ -262,7 +258,7 @@ func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) er
 		if n > 0 {
 			s.hub.notify()
 		}
-		return &driver.BatchError{Published: n, Err: wrapErr("LPUSH", err)}
+		return &driver.BatchError{Published: n, Err: s.wrapWrite(ctx, "LPUSH", err)}
 	}
 	s.hub.notify()
 	return nil
@@ -279,7 +275,7 @@ func (s *Store) Size(ctx context.Context, queue string) (int, error) {
 		cmds = append(cmds, pipe.LLen(ctx, l))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return 0, wrapErr("LLEN", err)
+		return 0, s.wrap(ctx, "LLEN", err)
 	}
 	n := 0
 	for _, c := range cmds {
@@ -303,7 +299,7 @@ func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 		return nil
 	})
 	if err != nil {
-		return 0, wrapErr("purge", err)
+		return 0, s.wrap(ctx, "purge", err)
 	}
 	n := 0
 	for _, c := range cmds {
@@ -312,57 +308,62 @@ func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 	return n, nil
 }
 
-// Delete implements virtual.Store: DEL of every priority list, and the
-// queue leaves the set of declared queues. Binding rows are removed by
-// virtual through RemoveBinding, as kombu's queue_delete SREMs each of
-// them.
+// Delete implements virtual.Store: DEL of every priority list, as kombu's
+// queue_delete. Binding rows are removed by virtual through RemoveBinding,
+// as kombu's queue_delete SREMs each of them. The poison list stays: it is
+// the operator's.
 func (s *Store) Delete(ctx context.Context, queue string) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, s.k.lists(queue)...)
-		p.SRem(ctx, s.k.queues, queue)
-		return nil
-	})
-	if err != nil {
-		return wrapErr("DEL", err)
+	if err := s.rdb.Del(ctx, s.k.lists(queue)...).Err(); err != nil {
+		return s.wrap(ctx, "DEL", err)
 	}
 	s.dropFanoutQueue(queue)
 	return nil
 }
 
-// DeclareQueue implements virtual.QueueStore: the queue joins the set of
-// queues kombu-go declared (_kombu_go.queues), so that other connections
-// know it exists while it is empty. Python kombu creates no key.
+// DeclareQueue implements virtual.QueueStore. Like Python kombu, it writes
+// nothing: a queue without messages leaves no trace in redis but its
+// binding rows (see QueueExists).
 func (s *Store) DeclareQueue(ctx context.Context, q driver.Queue) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	return wrapErr("SADD", s.rdb.SAdd(ctx, s.k.queues, q.Name).Err())
+	return nil
 }
 
-// QueueExists implements virtual.QueueStore. A queue exists when a
-// kombu-go connection declared it and nobody deleted it since; or, as
-// Python kombu decides, when one of its lists exists (it holds messages);
-// or when the exchange of the same name has a binding row for it, which is
-// what Celery declares for each of its queues.
-func (s *Store) QueueExists(ctx context.Context, name string) (bool, error) {
+// QueueExists implements virtual.QueueStore with what Python kombu records,
+// so that a delete made by either language is seen by both (Python's
+// queue_delete DELs the lists and SREMs the binding rows it made). A queue
+// exists when one of its lists exists (it holds messages: Python kombu's
+// own test); or when the exchange of the same name has a binding row for
+// it, which is what Celery declares for each of its queues; or when one of
+// the rows in bound (those the asking connection wrote) is still there.
+func (s *Store) QueueExists(ctx context.Context, name string, bound []virtual.StoredBinding) (bool, error) {
 	if s.closed.Load() {
 		return false, errStoreClosed
 	}
 	pipe := s.rdb.Pipeline()
-	member := pipe.SIsMember(ctx, s.k.queues, name)
 	lists := pipe.Exists(ctx, s.k.lists(name)...)
 	rows := pipe.SMembers(ctx, s.k.binding(name))
-	if _, err := pipe.Exec(ctx); err != nil {
-		return false, wrapErr("EXISTS", err)
+	still := make([]*redis.BoolCmd, len(bound))
+	for i, b := range bound {
+		still[i] = pipe.SIsMember(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue))
 	}
-	if member.Val() || lists.Val() > 0 {
+	if _, err := pipe.Exec(ctx); err != nil {
+		return false, s.wrap(ctx, "EXISTS", err)
+	}
+	if lists.Val() > 0 {
 		return true, nil
 	}
 	for _, m := range rows.Val() {
 		if _, _, q, ok := splitBindingMember(m); ok && q == name {
+			return true, nil
+		}
+	}
+	for _, c := range still {
+		if c.Val() {
 			return true, nil
 		}
 	}
@@ -381,7 +382,7 @@ func (s *Store) AddBinding(ctx context.Context, b virtual.StoredBinding) error {
 	}
 	defer s.hub.invalidate(b.Exchange)
 	err := s.rdb.SAdd(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue)).Err()
-	return wrapErr("SADD", err)
+	return s.wrap(ctx, "SADD", err)
 }
 
 // RemoveBinding implements virtual.BindingStore: SREM of the exact member.
@@ -391,7 +392,7 @@ func (s *Store) RemoveBinding(ctx context.Context, b virtual.StoredBinding) erro
 	}
 	defer s.hub.invalidate(b.Exchange)
 	err := s.rdb.SRem(ctx, s.k.binding(b.Exchange), bindingMember(b.RoutingKey, b.Pattern, b.Queue)).Err()
-	return wrapErr("SREM", err)
+	return s.wrap(ctx, "SREM", err)
 }
 
 // Bindings implements virtual.BindingStore: SMEMBERS of the exchange's
@@ -412,7 +413,7 @@ func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.Stored
 	at := time.Now()
 	members, err := s.rdb.SMembers(ctx, s.k.binding(exchange)).Result()
 	if err != nil {
-		return nil, wrapErr("SMEMBERS", err)
+		return nil, s.wrap(ctx, "SMEMBERS", err)
 	}
 	rows := make([]virtual.StoredBinding, 0, len(members))
 	for _, m := range members {
@@ -433,6 +434,11 @@ type receipt struct {
 	side     bool   // the delivery has an unacked_queue entry
 	raw      []byte // the envelope as received
 	priority uint8
+	// undecodable: raw is not a kombu envelope, and is kept byte for
+	// byte; poisoned: the take already moved it to the queue's poison
+	// list (it has no unacked entry); list: the list it came from.
+	undecodable, poisoned bool
+	list                  string
 
 	mu     sync.Mutex
 	scores string // the unacked_index scores this delivery was given, space-separated
@@ -567,7 +573,7 @@ func (s *Store) seed() string {
 
 // pollPlan is the cached key order of one set of queues.
 type pollPlan struct {
-	keys  []string // unacked, unacked_index, unacked_queue, then the lists
+	keys  []string // unacked, unacked_index, unacked_queue, the lists, their poison lists
 	owner []int
 	names []any // the queue name of each list, as script arguments
 }
@@ -581,18 +587,64 @@ func (s *Store) plan(queues []string, key string) *pollPlan {
 	p.keys = append([]string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}, lists...)
 	for _, i := range owner {
 		p.names = append(p.names, queues[i])
+		p.keys = append(p.keys, s.k.poison(queues[i]))
 	}
 	s.plans.Store(key, p)
 	return p
 }
 
-// take runs takeScript once: pending acks, buffered broadcasts of queues,
-// then up to max envelopes from the lists.
+// takeRetries is how many times a take is sent again after a connection
+// failure, once what the failed one may have moved is back in its queue.
+const takeRetries = 2
+
+// errScoreTaken is takeOnce's error when another consumer's deliveries
+// already have the take's score (see takeScript): take again with another.
+var errScoreTaken = errors.New("redis take: score in use")
+
+// take runs takeScript: pending acks, buffered broadcasts of queues, then
+// up to max envelopes from the lists. After a connection failure it sends
+// the take again (at most takeRetries times), but only once the failed
+// take is undone (see loseTake), so that no retry can hide a message.
 func (s *Store) take(ctx context.Context, queues []string, max int, key string) ([]virtual.Item, error) {
+	if s.lostPending.Load() {
+		if err := s.undoLostTakes(ctx, true); err != nil {
+			return nil, err
+		}
+	}
+	for attempt, collisions := 0, 0; ; {
+		items, err := s.takeOnce(ctx, queues, max, key)
+		switch {
+		case err == nil:
+			return items, nil
+		case errors.Is(err, errScoreTaken) && collisions < 10:
+			collisions++
+			continue
+		case attempt >= takeRetries || ctx.Err() != nil || s.lostUnchecked() || !errors.Is(err, driver.ErrConnectionLost):
+			return nil, err
+		}
+		attempt++
+		t := time.NewTimer(time.Duration(attempt) * 50 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-s.done:
+			t.Stop()
+			return nil, errStoreClosed
+		}
+	}
+}
+
+// takeOnce runs takeScript once.
+func (s *Store) takeOnce(ctx context.Context, queues []string, max int, key string) ([]virtual.Item, error) {
 	published := s.hub.published.Load()
+	fan, junk, err := s.poisonBroadcasts(ctx, s.takeFanout(queues, max))
+	if err != nil {
+		return nil, err
+	}
 	acks := s.stealAcks()
-	fan := s.takeFanout(queues, max)
-	listMax := max - len(fan)
+	listMax := max - len(fan) - len(junk)
 
 	var p *pollPlan
 	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue}
@@ -614,13 +666,37 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		args = append(args, p.names...)
 	}
 	reply, err := takeScript.Run(ctx, s.rdb, keys, args...).Slice()
-	if err == nil && len(reply) != 2 {
-		err = errors.New("malformed script reply")
-	}
 	if err != nil {
 		s.returnAcks(acks)
+		if isReply(err) || neverSent(err) {
+			// The script did not run (or failed as a whole).
+			s.returnFanout(fan)
+			if len(junk) > 0 {
+				return junk, nil
+			}
+			return nil, s.wrap(ctx, "take", err)
+		}
+		// The script may have run and moved messages to unacked: restore
+		// them now rather than after the visibility timeout.
+		s.loseTake(score, fan)
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lostTakeUndoTimeout)
+		_ = s.undoLostTakes(uctx, true)
+		cancel()
+		if len(junk) > 0 {
+			return junk, nil // already in the poison list: report them now
+		}
+		return nil, s.wrap(ctx, "take", err)
+	}
+	if len(reply) == 0 {
+		s.returnAcks(acks)
 		s.returnFanout(fan)
-		return nil, wrapErr("take", err)
+		if len(junk) > 0 {
+			return junk, nil
+		}
+		return nil, errScoreTaken
+	}
+	if len(reply) != 2 {
+		return nil, errors.New("redis take: malformed script reply")
 	}
 	fanTags, _ := reply[0].([]any)
 	res, _ := reply[1].([]any)
@@ -628,7 +704,7 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		return nil, errors.New("redis take: malformed script reply")
 	}
 
-	items := make([]virtual.Item, 0, len(fan)+len(res)/4)
+	items := append(make([]virtual.Item, 0, len(junk)+len(fan)+len(res)/4), junk...)
 	// Broadcasts come first: they were recorded before the pops.
 	for i, f := range fan {
 		tag, _ := fanTags[2*i].(string)
@@ -639,7 +715,6 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 			Receipt:  &receipt{tag: tag, side: side == "1", scores: score, queue: f.queue, raw: f.raw, priority: f.env.Properties.Priority},
 		})
 	}
-	var bad []*receipt
 	for i := 0; i+3 < len(res); i += 4 {
 		idx, _ := res[i].(int64)
 		raw, _ := res[i+1].(string)
@@ -652,19 +727,16 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 		data := []byte(raw)
 		r := &receipt{tag: tag, side: side == "1", scores: score, queue: queue, raw: data}
 		env, derr := virtual.UnmarshalEnvelope(data)
-		if derr != nil || tag == "" {
-			// Not a kombu message: drop it for good (acking its
-			// record), like a reject without requeue.
-			if tag != "" {
-				bad = append(bad, r)
-			}
+		if side == "P" || derr != nil {
+			// Not a kombu message: the consumer's decode error path gets
+			// it, and it goes back to the very list it came from if
+			// requeued (see Quarantine).
+			r.undecodable, r.poisoned, r.list = true, side == "P", keys[2+idx]
+			items = append(items, virtual.UndecodableItem(queue, data, undecodable(data, derr), r))
 			continue
 		}
 		r.priority = env.Properties.Priority
 		items = append(items, virtual.Item{Queue: queue, Envelope: env, Receipt: r})
-	}
-	if len(bad) > 0 {
-		s.addAcks(bad...)
 	}
 	if len(items) == 0 && len(res) == 0 {
 		s.emptyAt.Store(key, published)
@@ -674,15 +746,29 @@ func (s *Store) take(ctx context.Context, queues []string, max int, key string) 
 	return items, nil
 }
 
+// undecodable says why raw is not a kombu envelope.
+func undecodable(raw []byte, err error) error {
+	switch {
+	case len(raw) == 0:
+		return fmt.Errorf("%w: empty", virtual.ErrBadEnvelope)
+	case err == nil:
+		return fmt.Errorf("%w: not a JSON object", virtual.ErrBadEnvelope)
+	}
+	return err
+}
+
 // takeScore is the unacked_index score of a take's deliveries: the time in
 // microseconds, as nowScore, but strictly greater than the store's previous
 // one, so that no two deliveries of the store get the same score (it is a
-// delivery's identity; see takeScript).
+// delivery's identity; see takeScript). Take scores are even numbers of
+// microseconds and leaseScore's odd, so that a lease extension never gives
+// an entry the score of a take.
 func (s *Store) takeScore() string {
 	now := time.Now().UnixMicro()
+	now += now & 1
 	for {
 		last := s.lastScore.Load()
-		us := max(now, last+1)
+		us := max(now, last+2)
 		if s.lastScore.CompareAndSwap(last, us) {
 			return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64)
 		}
@@ -692,6 +778,13 @@ func (s *Store) takeScore() string {
 // nowScore is kombu's unacked_index score: Unix time in float seconds.
 func nowScore(t time.Time) string {
 	return strconv.FormatFloat(float64(t.UnixMicro())/1e6, 'f', 6, 64)
+}
+
+// leaseScore is nowScore rounded to an odd number of microseconds, the
+// score of entries whose lease moved (see takeScore).
+func leaseScore(t time.Time) string {
+	us := t.UnixMicro() | 1
+	return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64)
 }
 
 // unackedRecord is the unacked hash value kombu writes:
@@ -753,18 +846,32 @@ func writeJSONString(b *bytes.Buffer, s string) {
 	b.WriteByte('"')
 }
 
+var errNoReceipt = fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+
+// receiptOf returns the item's receipt, or why the store cannot act on it.
+func (s *Store) receiptOf(it virtual.Item) (*receipt, error) {
+	r, ok := it.Receipt.(*receipt)
+	if !ok {
+		return nil, errNoReceipt
+	}
+	if s.closed.Load() {
+		return nil, errStoreClosed
+	}
+	return r, nil
+}
+
 // Ack implements virtual.Acker. The ack is sent with the next fetch of
 // this store (takeScript), or on its own after ackFlushDelay when no fetch
 // comes, and always before Close returns. Like an AMQP basic.ack it is
 // not confirmed: if the process dies before it is sent, the message is
 // delivered again after the visibility timeout (never lost).
 func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
-	r, ok := it.Receipt.(*receipt)
-	if !ok {
-		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+	r, err := s.receiptOf(it)
+	if err != nil {
+		return err
 	}
-	if s.closed.Load() {
-		return errStoreClosed
+	if r.poisoned {
+		return s.ackPoisoned(ctx, r)
 	}
 	s.addAcks(r)
 	return nil
@@ -776,15 +883,20 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 		return errStoreClosed
 	}
 	rs := make([]*receipt, 0, len(items))
+	var errs []error
 	for _, it := range items {
 		r, ok := it.Receipt.(*receipt)
 		if !ok {
-			return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+			return errNoReceipt
+		}
+		if r.poisoned {
+			errs = append(errs, s.ackPoisoned(ctx, r))
+			continue
 		}
 		rs = append(rs, r)
 	}
 	s.addAcks(rs...)
-	return nil
+	return errors.Join(errs...)
 }
 
 func (s *Store) addAcks(rs ...*receipt) {
@@ -863,7 +975,7 @@ func (s *Store) flushAcks(ctx context.Context) error {
 	}
 	if err := takeScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
 		s.returnAcks(acks)
-		return wrapErr("ack", err)
+		return s.wrap(ctx, "ack", err)
 	}
 	return nil
 }
@@ -877,25 +989,31 @@ func (s *Store) flushAcks(ctx context.Context) error {
 // is gone (its visibility timeout expired and it was restored), the message
 // is already back in its queue and nothing happens.
 func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
-	r, ok := it.Receipt.(*receipt)
-	if !ok {
-		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
-	}
-	if s.closed.Load() {
-		return errStoreClosed
+	r, err := s.receiptOf(it)
+	if err != nil {
+		return err
 	}
 	return s.restoreOwn(ctx, r, "R")
 }
 
 func (s *Store) restoreOwn(ctx context.Context, r *receipt, dir string) error {
-	payload, err := markRedelivered(r.raw)
-	if err != nil {
-		payload = r.raw // not decodable now means not decodable before: keep it as is
+	if r.poisoned {
+		return s.requeuePoisoned(ctx, r)
 	}
-	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, s.k.list(r.queue, s.k.step(r.priority))}
-	err = restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", payload, dir).Err()
+	payload := r.raw
+	if !r.undecodable {
+		if marked, err := markRedelivered(r.raw); err == nil {
+			payload = marked
+		}
+	}
+	list := r.list
+	if list == "" {
+		list = s.k.list(r.queue, s.k.step(r.priority))
+	}
+	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, list}
+	err := restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", payload, dir).Err()
 	if err != nil {
-		return wrapErr("requeue", err)
+		return s.wrap(ctx, "requeue", err)
 	}
 	s.hub.notify()
 	return nil
@@ -906,14 +1024,14 @@ func (s *Store) restoreOwn(ctx context.Context, r *receipt, dir string) error {
 // now. It fails with driver.ErrPreconditionFailed when the delivery was
 // already restored (its lease had expired).
 func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duration) error {
-	r, ok := it.Receipt.(*receipt)
-	if !ok {
-		return fmt.Errorf("%w: redis: item has no redis receipt", driver.ErrInvalidArgument)
+	r, err := s.receiptOf(it)
+	if err != nil {
+		return err
 	}
-	if s.closed.Load() {
-		return errStoreClosed
+	if r.poisoned {
+		return nil // in the poison list, no lease to keep
 	}
-	score := nowScore(time.Now().Add(d - s.o.VisibilityTimeout))
+	score := leaseScore(time.Now().Add(d - s.o.VisibilityTimeout))
 	// The new score joins the receipt's before it is set, so that acks
 	// made after ExtendLease returns (or fails) match whichever is current.
 	r.mu.Lock()
@@ -922,7 +1040,7 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 	r.mu.Unlock()
 	n, err := extendScript.Run(ctx, s.rdb, []string{s.k.unackedIndex}, r.tag, own, score).Int()
 	if err != nil {
-		return wrapErr("extend lease", err)
+		return s.wrap(ctx, "extend lease", err)
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: redis: the lease of delivery %q has expired and it was restored", driver.ErrPreconditionFailed, r.tag)
@@ -939,6 +1057,9 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err = s.flushAcks(ctx)
+		if s.lostPending.Load() {
+			err = errors.Join(err, s.undoLostTakes(ctx, false))
+		}
 		s.closed.Store(true)
 		s.ackMu.Lock()
 		if s.ackTimer != nil {
@@ -956,6 +1077,7 @@ func (s *Store) Close() error {
 		if cerr := s.rdb.Close(); err == nil {
 			err = cerr
 		}
+		clientLogs.remove(s)
 	})
 	return err
 }

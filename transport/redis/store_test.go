@@ -431,29 +431,6 @@ func TestSharedDeliveryTagsDoNotCollide(t *testing.T) {
 	}
 }
 
-func TestMalformedMessagesAreDropped(t *testing.T) {
-	s := openStore(t, isolated(t, nil))
-	c := rawClient(t, s)
-	cleanupKeys(t, c, s.o.GlobalKeyPrefix)
-	ctx := testCtx(t)
-	q := uniqueName(t, "q")
-	p := s.o.GlobalKeyPrefix
-	c.LPush(ctx, p+q, "not json", `{"no": "body"}`, `[1, 2]`)
-	_ = s.Put(ctx, q, newEnv("good", 0))
-	it, err := s.Get(ctx, []string{q}, time.Second)
-	if err != nil || string(it.Envelope.Body) != "good" {
-		t.Fatalf("Get after bad messages: %v", err)
-	}
-	_ = s.Ack(ctx, it)
-	flush(t, s)
-	if n := c.HLen(ctx, p+"unacked").Val(); n != 0 {
-		t.Errorf("%d unacked entries left", n)
-	}
-	if n, _ := s.Size(ctx, q); n != 0 {
-		t.Errorf("%d messages left", n)
-	}
-}
-
 func TestBindingsTable(t *testing.T) {
 	s := openStore(t, isolated(t, url.Values{"binding_cache_ttl": {"30"}}))
 	c := rawClient(t, s)
@@ -556,6 +533,7 @@ func TestValidateName(t *testing.T) {
 		{"queue", "unacked_mutex", false},
 		{"queue", "unacked_queue", false},
 		{"queue", "_kombu.binding.x", false},
+		{"queue", "_kombu_go.poison.tasks", false}, // another queue's poison list
 		{"exchange", "unacked", true},
 		{"queue", "a*b?[c]", true}, // never used in a pattern
 	} {

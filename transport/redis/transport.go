@@ -60,7 +60,7 @@ func (s *Store) Ping(ctx context.Context) error {
 	if s.closed.Load() {
 		return errStoreClosed
 	}
-	return wrapErr("PING", s.rdb.Ping(ctx).Err())
+	return s.wrap(ctx, "PING", s.rdb.Ping(ctx).Err())
 }
 
 var (
@@ -78,4 +78,5 @@ var (
 	_ driver.Connector      = (*Connector)(nil)
 	_ driver.Describer      = (*Connector)(nil)
 	_ virtual.StoreDialer   = (*Connector)(nil)
+	_ driver.LoggerSetter   = (*Connector)(nil)
 )
