@@ -159,6 +159,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Close", closeCases},
 		{"Context", contextCases},
 		{"Handlers", handlerCases},
+		{"Redelivery", redeliveryCases},
 		{"Concurrency", concurrencyCases},
 		{"BadInput", badInputCases},
 		{"TTL", ttlCases},
