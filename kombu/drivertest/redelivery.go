@@ -13,6 +13,7 @@ import (
 
 var redeliveryCases = []testCase{
 	{"PoisonBesideGoodMessages", testPoisonBesideGood},
+	{"PoisonWithPrefetchOne", testPoisonPrefetchOne},
 	{"DeadLetterExchange", testRedeliveryDeadLetterExchange},
 	{"BackoffSpacesDeliveries", testRedeliveryBackoff},
 	{"CountSurvivesConsumerRestart", testRedeliveryCountSurvivesRestart},
@@ -126,6 +127,49 @@ func testPoisonBesideGood(e *env) {
 	}
 	e.eventuallyLen(q, 0)
 	e.expectNone(pc)
+}
+
+// testPoisonPrefetchOne: a failing message waits out its backoff holding
+// the only prefetch slot, which pauses the consumer but never stalls it:
+// every good message is still handled once, and the failing one ends in
+// the poison queue.
+func testPoisonPrefetchOne(e *env) {
+	const limit, good = 3, 10
+	q := e.simpleQueue("q")
+	poison := e.poisonQueue(q)
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "poison")
+	for i := range good {
+		e.sendTo(p, q.Name, fmt.Sprintf("good-%d", i))
+	}
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{
+		PrefetchCount: 1,
+		Redelivery:    &kombu.RedeliveryPolicy{InitialBackoff: 10 * time.Millisecond, MaxDeliveries: limit},
+	})
+	log := newDeliveryLog()
+	stop := e.consume(c, func(ctx context.Context, m *kombu.Message) error {
+		log.add(m)
+		if string(m.Body) == "poison" {
+			return errors.New("poison")
+		}
+		return nil
+	})
+	d := e.recv(e.consumer(nil, []kombu.Queue{poison}, nil))
+	e.ack(d)
+	e.eventually("every good message to be handled", func() bool {
+		n, _ := log.get(fmt.Sprintf("good-%d", good-1))
+		return len(n) > 0
+	})
+	stop()
+	if counts, _ := log.get("poison"); len(counts) != limit {
+		e.t.Errorf("poison message delivered %d times, want %d", len(counts), limit)
+	}
+	for i := range good {
+		if n, _ := log.get(fmt.Sprintf("good-%d", i)); len(n) != 1 {
+			e.t.Errorf("good-%d handled %d times, want once", i, len(n))
+		}
+	}
+	e.eventuallyLen(q, 0)
 }
 
 // testRedeliveryDeadLetterExchange: a queue with a dead-letter exchange
