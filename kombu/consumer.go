@@ -617,6 +617,7 @@ func (c *Consumer) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.held.flush() // closed by its channel: wait for settlements under way
 		return nil
 	}
 	c.closed = true

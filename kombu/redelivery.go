@@ -208,6 +208,13 @@ func (c *Consumer) failed(ctx context.Context, m *Message, err error) {
 		return
 	}
 	p := c.opts.Redelivery.withDefaults()
+	if m.Queue == "" {
+		// A transport that cannot say where the message came from
+		// leaves nothing to republish to or name a poison queue after:
+		// requeue, still after the backoff.
+		c.held.hold(ctx, m, p.Backoff(1), func(ctx context.Context) error { return m.Requeue(ctx) })
+		return
+	}
 	q := c.queueNamed(m.Queue)
 	n := m.DeliveryCount()
 	if p.MaxDeliveries > 0 && n >= p.MaxDeliveries {
