@@ -307,46 +307,59 @@ func (m *Message) redeliver(ctx context.Context, deliveries int, err error) erro
 
 // deadLetter sends a copy of the message to the queue's dead-letter
 // exchange (x-dead-letter-exchange, routed with x-dead-letter-routing-key
-// or the original routing key) or, without one, or when that exchange
-// routes it nowhere, to the durable queue q.Name+PoisonQueueSuffix; then
-// it acks the message. The copy goes out on a channel of its own: an
-// AMQP publish to a missing exchange or a redeclare conflict closes its
-// channel, which must not be the consumer's.
+// or the original routing key) or, without one, or when that exchange is
+// missing or routes it nowhere, to the durable queue
+// q.Name+PoisonQueueSuffix; then it acks the message.
 func (c *Consumer) deadLetter(ctx context.Context, m *Message, q Queue, deliveries int, err error) error {
 	h := failureHeaders(m, err, 2)
 	delete(h, HeaderDeliveryCount) // the count starts again in the new queue
 	h[HeaderFailedDeliveries] = int64(deliveries)
 	h[HeaderFailedQueue] = m.Queue
-	ch, cerr := c.ch.conn.Channel(ctx)
-	if cerr != nil {
-		return cerr
-	}
-	defer ch.Close()
 	args := q.QueueArguments()
-	published := false
+	stored := false
 	if dlx, ok := args["x-dead-letter-exchange"].(string); ok {
 		rk, _ := h[HeaderOriginalRoutingKey].(string)
 		if k, ok := args["x-dead-letter-routing-key"].(string); ok {
 			rk = k
 		}
-		perr := ch.drv.Publish(ctx, m.republished(dlx, rk, h))
-		if perr != nil && !errors.Is(perr, ErrUnroutable) {
-			return ch.wrap("message.dead_letter", dlx, perr)
+		perr := c.onSideChannel(ctx, dlx, func(ch *Channel) error {
+			return ch.drv.Publish(ctx, m.republished(dlx, rk, h))
+		})
+		if perr != nil && !errors.Is(perr, ErrUnroutable) && !errors.Is(perr, ErrNotFound) {
+			return perr
 		}
-		published = perr == nil
+		stored = perr == nil
 	}
-	if !published {
+	if !stored {
 		poison := m.Queue + PoisonQueueSuffix
-		if _, err := ch.drv.QueueDeclare(ctx, driver.Queue{Name: poison, Durable: true}); err != nil {
-			return ch.wrap("message.dead_letter", poison, err)
-		}
-		if err := ch.drv.Publish(ctx, m.republished("", poison, h)); err != nil {
-			return ch.wrap("message.dead_letter", poison, err)
+		perr := c.onSideChannel(ctx, poison, func(ch *Channel) error {
+			if _, err := ch.drv.QueueDeclare(ctx, driver.Queue{Name: poison, Durable: true}); err != nil {
+				return err
+			}
+			return ch.drv.Publish(ctx, m.republished("", poison, h))
+		})
+		if perr != nil {
+			return perr
 		}
 	}
 	return m.settle(ctx, Rejected, "message.dead_letter", func() error {
 		return m.ch.drv.Ack(ctx, m.DeliveryTag, false)
 	})
+}
+
+// onSideChannel runs fn on a channel of its own: RabbitMQ closes a
+// channel that publishes to a missing exchange or redeclares a queue
+// differently, and that must not be the consumer's.
+func (c *Consumer) onSideChannel(ctx context.Context, name string, fn func(ch *Channel) error) error {
+	ch, err := c.ch.conn.Channel(ctx)
+	if err != nil {
+		return err
+	}
+	err = ch.wrap("message.dead_letter", name, fn(ch))
+	if cerr := ch.Close(); err == nil && cerr != nil && !errors.Is(cerr, ErrClosed) {
+		err = cerr
+	}
+	return err
 }
 
 // heldMessages are failed messages waiting out their backoff, unacked.

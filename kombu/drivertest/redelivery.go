@@ -15,6 +15,7 @@ var redeliveryCases = []testCase{
 	{"PoisonBesideGoodMessages", testPoisonBesideGood},
 	{"PoisonWithPrefetchOne", testPoisonPrefetchOne},
 	{"DeadLetterExchange", testRedeliveryDeadLetterExchange},
+	{"MissingDeadLetterExchange", testRedeliveryMissingDeadLetterExchange},
 	{"BackoffSpacesDeliveries", testRedeliveryBackoff},
 	{"CountSurvivesConsumerRestart", testRedeliveryCountSurvivesRestart},
 	{"BadPolicyRefused", testRedeliveryBadPolicy},
@@ -214,6 +215,39 @@ func testRedeliveryDeadLetterExchange(e *env) {
 	}
 	e.eventuallyLen(q, 0)
 	e.expectNone(cd)
+}
+
+// testRedeliveryMissingDeadLetterExchange: a dead-letter exchange that
+// does not exist (RabbitMQ would drop the message) sends the exhausted
+// message to the poison queue instead, and the consumer goes on.
+func testRedeliveryMissingDeadLetterExchange(e *env) {
+	q := kombu.NewQueue(e.name("q"), kombu.DefaultExchange, "")
+	q.Arguments = map[string]any{"x-dead-letter-exchange": e.name("missing")}
+	q = e.declareQueue(q)
+	poison := e.poisonQueue(q)
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "lost-dlx")
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{
+		Redelivery: &kombu.RedeliveryPolicy{InitialBackoff: -1, MaxDeliveries: 1},
+	})
+	after := make(chan struct{})
+	stop := e.consume(c, func(ctx context.Context, m *kombu.Message) error {
+		if string(m.Body) == "after" {
+			close(after)
+			return nil
+		}
+		return errors.New("nowhere to go")
+	})
+	d := e.recv(e.consumer(nil, []kombu.Queue{poison}, nil))
+	e.ack(d)
+	if string(d.Body) != "lost-dlx" {
+		e.t.Errorf("poison queue got %q, want \"lost-dlx\"", d.Body)
+	}
+	e.checkDeadLettered(d, q.Name, 1, "nowhere to go")
+	e.sendTo(p, q.Name, "after")
+	e.waitFor(after, "a message after the dead-lettering (the consumer's channel survived)")
+	stop()
+	e.eventuallyLen(q, 0)
 }
 
 // testRedeliveryBackoff: the waits between deliveries of a failing
