@@ -332,12 +332,17 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message, q Queue, deliveri
 	}
 	if !stored {
 		poison := m.Queue + PoisonQueueSuffix
+		publish := func(ch *Channel) error { return ch.drv.Publish(ctx, m.republished("", poison, h)) }
 		perr := c.onSideChannel(ctx, poison, func(ch *Channel) error {
 			if _, err := ch.drv.QueueDeclare(ctx, driver.Queue{Name: poison, Durable: true}); err != nil {
 				return err
 			}
-			return ch.drv.Publish(ctx, m.republished("", poison, h))
+			return publish(ch)
 		})
+		if errors.Is(perr, ErrPreconditionFailed) {
+			// Declared already, with other attributes: it exists, use it.
+			perr = c.onSideChannel(ctx, poison, publish)
+		}
 		if perr != nil {
 			return perr
 		}

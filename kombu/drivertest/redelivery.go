@@ -16,6 +16,7 @@ var redeliveryCases = []testCase{
 	{"PoisonWithPrefetchOne", testPoisonPrefetchOne},
 	{"DeadLetterExchange", testRedeliveryDeadLetterExchange},
 	{"MissingDeadLetterExchange", testRedeliveryMissingDeadLetterExchange},
+	{"PoisonQueueDeclaredOtherwise", testPoisonQueueDeclaredOtherwise},
 	{"BackoffSpacesDeliveries", testRedeliveryBackoff},
 	{"CountSurvivesConsumerRestart", testRedeliveryCountSurvivesRestart},
 	{"BadPolicyRefused", testRedeliveryBadPolicy},
@@ -247,6 +248,30 @@ func testRedeliveryMissingDeadLetterExchange(e *env) {
 	e.sendTo(p, q.Name, "after")
 	e.waitFor(after, "a message after the dead-lettering (the consumer's channel survived)")
 	stop()
+	e.eventuallyLen(q, 0)
+}
+
+// testPoisonQueueDeclaredOtherwise: a poison queue that the application
+// declared itself, with other attributes than the policy's, still takes
+// the message.
+func testPoisonQueueDeclaredOtherwise(e *env) {
+	q := e.simpleQueue("q")
+	poison := e.declareQueue(kombu.Queue{Name: q.Name + kombu.PoisonQueueSuffix, MaxLength: 1000})
+	p := e.producer(nil, nil)
+	e.sendTo(p, q.Name, "to-poison")
+	c := e.consumer(nil, []kombu.Queue{q}, &kombu.ConsumerOptions{
+		Redelivery: &kombu.RedeliveryPolicy{MaxDeliveries: 1},
+	})
+	stop := e.consume(c, func(ctx context.Context, m *kombu.Message) error {
+		return errors.New("fails once, for good")
+	})
+	d := e.recv(e.consumer(nil, []kombu.Queue{poison}, nil))
+	e.ack(d)
+	stop()
+	if string(d.Body) != "to-poison" {
+		e.t.Errorf("poison queue got %q, want \"to-poison\"", d.Body)
+	}
+	e.checkDeadLettered(d, q.Name, 1, "fails once, for good")
 	e.eventuallyLen(q, 0)
 }
 
