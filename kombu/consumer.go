@@ -17,13 +17,15 @@ import (
 
 // Handler handles one message, in the style of net/http. When it returns
 // and the message is still unsettled, the Consumer acks it (nil error) or
-// requeues it (error; see ConsumerOptions.RejectOnError). A message whose
+// redelivers it under ConsumerOptions.Redelivery (error): after a backoff,
+// and at most MaxDeliveries times before it is dead-lettered (see
+// RedeliveryPolicy and ConsumerOptions.RejectOnError). A message whose
 // Decode failed is rejected without requeue and reported to OnDecodeError.
 //
 // A panic in HandleMessage is recovered: it becomes a *PanicError, which
 // is reported to the connection's ErrorHandler and Logger, and the message
-// is settled as after an error (requeued, or rejected with RejectOnError).
-// The consumer goes on with the next message.
+// is settled as after an error (redelivered, or rejected with
+// RejectOnError). The consumer goes on with the next message.
 type Handler interface {
 	HandleMessage(ctx context.Context, m *Message) error
 }
@@ -74,9 +76,14 @@ type ConsumerOptions struct {
 	NoDeclare bool
 	// Concurrency is how many handlers Consume runs at once; 0 means 1.
 	Concurrency int
-	// RejectOnError makes a handler error reject the message (dropped or
-	// dead-lettered) instead of requeueing it.
+	// RejectOnError makes a handler error reject the message at once
+	// (dropped, or dead-lettered by the broker where the queue has a
+	// dead-letter exchange), bypassing Redelivery.
 	RejectOnError bool
+	// Redelivery says how a message whose handler failed is redelivered
+	// (backoff, delivery limit, then dead-letter or poison queue); nil
+	// means DefaultRedeliveryPolicy. See RedeliveryPolicy.
+	Redelivery *RedeliveryPolicy
 }
 
 // Consumer receives messages from one or more queues on one channel.
@@ -97,6 +104,7 @@ type Consumer struct {
 	notify    chan struct{}         // signalled when inbox grows or state changes
 	stopFetch context.CancelFunc
 	workers   sync.WaitGroup
+	held      heldMessages // failed messages waiting out their backoff
 }
 
 // NewConsumer declares queues (unless NoDeclare), applies the prefetch
@@ -160,7 +168,10 @@ func (o *ConsumerOptions) check() error {
 	if o == nil {
 		return nil
 	}
-	return driver.CheckPrefetchCount(o.PrefetchCount)
+	if err := driver.CheckPrefetchCount(o.PrefetchCount); err != nil {
+		return err
+	}
+	return o.Redelivery.check()
 }
 
 // Channel returns the consumer's channel.
@@ -568,10 +579,8 @@ func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
 	switch {
 	case err == nil:
 		c.ch.conn.reportError(m.Ack(ctx))
-	case c.opts.RejectOnError:
-		c.ch.conn.reportError(m.Reject(ctx))
 	default:
-		c.ch.conn.reportError(m.Requeue(ctx))
+		c.failed(ctx, m, err)
 	}
 }
 
@@ -608,6 +617,7 @@ func (c *Consumer) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.held.flush() // closed by its channel: wait for settlements under way
 		return nil
 	}
 	c.closed = true
@@ -619,6 +629,7 @@ func (c *Consumer) Close() error {
 		stop()
 	}
 	c.wake()
+	c.held.flush()
 	if c.ownsChannel {
 		return c.ch.Close()
 	}
@@ -652,5 +663,6 @@ func (c *Consumer) channelClosed() {
 	c.inbox = nil
 	c.tags = map[string]string{}
 	c.mu.Unlock()
+	c.held.drop()
 	c.wake()
 }

@@ -61,9 +61,10 @@
 // the transport.
 //
 // Consumers come in three styles: Receive (pull), Consume with a Handler
-// (net/http style; returning nil acks, an error requeues, a panic is
-// recovered, reported as a *PanicError and requeues), and kombu-style
-// Callbacks dispatched by Connection.DrainEvents.
+// (net/http style; returning nil acks, an error redelivers the message
+// after a backoff and dead-letters it after RedeliveryPolicy.MaxDeliveries
+// deliveries, a panic is recovered, reported as a *PanicError and counts as
+// an error), and kombu-style Callbacks dispatched by Connection.DrainEvents.
 //
 // # Errors
 //

@@ -53,6 +53,8 @@ type Message struct {
 	Exchange    string
 	RoutingKey  string
 	Queue       string
+	// Redelivered: the message was delivered before, as the broker says
+	// or as a Consumer's redelivery recorded (see DeliveryCount).
 	Redelivered bool
 
 	ch       *Channel
@@ -68,8 +70,10 @@ func (ch *Channel) newMessage(d *driver.Delivery, noAck bool) *Message {
 	m := &Message{
 		Body: d.Body, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding, Headers: d.Headers,
 		Properties: d.Properties, DeliveryTag: d.Tag, ConsumerTag: d.ConsumerTag, Exchange: d.Exchange,
-		RoutingKey: d.RoutingKey, Queue: d.Queue, Redelivered: d.Redelivered,
-		ch: ch, noAck: noAck, delivery: d,
+		RoutingKey: d.RoutingKey, Queue: d.Queue,
+		// A policy redelivery is a new publish: the count says it is one.
+		Redelivered: d.Redelivered || headerCount(d.Headers[HeaderDeliveryCount]) > 0,
+		ch:          ch, noAck: noAck, delivery: d,
 	}
 	if d.DecodeError != nil {
 		// The transport could not read the message at all: it goes to the

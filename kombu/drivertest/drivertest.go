@@ -168,6 +168,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Close", closeCases},
 		{"Context", contextCases},
 		{"Handlers", handlerCases},
+		{"Redelivery", redeliveryCases},
 		{"Concurrency", concurrencyCases},
 		{"BadInput", badInputCases},
 		{"Portability", portabilityCases},
