@@ -9,10 +9,15 @@ import (
 // Pools is the process-wide pool group (kombu.pools.connections and
 // kombu.pools.producers), with kombu's default limit of 10 per pool.
 //
-//	pool := kombu.Pools.Connections(conn)
-//	c, err := pool.Acquire(ctx)
-//	...
-//	pool.Release(c)
+//	producers := kombu.Pools.Producers(myConn)
+//	p, err := producers.Acquire(ctx)
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer producers.Release(p)
+//	if err := p.Publish(ctx, "hello", &kombu.PublishOptions{RoutingKey: "hello"}); err != nil {
+//		log.Fatal(err)
+//	}
 var Pools = NewPoolGroup(defaultPoolLimit)
 
 // PoolGroup holds one ConnectionPool and one ProducerPool per set of
