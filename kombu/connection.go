@@ -62,6 +62,8 @@ type Connection struct {
 	defCh    *Channel
 	declared map[string]struct{} // maybe_declare cache, reset on reconnect
 	accept   map[string]bool     // content types of opts.Accept
+
+	byConnector bool // made by NewConnectionFromConnector: no URL to key pool groups by
 }
 
 // NewConnection parses rawURL (one URL or a ';'-separated failover list)
@@ -111,6 +113,7 @@ func NewConnectionFromConnector(cn driver.Connector, opts *Options) *Connection 
 	c.useLogger(cn)
 	u := &url.URL{Scheme: desc.Name, Host: desc.DefaultHost}
 	c.urls, c.connectors, c.descs = []*url.URL{u}, []driver.Connector{cn}, []driver.Description{desc}
+	c.byConnector = true
 	return c
 }
 
@@ -467,6 +470,7 @@ func (c *Connection) GoString() string { return c.String() }
 func (c *Connection) Clone() *Connection {
 	n := newConnection(c.opts)
 	n.urls, n.connectors, n.descs = c.urls, c.connectors, c.descs
+	n.byConnector = c.byConnector
 	return n
 }
 
