@@ -145,9 +145,14 @@ type Conn struct {
 }
 
 var (
-	_ driver.Conn   = (*Conn)(nil)
-	_ driver.Pinger = (*Conn)(nil)
+	_ driver.Conn         = (*Conn)(nil)
+	_ driver.Pinger       = (*Conn)(nil)
+	_ driver.LossNotifier = (*Conn)(nil)
 )
+
+// Lost implements driver.LossNotifier: closed when amqp091-go reports the
+// connection closed (by the broker, a missed heartbeat or a socket error).
+func (c *Conn) Lost() <-chan struct{} { return c.done }
 
 func newConn(ac *amqp.Connection, o *Options) *Conn {
 	c := &Conn{
