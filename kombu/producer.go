@@ -156,7 +156,8 @@ func (p *Producer) Publish(ctx context.Context, body any, opts *PublishOptions) 
 	if !o.Retry {
 		return p.publishOnce(ctx, pub, &o)
 	}
-	return p.conn.Ensure(ctx, o.RetryPolicy, func(ctx context.Context) error { return p.publishOnce(ctx, pub, &o) })
+	return p.conn.Ensure(ctx, o.RetryPolicy, func(ctx context.Context) error { return p.publishOnce(ctx, pub, &o) },
+		p.revivers()...)
 }
 
 func (p *Producer) exchangeFor(o *PublishOptions) Exchange {
@@ -422,7 +423,7 @@ func (p *Producer) PublishBatch(ctx context.Context, bodies []any, opts *Publish
 	if !o.Retry {
 		return once(ctx)
 	}
-	return p.conn.Ensure(ctx, o.RetryPolicy, once)
+	return p.conn.Ensure(ctx, o.RetryPolicy, once, p.revivers()...)
 }
 
 // publishBatch publishes pubs and returns how many went through before an
@@ -455,6 +456,18 @@ func (p *Producer) notifyReturns(ch *Channel) {
 	if rn, ok := ch.drv.(driver.ReturnNotifier); ok && p.opts.OnReturn != nil {
 		rn.NotifyReturn(p.opts.OnReturn)
 	}
+}
+
+// revivers is what a retried publish revives after a reconnect: a
+// producer that owns its channel opens a new one by itself (channel), one
+// on a channel it was given moves to the connection's default channel.
+func (p *Producer) revivers() []Reviver {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ownsChannel {
+		return nil
+	}
+	return []Reviver{p}
 }
 
 // channel returns a live channel, replacing one lost to a reconnect when
