@@ -32,7 +32,7 @@ func proxiedConnection(t *testing.T, opts *kombu.Options, kv ...string) (*kombu.
 // closing the old connection and dialing a new one both hang.
 func TestReconnectKeepsToCtxOnHungBroker(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
-	_, direct := setup(t)
+	directConn, direct := setup(t)
 	q := declareQueue(t, direct, driver.Queue{})
 	func() {
 		conn, proxy := proxiedConnection(t, nil, "connect_timeout", "60", "heartbeat", "0")
@@ -69,6 +69,7 @@ func TestReconnectKeepsToCtxOnHungBroker(t *testing.T) {
 	if body := getBody(t, direct, q, time.Second) + getBody(t, direct, q, time.Second); body != "beforeafter" {
 		t.Fatalf("queue held %q", body)
 	}
+	must(t, directConn.Close())
 	goleak.VerifyNone(t, ignore)
 }
 
