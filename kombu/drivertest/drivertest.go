@@ -163,6 +163,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"BadInput", badInputCases},
 		{"TTL", ttlCases},
 		{"Pools", poolCases},
+		{"Heal", healCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
