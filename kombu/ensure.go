@@ -102,7 +102,9 @@ func (c *Connection) EnsureConnection(ctx context.Context, policy *RetryPolicy) 
 // (ErrUnconfirmed, ErrTimeout) are never retried.
 func (c *Connection) Ensure(ctx context.Context, policy *RetryPolicy, fn func(ctx context.Context) error, revive ...Reviver) error {
 	pol := policy.withDefaults()
-	needRevive := false
+	// A reviver still on a channel of a dropped connection moves first,
+	// rather than failing once and costing the live connection a redial.
+	needRevive := staleRevivers(revive)
 	for attempt := 0; ; attempt++ {
 		gen := c.generation()
 		var err error
@@ -133,6 +135,16 @@ func (c *Connection) Ensure(ctx context.Context, policy *RetryPolicy, fn func(ct
 		}
 		needRevive = len(revive) > 0
 	}
+}
+
+// staleRevivers reports whether a reviver is bound to a closed channel.
+func staleRevivers(revivers []Reviver) bool {
+	for _, r := range revivers {
+		if b, ok := r.(interface{ Channel() *Channel }); ok && b.Channel().isClosed() {
+			return true
+		}
+	}
+	return false
 }
 
 // revive moves revivers to the default channel of the live connection.
