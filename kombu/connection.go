@@ -529,17 +529,35 @@ func (c *Connection) DrainEvents(ctx context.Context) error {
 			c.mu.Unlock()
 			return &Error{Op: "connection.drain_events", Transport: c.transportNameLocked(), Err: ErrClosed}
 		}
+		lost := c.dropIfLostLocked()
+		if lost != nil || (c.conn == nil && c.gen > 0) {
+			// The consumers' channels went with the connection: tell the
+			// caller to reconnect instead of waiting for nothing.
+			c.mu.Unlock()
+			if lost != nil {
+				c.retire(*lost)
+			}
+			return &Error{Op: "connection.drain_events", Transport: c.TransportName(), Err: ErrConnectionLost}
+		}
 		var chans []*Channel
 		for ch := range c.channels {
 			if ch.hasConsumers() {
 				chans = append(chans, ch)
 			}
 		}
+		var lostCh <-chan struct{}
+		if ln, ok := c.conn.(driver.LossNotifier); ok {
+			lostCh = ln.Lost()
+		}
 		c.mu.Unlock()
 		switch len(chans) {
 		case 0:
-			<-ctx.Done()
-			return ctx.Err()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-lostCh:
+				continue
+			}
 		case 1:
 			n, err := chans[0].pump(ctx)
 			if n > 0 || err != nil {

@@ -407,3 +407,25 @@ func TestFailoverStrategiesAndHook(t *testing.T) {
 		t.Fatalf("shuffle reached ports %v, want all 4", visited)
 	}
 }
+
+// TestDrainEventsReportsALostConnection: DrainEvents returns
+// ErrConnectionLost once the connection its consumers were on is gone,
+// so a drain loop knows to reconnect instead of waiting for nothing.
+func TestDrainEventsReportsALostConnection(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h := newHealing(t)
+	conn := kombu.NewConnectionFromConnector(h, nil)
+	defer conn.Close()
+	q := kombu.NewQueue("drained", kombu.DefaultExchange, "")
+	c, err := conn.Consumer(ctx, []kombu.Queue{q}, &kombu.ConsumerOptions{Callbacks: []kombu.Callback{func(any, *kombu.Message) {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h.kill()
+	if err := conn.DrainEvents(ctx); !errors.Is(err, kombu.ErrConnectionLost) {
+		t.Fatalf("DrainEvents after the loss: %v, want ErrConnectionLost", err)
+	}
+}
