@@ -429,3 +429,75 @@ func TestDrainEventsReportsALostConnection(t *testing.T) {
 		t.Fatalf("DrainEvents after the loss: %v, want ErrConnectionLost", err)
 	}
 }
+
+// TestProducerDeclareAndConsumerRevive: Producer.Declare declares the
+// exchange now; Consumer.Revive moves a consumer whose connection was
+// replaced to a channel of the new one, where it receives again.
+func TestProducerDeclareAndConsumerRevive(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn := kombu.NewConnectionFromConnector(newHealing(t), nil)
+	defer conn.Close()
+	ex := kombu.NewExchange("declared", kombu.Direct)
+	p, err := conn.Producer(ctx, &kombu.ProducerOptions{Exchange: ex, RoutingKey: "k", NoDeclare: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	passive := kombu.Exchange{Name: ex.Name, Type: ex.Type, Passive: true}
+	if err := passive.Declare(ctx, p.Channel()); !errors.Is(err, kombu.ErrNotFound) {
+		t.Fatalf("NoDeclare producer: exchange lookup %v, want ErrNotFound", err)
+	}
+	ch, _ := conn.Channel(ctx)
+	if err := p.Declare(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := passive.Declare(ctx, ch); err != nil {
+		t.Fatalf("after Producer.Declare: %v", err)
+	}
+
+	q := kombu.NewQueue("revived-consumer", ex, "k")
+	c, err := conn.Consumer(ctx, []kombu.Queue{q}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := conn.Reconnect(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Receive(ctx); !errors.Is(err, kombu.ErrClosed) {
+		t.Fatalf("receive on the dropped channel: %v, want ErrClosed", err)
+	}
+	newCh, err := conn.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Revive(ctx, newCh); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Revive(ctx, newCh); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, "again", nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Receive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body, _ := m.Payload(); body != "again" {
+		t.Fatalf("got %v", body)
+	}
+	if err := m.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := kombu.NewConnectionFromConnector(newHealing(t), nil)
+	defer other.Close()
+	otherCh, err := other.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Revive(ctx, otherCh); !errors.Is(err, kombu.ErrInvalidArgument) {
+		t.Fatalf("revive onto another connection's channel: %v, want ErrInvalidArgument", err)
+	}
+}
