@@ -226,10 +226,16 @@ func (c *Connection) driverConn(ctx context.Context) (driver.Conn, error) {
 		stop()
 		c.mu.Lock()
 		c.dialing = nil
-		if err == nil && c.closed {
-			err = c.closedErr("connection.connect")
+		if c.closed {
+			// Close cancelled the dial, or it succeeded too late: closed
+			// here, before Close (waiting for done) returns.
+			if err == nil {
+				c.mu.Unlock()
+				_ = conn.Close()
+				c.mu.Lock()
+			}
+			err = &Error{Op: "connection.connect", Transport: c.transportNameLocked(), Err: ErrClosed}
 			c.mu.Unlock()
-			_ = conn.Close()
 		} else {
 			if err == nil {
 				c.conn, c.current = conn, idx

@@ -27,6 +27,7 @@ type healing struct {
 	down      atomic.Bool // dials fail at once with ErrConnectionLost
 	refused   atomic.Bool // dials fail with ErrAccessRefused
 	closeWait chan struct{}
+	dialGate  chan struct{} // when set, dials wait for it, ignoring ctx, then succeed
 
 	mu    sync.Mutex
 	conns []*healingConn
@@ -38,6 +39,9 @@ func newHealing(t *testing.T) *healing {
 
 func (h *healing) Connect(ctx context.Context) (driver.Conn, error) {
 	h.dials.Add(1)
+	if h.dialGate != nil {
+		<-h.dialGate
+	}
 	switch {
 	case h.hangDial.Load():
 		<-ctx.Done()
@@ -499,5 +503,36 @@ func TestProducerDeclareAndConsumerRevive(t *testing.T) {
 	}
 	if err := p.Revive(ctx, otherCh); !errors.Is(err, kombu.ErrInvalidArgument) {
 		t.Fatalf("revive onto another connection's channel: %v, want ErrInvalidArgument", err)
+	}
+}
+
+// TestCloseDuringASuccessfulDial: a dial that succeeds after Close began
+// is closed by the dialer, which returns ErrClosed; nothing leaks.
+func TestCloseDuringASuccessfulDial(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	h := newHealing(t)
+	h.dialGate = make(chan struct{})
+	conn := kombu.NewConnectionFromConnector(h, nil)
+	dialed := make(chan error, 1)
+	go func() { dialed <- conn.Connect(context.Background()) }()
+	for h.dials.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- conn.Close() }()
+	time.Sleep(20 * time.Millisecond)
+	close(h.dialGate)
+	for name, ch := range map[string]chan error{"Connect": dialed, "Close": closed} {
+		select {
+		case err := <-ch:
+			if name == "Connect" && !errors.Is(err, kombu.ErrClosed) {
+				t.Errorf("Connect: %v, want ErrClosed", err)
+			}
+			if name == "Close" && err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s hangs", name)
+		}
 	}
 }
