@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -191,5 +194,103 @@ func TestPublishRetryAcrossResets(t *testing.T) {
 	}
 	if retries.Load() == 0 {
 		t.Log("no publish was cut by the resets (too fast?)")
+	}
+}
+
+// listenerProxy is a TCP proxy on a loopback port of its own, for URL
+// lists: stop closes the listener and cuts every connection (a node that
+// died).
+type listenerProxy struct {
+	ln      net.Listener
+	backend string
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+func startListenerProxy(t *testing.T, backend string) *listenerProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	p := &listenerProxy{ln: ln, backend: backend}
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", backend)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, b)
+			p.mu.Unlock()
+			p.wg.Go(func() { _, _ = io.Copy(b, c); b.Close() })
+			p.wg.Go(func() { _, _ = io.Copy(c, b); c.Close() })
+		}
+	})
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *listenerProxy) port() int { return p.ln.Addr().(*net.TCPAddr).Port }
+
+func (p *listenerProxy) stop() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// TestFailoverToTheNextURL: two URLs reach the broker through two proxies;
+// the one in use dies; a publish under Ensure fails over to the other,
+// OnFailover names the move, and both messages are in the queue.
+func TestFailoverToTheNextURL(t *testing.T) {
+	t.Parallel()
+	u := mustURL(t, serverURL(t))
+	_, direct := setup(t)
+	q := declareQueue(t, direct, driver.Queue{})
+	a, b := startListenerProxy(t, u.Host), startListenerProxy(t, u.Host)
+	at := func(port int) string {
+		v := *u
+		v.Host = fmt.Sprintf("127.0.0.1:%d", port)
+		return v.String()
+	}
+	var moves []string
+	var mu sync.Mutex
+	conn, err := kombu.NewConnection(at(a.port())+";"+at(b.port()), &kombu.Options{
+		OnFailover: func(from, to string, err error) {
+			mu.Lock()
+			moves = append(moves, fmt.Sprintf("%s -> %s", from, to))
+			mu.Unlock()
+		}})
+	must(t, err)
+	defer conn.Close()
+	ctx := tctx(t)
+	p, err := conn.Producer(ctx, &kombu.ProducerOptions{RoutingKey: q})
+	must(t, err)
+	policy := &kombu.RetryPolicy{MaxRetries: 5, IntervalStep: 100 * time.Millisecond}
+	must(t, p.Publish(ctx, "via a", &kombu.PublishOptions{Retry: true, RetryPolicy: policy}))
+	a.stop()
+	must(t, p.Publish(ctx, "via b", &kombu.PublishOptions{Retry: true, RetryPolicy: policy}))
+	if got := conn.Info().Port; got != b.port() {
+		t.Fatalf("connected through port %d, want %d", got, b.port())
+	}
+	mu.Lock()
+	first := ""
+	if len(moves) > 0 {
+		first = moves[0]
+	}
+	mu.Unlock()
+	if want := fmt.Sprintf("127.0.0.1:%d/", a.port()); !strings.Contains(first, want) || !strings.Contains(first, fmt.Sprintf(":%d", b.port())) {
+		t.Fatalf("failover moves %q, want one from port %d to %d", moves, a.port(), b.port())
+	}
+	if body := getBody(t, direct, q, time.Second) + getBody(t, direct, q, time.Second); body != "via avia b" {
+		t.Fatalf("queue held %q", body)
 	}
 }
