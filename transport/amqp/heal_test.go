@@ -277,6 +277,13 @@ func TestFailoverToTheNextURL(t *testing.T) {
 	policy := &kombu.RetryPolicy{MaxRetries: 5, IntervalStep: 100 * time.Millisecond}
 	must(t, p.Publish(ctx, "via a", &kombu.PublishOptions{Retry: true, RetryPolicy: policy}))
 	a.stop()
+	// A publish racing the cut would be ErrUnconfirmed (never retried):
+	// publish once the loss is noticed.
+	for deadline := time.Now().Add(5 * time.Second); conn.Connected(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the cut connection is still Connected after 5 s")
+		}
+	}
 	must(t, p.Publish(ctx, "via b", &kombu.PublishOptions{Retry: true, RetryPolicy: policy}))
 	if got := conn.Info().Port; got != b.port() {
 		t.Fatalf("connected through port %d, want %d", got, b.port())
