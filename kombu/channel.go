@@ -14,8 +14,9 @@ const receiveBatch = 128
 // Channel is a channel of a Connection: the unit that owns consumers,
 // prefetch and delivery tags. It is safe for concurrent use.
 type Channel struct {
-	conn *Connection
-	drv  driver.Channel
+	conn  *Connection
+	drv   driver.Channel
+	dconn driver.Conn // the driver connection drv belongs to
 
 	mu        sync.Mutex
 	closed    bool
@@ -35,6 +36,9 @@ func (ch *Channel) Driver() driver.Channel { return ch.drv }
 func (ch *Channel) wrap(op, name string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if errors.Is(err, ErrConnectionLost) {
+		ch.conn.connectionLost(ch.dconn, err)
 	}
 	return wrapErr(op, ch.conn.TransportName(), name, err)
 }
@@ -77,10 +81,21 @@ func (ch *Channel) Recover(ctx context.Context, requeue bool) error {
 // Close closes the channel: its consumers stop, and its unacked messages
 // return to their queues. It is idempotent.
 func (ch *Channel) Close() error {
+	if !ch.markClosed() {
+		return nil
+	}
+	ch.conn.forgetChannel(ch)
+	return ch.wrap("channel.close", "", ch.drv.Close())
+}
+
+// markClosed marks the channel and its consumers closed, without I/O, and
+// reports whether it was open. A dropped connection marks its channels at
+// once and closes their transport side in the background.
+func (ch *Channel) markClosed() bool {
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()
-		return nil
+		return false
 	}
 	ch.closed = true
 	consumers := make([]*Consumer, 0, len(ch.consumers))
@@ -92,8 +107,7 @@ func (ch *Channel) Close() error {
 	for _, c := range consumers {
 		c.channelClosed()
 	}
-	ch.conn.forgetChannel(ch)
-	return ch.wrap("channel.close", "", ch.drv.Close())
+	return true
 }
 
 func (ch *Channel) register(tag string, c *Consumer) {

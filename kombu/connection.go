@@ -40,13 +40,24 @@ type Options struct {
 	// ErrorHandler, when set, is called with errors of background work
 	// (a failed reject of an undecodable message, ...).
 	ErrorHandler func(error)
+	// FailoverStrategy orders the URLs of a failover list:
+	// FailoverRoundRobin (the default: list order) or FailoverShuffle.
+	FailoverStrategy FailoverStrategy
+	// OnFailover, when set, is called each time the connection moves from
+	// one URL of the list to another, with both URLs (passwords masked)
+	// and the error that made it leave the first. It runs on the goroutine
+	// that dials; keep it short.
+	OnFailover func(from, to string, err error)
 }
 
 var defaultAccept = []string{"application/json", "text/plain", "application/data"}
 
 // Connection is a connection to a broker, chosen by URL. It connects
 // lazily, is safe for concurrent use, and with a ';'-separated URL list
-// fails over to the next URL, in order, when one cannot be reached.
+// fails over to another URL (Options.FailoverStrategy) when one cannot be
+// reached. A connection found lost (the transport reports it, or a call
+// fails with ErrConnectionLost) is dropped, and the next operation dials
+// again; Ensure and PublishOptions.Retry retry through that.
 type Connection struct {
 	opts       Options
 	urls       []*url.URL
@@ -58,6 +69,8 @@ type Connection struct {
 	current  int    // index of the URL in use or to try first
 	gen      uint64 // counts established connections, so that concurrent retries reconnect once
 	closed   bool
+	dialing  *dialCall      // the dial in progress, if any
+	closers  sync.WaitGroup // background closes of dropped connections
 	channels map[*Channel]struct{}
 	defCh    *Channel
 	declared map[string]struct{} // maybe_declare cache, reset on reconnect
@@ -72,6 +85,9 @@ type Connection struct {
 // ErrInvalidURL; no error text ever contains a password.
 func NewConnection(rawURL string, opts *Options) (*Connection, error) {
 	o := withDefaults(opts)
+	if err := o.FailoverStrategy.check(); err != nil {
+		return nil, &Error{Op: "connection.parse", Err: err}
+	}
 	urls, err := transport.ParseURLs(rawURL)
 	if err != nil {
 		return nil, &Error{Op: "connection.parse", Err: err}
@@ -166,55 +182,181 @@ func Dial(ctx context.Context, rawURL string, opts *Options) (*Connection, error
 }
 
 // Connect connects now if not connected, trying each URL of the failover
-// list once, starting with the current one.
+// list once, starting with the current one, in the order of
+// Options.FailoverStrategy. A connection the transport reported lost is
+// dropped first, so Connect dials again.
 func (c *Connection) Connect(ctx context.Context) error {
 	_, err := c.driverConn(ctx)
 	return err
 }
 
+// dialCall is a dial in progress; concurrent callers wait for it (or for
+// their own ctx) instead of dialing in turn or holding the lock.
+type dialCall struct {
+	done chan struct{}
+	stop context.CancelFunc // Close cancels the dial
+	err  error              // set before done is closed
+}
+
 func (c *Connection) driverConn(ctx context.Context) (driver.Conn, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		c.mu.Lock()
+		if c.closed {
+			c.mu.Unlock()
+			return nil, c.closedErr("connection.connect")
+		}
+		if lost := c.dropIfLostLocked(); lost != nil {
+			c.mu.Unlock()
+			c.retire(*lost)
+			continue
+		}
+		if conn := c.conn; conn != nil {
+			c.mu.Unlock()
+			return conn, nil
+		}
+		if call := c.dialing; call != nil {
+			c.mu.Unlock()
+			select {
+			case <-call.done:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			if call.err != nil && !isCtxErr(call.err) {
+				return nil, call.err // the dial we waited for failed for every caller
+			}
+			continue
+		}
+		dctx, stop := context.WithCancel(ctx)
+		call := &dialCall{done: make(chan struct{}), stop: stop}
+		c.dialing = call
+		start := c.current
+		c.mu.Unlock()
+
+		conn, idx, err := c.dial(dctx, start)
+		stop()
+		c.mu.Lock()
+		c.dialing = nil
+		if c.closed {
+			// Close cancelled the dial, or it succeeded too late: closed
+			// here, before Close (waiting for done) returns.
+			if err == nil {
+				c.mu.Unlock()
+				_ = conn.Close()
+				c.mu.Lock()
+			}
+			err = &Error{Op: "connection.connect", Transport: c.transportNameLocked(), Err: ErrClosed}
+			c.mu.Unlock()
+		} else {
+			if err == nil {
+				c.conn, c.current = conn, idx
+				c.gen++
+			}
+			c.mu.Unlock()
+		}
+		call.err = err
+		close(call.done)
+		if err != nil {
+			return nil, err
+		}
+		return conn, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, &Error{Op: "connection.connect", Transport: c.transportNameLocked(), Err: ErrClosed}
-	}
-	if c.conn != nil {
-		return c.conn, nil
-	}
+}
+
+func isCtxErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+func (c *Connection) closedErr(op string) error {
+	return &Error{Op: op, Transport: c.TransportName(), Err: ErrClosed}
+}
+
+// dial tries every URL once, from start, in the strategy's order, each
+// attempt bounded by ConnectTimeout and ctx. It calls OnFailover when it
+// moves on from a URL that failed.
+func (c *Connection) dial(ctx context.Context, start int) (driver.Conn, int, error) {
+	order := c.opts.FailoverStrategy.order(len(c.connectors), start)
 	var errs []error
-	for i := range c.connectors {
-		idx := (c.current + i) % len(c.connectors)
+	for i, idx := range order {
 		dctx, cancel := context.WithTimeout(ctx, c.opts.ConnectTimeout)
 		conn, err := c.connectors[idx].Connect(dctx)
 		cancel()
 		if err == nil {
-			c.conn, c.current = conn, idx
-			c.gen++
-			return conn, nil
+			return conn, idx, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", transport.Redact(c.urls[idx]), err))
+		if i+1 < len(order) {
+			c.failedOver(idx, order[i+1], err)
+		}
 	}
-	return nil, &Error{Op: "connection.connect", Transport: c.transportNameLocked(), Err: errors.Join(errs...)}
+	return nil, 0, &Error{Op: "connection.connect", Transport: c.TransportName(), Err: errors.Join(errs...)}
 }
 
-// Connected reports whether the connection is established.
+// failedOver tells Options.OnFailover that the connection moves from URL
+// from to URL to because of err.
+func (c *Connection) failedOver(from, to int, err error) {
+	if c.opts.OnFailover != nil && from != to {
+		c.opts.OnFailover(transport.Redact(c.urls[from]), transport.Redact(c.urls[to]), err)
+	}
+}
+
+// Connected reports whether the connection is established and, as far as
+// the transport can tell, alive: a connection the broker closed, whose
+// heartbeats stopped or whose last call found it gone is not connected
+// (and the next operation dials again).
 func (c *Connection) Connected() bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.conn != nil && !c.closed
+	lost := c.dropIfLostLocked()
+	ok := c.conn != nil && !c.closed
+	c.mu.Unlock()
+	if lost != nil {
+		c.retire(*lost)
+	}
+	return ok
+}
+
+// dropIfLostLocked detaches the live connection if its transport reported
+// it gone; call with mu, and retire what it returns after unlocking.
+func (c *Connection) dropIfLostLocked() *dropped {
+	ln, ok := c.conn.(driver.LossNotifier)
+	if !ok {
+		return nil
+	}
+	select {
+	case <-ln.Lost():
+		d := c.dropLocked()
+		return &d
+	default:
+		return nil
+	}
+}
+
+// connectionLost is called when a call on dconn failed with
+// ErrConnectionLost: if dconn is still the live connection it is dropped,
+// so that the next operation dials again instead of failing the same way.
+func (c *Connection) connectionLost(dconn driver.Conn, err error) {
+	c.mu.Lock()
+	if dconn == nil || c.conn != dconn {
+		c.mu.Unlock()
+		return
+	}
+	d := c.dropLocked()
+	c.mu.Unlock()
+	c.retire(d)
 }
 
 // Reconnect drops the current connection (closing its channels, whose
 // unacked messages return to their queues) and connects again, moving to
-// the next failover URL first when failover is true.
+// the next failover URL first (as Options.FailoverStrategy says) when
+// failover is true. ctx bounds the whole of it: the old connection is
+// closed in the background (Close waits for that), never on ctx's time.
 func (c *Connection) Reconnect(ctx context.Context, failover bool) error {
-	return c.reconnect(ctx, 0, false, failover)
+	return c.reconnect(ctx, 0, false, failover, nil)
 }
 
 // generation identifies the live connection (0 before the first).
@@ -227,23 +369,33 @@ func (c *Connection) generation() uint64 {
 // reconnect drops the connection and connects again. With onlyGen set it
 // does so only if the connection is still generation gen: when several
 // goroutines see the same connection fail, one reconnects and the others
-// use the new connection instead of dropping it in turn.
-func (c *Connection) reconnect(ctx context.Context, gen uint64, onlyGen, failover bool) error {
+// use the new connection instead of dropping it in turn. cause is what
+// made the caller give the connection up, for OnFailover.
+func (c *Connection) reconnect(ctx context.Context, gen uint64, onlyGen, failover bool, cause error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		return &Error{Op: "connection.reconnect", Transport: c.transportNameLocked(), Err: ErrClosed}
+		return c.closedErr("connection.reconnect")
 	}
-	if onlyGen && (c.gen != gen || c.conn == nil) {
+	if onlyGen && c.gen != gen {
 		c.mu.Unlock()
-		return c.Connect(ctx)
+		return c.Connect(ctx) // another caller already reconnected
 	}
-	old := c.dropLocked()
-	if failover && len(c.connectors) > 1 {
-		c.current = (c.current + 1) % len(c.connectors)
+	d := c.dropLocked()
+	from := c.current
+	if failover {
+		c.current = c.opts.FailoverStrategy.next(len(c.connectors), c.current)
 	}
+	to := c.current
 	c.mu.Unlock()
-	c.closeAll(old)
+	c.retire(d)
+	if cause == nil {
+		cause = ErrConnectionLost
+	}
+	c.failedOver(from, to, cause)
 	return c.Connect(ctx)
 }
 
@@ -264,10 +416,34 @@ func (c *Connection) dropLocked() dropped {
 	return d
 }
 
-func (c *Connection) closeAll(d dropped) error {
+// retire marks the channels of a dropped connection closed at once (their
+// consumers and producers see it) and closes the transport's side in a
+// goroutine that Close waits for: closing a connection to a hung broker
+// may block for the transport's close timeout, and no reconnect waits for
+// it. Call without mu.
+func (c *Connection) retire(d dropped) {
+	if d.conn == nil && len(d.channels) == 0 {
+		return
+	}
+	for _, ch := range d.channels {
+		ch.markClosed()
+	}
+	c.closers.Add(1)
+	go func() {
+		defer c.closers.Done()
+		// The connection is already given up: errors closing it tell
+		// nothing new (it is usually gone), so they are only logged.
+		if err := closeDriver(d); err != nil && c.opts.Logger != nil {
+			c.opts.Logger.Debug("kombu: closing a dropped connection", "err", err)
+		}
+	}()
+}
+
+// closeDriver closes the transport's channels and then the connection.
+func closeDriver(d dropped) error {
 	var errs []error
 	for _, ch := range d.channels {
-		errs = append(errs, ch.Close())
+		errs = append(errs, ch.drv.Close())
 	}
 	if d.conn != nil {
 		errs = append(errs, d.conn.Close())
@@ -276,18 +452,31 @@ func (c *Connection) closeAll(d dropped) error {
 }
 
 // Close closes every channel (unacked messages go back to their queues)
-// and the connection. It is idempotent; afterwards every method fails
-// with ErrClosed.
+// and the connection, cancels a dial in progress, and returns once every
+// goroutine the Connection started has ended (background closes of
+// connections dropped earlier included). It is idempotent; afterwards
+// every method fails with ErrClosed.
 func (c *Connection) Close() error {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
+		c.closers.Wait()
 		return nil
 	}
 	c.closed = true
+	call := c.dialing
 	d := c.dropLocked()
 	c.mu.Unlock()
-	return wrapErr("connection.close", c.TransportName(), "", c.closeAll(d))
+	if call != nil {
+		call.stop()
+		<-call.done // the dialer closes what it dialed once it sees closed
+	}
+	for _, ch := range d.channels {
+		ch.markClosed()
+	}
+	err := closeDriver(d)
+	c.closers.Wait()
+	return wrapErr("connection.close", c.TransportName(), "", err)
 }
 
 // Channel opens a new channel, connecting first if needed.
@@ -296,18 +485,20 @@ func (c *Connection) Channel(ctx context.Context) (*Channel, error) {
 	if err != nil {
 		return nil, err
 	}
+	ch := &Channel{conn: c, dconn: conn, consumers: map[string]*Consumer{}, pumpSem: make(chan struct{}, 1)}
 	dch, err := conn.Channel(ctx)
 	if err != nil {
-		return nil, wrapErr("channel.open", c.TransportName(), "", err)
+		return nil, ch.wrap("channel.open", "", err)
 	}
-	ch := &Channel{conn: c, drv: dch, consumers: map[string]*Consumer{}, pumpSem: make(chan struct{}, 1)}
+	ch.drv = dch
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed || c.conn != conn {
+		c.mu.Unlock()
 		_ = dch.Close()
-		return nil, &Error{Op: "channel.open", Transport: c.transportNameLocked(), Err: ErrClosed}
+		return nil, c.closedErr("channel.open")
 	}
 	c.channels[ch] = struct{}{}
+	c.mu.Unlock()
 	return ch, nil
 }
 
@@ -328,13 +519,13 @@ func (c *Connection) DefaultChannel(ctx context.Context) (*Channel, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.defCh != nil && !c.defCh.isClosed() {
-		other := c.defCh
-		go ch.Close()
+	if other := c.defCh; other != nil && !other.isClosed() {
+		c.mu.Unlock()
+		_ = ch.Close() // another caller opened it first
 		return other, nil
 	}
 	c.defCh = ch
+	c.mu.Unlock()
 	return ch, nil
 }
 
@@ -357,17 +548,35 @@ func (c *Connection) DrainEvents(ctx context.Context) error {
 			c.mu.Unlock()
 			return &Error{Op: "connection.drain_events", Transport: c.transportNameLocked(), Err: ErrClosed}
 		}
+		lost := c.dropIfLostLocked()
+		if lost != nil || (c.conn == nil && c.gen > 0) {
+			// The consumers' channels went with the connection: tell the
+			// caller to reconnect instead of waiting for nothing.
+			c.mu.Unlock()
+			if lost != nil {
+				c.retire(*lost)
+			}
+			return &Error{Op: "connection.drain_events", Transport: c.TransportName(), Err: ErrConnectionLost}
+		}
 		var chans []*Channel
 		for ch := range c.channels {
 			if ch.hasConsumers() {
 				chans = append(chans, ch)
 			}
 		}
+		var lostCh <-chan struct{}
+		if ln, ok := c.conn.(driver.LossNotifier); ok {
+			lostCh = ln.Lost()
+		}
 		c.mu.Unlock()
 		switch len(chans) {
 		case 0:
-			<-ctx.Done()
-			return ctx.Err()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-lostCh:
+				continue
+			}
 		case 1:
 			n, err := chans[0].pump(ctx)
 			if n > 0 || err != nil {

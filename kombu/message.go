@@ -168,6 +168,11 @@ func (m *Message) settle(ctx context.Context, to MessageState, op string, fn fun
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if m.ch.isClosed() {
+		// Its channel is gone (closed, or its connection dropped and
+		// being closed in the background): the broker requeues it.
+		return &Error{Op: op, Transport: m.ch.conn.TransportName(), Name: m.Queue, Err: ErrClosed}
+	}
 	if err := fn(); err != nil {
 		return m.ch.wrap(op, m.Queue, err)
 	}

@@ -27,9 +27,9 @@ type ProducerOptions struct {
 	OnReturn func(Return)
 }
 
-// RetryPolicy says how Publish retries after a connection failure (kombu's
-// retry_policy). The n-th retry waits IntervalStart + n*IntervalStep,
-// capped at IntervalMax.
+// RetryPolicy says how Publish, Ensure, Autoretry and EnsureConnection
+// retry after a connection failure (kombu's retry_policy). The n-th retry
+// waits IntervalStart + n*IntervalStep, capped at IntervalMax.
 type RetryPolicy struct {
 	MaxRetries    int           // 0 means 3; negative means no limit (until ctx ends)
 	IntervalStart time.Duration // default 0: retry at once the first time
@@ -154,11 +154,8 @@ func (p *Producer) Publish(ctx context.Context, body any, opts *PublishOptions) 
 	if !o.Retry {
 		return p.publishOnce(ctx, pub, &o)
 	}
-	policy := DefaultRetryPolicy
-	if o.RetryPolicy != nil {
-		policy = *o.RetryPolicy
-	}
-	return p.conn.retry(ctx, policy, func(ctx context.Context) error { return p.publishOnce(ctx, pub, &o) })
+	return p.conn.Ensure(ctx, o.RetryPolicy, func(ctx context.Context) error { return p.publishOnce(ctx, pub, &o) },
+		p.revivers()...)
 }
 
 func (p *Producer) exchangeFor(o *PublishOptions) Exchange {
@@ -330,11 +327,7 @@ func (p *Producer) PublishBatch(ctx context.Context, bodies []any, opts *Publish
 	if !o.Retry {
 		return once(ctx)
 	}
-	policy := DefaultRetryPolicy
-	if o.RetryPolicy != nil {
-		policy = *o.RetryPolicy
-	}
-	return p.conn.retry(ctx, policy, once)
+	return p.conn.Ensure(ctx, o.RetryPolicy, once, p.revivers()...)
 }
 
 // publishBatch publishes pubs and returns how many went through before an
@@ -369,6 +362,18 @@ func (p *Producer) notifyReturns(ch *Channel) {
 	}
 }
 
+// revivers is what a retried publish revives after a reconnect: a
+// producer that owns its channel opens a new one by itself (channel), one
+// on a channel it was given moves to the connection's default channel.
+func (p *Producer) revivers() []Reviver {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ownsChannel {
+		return nil
+	}
+	return []Reviver{p}
+}
+
 // channel returns a live channel, replacing one lost to a reconnect when
 // the producer owns it.
 func (p *Producer) channel(ctx context.Context) (*Channel, error) {
@@ -384,54 +389,4 @@ func (p *Producer) channel(ctx context.Context) (*Channel, error) {
 	p.notifyReturns(ch)
 	p.ch = ch
 	return ch, nil
-}
-
-// retryable reports whether err means the connection failed, so that a
-// reconnect and a retry cannot duplicate the operation.
-func retryable(err error) bool {
-	return errors.Is(err, ErrConnectionLost) || errors.Is(err, ErrClosed)
-}
-
-// retry runs fn, reconnecting and retrying on connection failures as
-// policy allows (kombu's ensure).
-func (c *Connection) retry(ctx context.Context, policy RetryPolicy, fn func(context.Context) error) error {
-	if policy.MaxRetries == 0 {
-		policy.MaxRetries = 3
-	}
-	if policy.IntervalStep == 0 {
-		policy.IntervalStep = 200 * time.Millisecond
-	}
-	if policy.IntervalMax == 0 {
-		policy.IntervalMax = time.Second
-	}
-	for attempt := 0; ; attempt++ {
-		gen := c.generation()
-		err := fn(ctx)
-		if err == nil || !retryable(err) || c.isClosed() {
-			return err
-		}
-		if policy.MaxRetries > 0 && attempt >= policy.MaxRetries {
-			return err
-		}
-		wait := min(policy.IntervalStart+time.Duration(attempt)*policy.IntervalStep, policy.IntervalMax)
-		if policy.OnRetry != nil {
-			policy.OnRetry(err, wait)
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
-		if rerr := c.reconnect(ctx, gen, true, true); rerr != nil && ctx.Err() != nil {
-			return ctx.Err()
-		}
-	}
-}
-
-func (c *Connection) isClosed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.closed
 }

@@ -30,14 +30,14 @@ func TestStaleReconnectKeepsTheNewConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	failedGen := c.generation()
-	if err := c.reconnect(ctx, failedGen, true, false); err != nil { // the first goroutine
+	if err := c.reconnect(ctx, failedGen, true, false, nil); err != nil { // the first goroutine
 		t.Fatal(err)
 	}
 	ch, err := c.Channel(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.reconnect(ctx, failedGen, true, false); err != nil { // a second, late one
+	if err := c.reconnect(ctx, failedGen, true, false, nil); err != nil { // a second, late one
 		t.Fatal(err)
 	}
 	if n := cn.dials.Load(); n != 2 {

@@ -109,6 +109,16 @@ type LoggerSetter interface {
 	SetLogger(l *slog.Logger)
 }
 
+// LossNotifier is implemented by Conns that notice by themselves that the
+// connection is gone (the broker closed it, a heartbeat was missed, the
+// socket failed). kombu then drops the Conn and dials again on next use
+// instead of failing every call on a dead connection.
+type LossNotifier interface {
+	// Lost returns a channel closed once the connection is gone for good
+	// (after Close too).
+	Lost() <-chan struct{}
+}
+
 // Pinger is implemented by Conns that can check the broker is alive.
 type Pinger interface {
 	Ping(ctx context.Context) error

@@ -174,6 +174,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"Portability", portabilityCases},
 		{"TTL", ttlCases},
 		{"Pools", poolCases},
+		{"Heal", healCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -474,7 +474,7 @@ func (c *Channel) do(ctx context.Context, fn func(ch *amqp.Channel) error) error
 		if err != nil {
 			return err
 		}
-		err = callCtx(ctx, func() error { return fn(g.ch) })
+		err = c.conn.callCtx(ctx, func() error { return fn(g.ch) })
 		if err == nil {
 			return nil
 		}
@@ -723,7 +723,7 @@ func (c *Channel) Recover(ctx context.Context, requeue bool) error {
 	if err != nil {
 		return err
 	}
-	err = callCtx(ctx, func() error { return g.ch.Recover(true) })
+	err = c.conn.callCtx(ctx, func() error { return g.ch.Recover(true) })
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return err
@@ -769,7 +769,9 @@ func (c *Channel) Close() error {
 	var err error
 	if g != nil && !g.ch.IsClosed() {
 		done := make(chan error, 1)
-		go func() { done <- g.ch.Close() }()
+		if !c.conn.spawn(func() { done <- g.ch.Close() }) {
+			done <- g.ch.Close() // the connection is closed: returns at once
+		}
 		select {
 		case err = <-done:
 		case <-time.After(5 * time.Second):

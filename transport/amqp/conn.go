@@ -145,12 +145,23 @@ type Conn struct {
 	closeErr  error         // set before done is closed
 	done      chan struct{} // closed when the connection is gone
 	drainDone chan struct{}
+
+	// bg counts the goroutines that run amqp091-go RPCs for callers
+	// whose ctx may end first; Close waits for them. Add only under mu
+	// while !bgWaiting, so that no Add races Close's Wait.
+	bg        sync.WaitGroup
+	bgWaiting bool
 }
 
 var (
-	_ driver.Conn   = (*Conn)(nil)
-	_ driver.Pinger = (*Conn)(nil)
+	_ driver.Conn         = (*Conn)(nil)
+	_ driver.Pinger       = (*Conn)(nil)
+	_ driver.LossNotifier = (*Conn)(nil)
 )
+
+// Lost implements driver.LossNotifier: closed when amqp091-go reports the
+// connection closed (by the broker, a missed heartbeat or a socket error).
+func (c *Conn) Lost() <-chan struct{} { return c.done }
 
 func newConn(ac *amqp.Connection, o *Options, refusedKey string) *Conn {
 	c := &Conn{
@@ -268,12 +279,13 @@ func (c *Conn) Channel(ctx context.Context) (driver.Channel, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.closed {
-		go ch.Close()
+		c.mu.Unlock()
+		ch.Close()
 		return nil, fmt.Errorf("amqp: %w", driver.ErrClosed)
 	}
 	c.channels[ch] = struct{}{}
+	c.mu.Unlock()
 	return ch, nil
 }
 
@@ -293,7 +305,7 @@ func (c *Conn) Ping(ctx context.Context) error {
 	}
 	pc := c.pingCh
 	c.mu.Unlock()
-	return callCtx(ctx, func() error {
+	return c.callCtx(ctx, func() error {
 		if pc == nil || pc.IsClosed() {
 			var err error
 			if pc, err = c.ac.Channel(); err != nil {
@@ -325,9 +337,12 @@ func (c *Conn) Close() error {
 		chans = append(chans, ch)
 	}
 	c.mu.Unlock()
+	// In parallel: on a hung broker each close waits for its timeout.
+	var closing sync.WaitGroup
 	for _, ch := range chans {
-		ch.Close()
+		closing.Go(func() { ch.Close() })
 	}
+	closing.Wait()
 	var err error
 	if !c.ac.IsClosed() {
 		// Bound the close handshake: a hung broker must not hang Close.
@@ -337,15 +352,20 @@ func (c *Conn) Close() error {
 		}
 	}
 	<-c.drainDone
+	c.mu.Lock()
+	c.bgWaiting = true
+	c.mu.Unlock()
+	c.bg.Wait() // the connection is closed: every RPC returns
 	if err != nil {
 		return fmt.Errorf("amqp: close: %w", err)
 	}
 	return nil
 }
 
-// callCtx runs fn, returning early with ctx's error when ctx ends first (fn
-// then finishes in the background). amqp091-go's RPCs take no context.
-func callCtx(ctx context.Context, fn func() error) error {
+// callCtx runs fn, returning early with ctx's error when ctx ends first.
+// amqp091-go's RPCs take no context, so fn then finishes in a goroutine
+// that Close waits for (closing the connection ends every RPC).
+func (c *Conn) callCtx(ctx context.Context, fn func() error) error {
 	if ctx.Done() == nil {
 		return fn()
 	}
@@ -353,13 +373,38 @@ func callCtx(ctx context.Context, fn func() error) error {
 		return err
 	}
 	res := make(chan error, 1)
-	go func() { res <- fn() }()
+	c.goOrRun(func() { res <- fn() })
 	select {
 	case err := <-res:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// goOrRun runs fn in a goroutine that Close waits for or, once the
+// connection is closed (its RPCs fail at once), on the caller's. fn must
+// not wait for the caller.
+func (c *Conn) goOrRun(fn func()) {
+	if !c.spawn(fn) {
+		fn()
+	}
+}
+
+// spawn runs fn in a goroutine that Close waits for, and reports false
+// (running nothing) once Close has closed the connection.
+func (c *Conn) spawn(fn func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bgWaiting {
+		return false
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn()
+	}()
+	return true
 }
 
 // As lets users reach the *amqp091.Connection of a Conn.

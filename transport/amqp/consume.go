@@ -63,7 +63,7 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 	}
 	res := make(chan result, 1)
 	abandoned := make(chan struct{})
-	go func() {
+	c.conn.goOrRun(func() {
 		d, err := g.ch.Consume(a.Queue, tag, a.NoAck, a.Exclusive, false, false, args)
 		select {
 		case res <- result{d, err}:
@@ -78,7 +78,7 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 				_ = g.ch.Cancel(tag, false)
 			}
 		}
-	}()
+	})
 	var r result
 	select {
 	case r = <-res:
@@ -219,7 +219,7 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 	if g.isDead() {
 		return nil // the consumer died with its channel
 	}
-	err := callCtx(ctx, func() error { return g.ch.Cancel(consumerTag, false) })
+	err := c.conn.callCtx(ctx, func() error { return g.ch.Cancel(consumerTag, false) })
 	if err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		if g.isDead() {
 			return nil
@@ -552,7 +552,7 @@ func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.De
 		}
 		res := make(chan result, 1)
 		abandoned := make(chan struct{})
-		go func(g *gen) {
+		c.conn.goOrRun(func() {
 			d, ok, err := g.ch.Get(queue, noAck)
 			select {
 			case res <- result{d, ok, err}:
@@ -561,7 +561,7 @@ func (c *Channel) Get(ctx context.Context, queue string, noAck bool) (*driver.De
 					_ = g.ch.Reject(d.DeliveryTag, true) // nobody took it: requeue
 				}
 			}
-		}(g)
+		})
 		select {
 		case r = <-res:
 		case <-ctx.Done():

@@ -35,7 +35,9 @@ func (s *Store) startSweeper() {
 			defer t.Stop()
 			for {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				s.wg.Add(1) // legal: this goroutine holds a count
 				go func() {
+					defer s.wg.Done()
 					select {
 					case <-s.done:
 						cancel()
