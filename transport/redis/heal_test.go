@@ -156,6 +156,10 @@ func TestRedisRestartConnectionHeals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A new connection knows an empty redis queue only once it declares it.
+	if _, err := q.Declare(ctx, ch); err != nil {
+		t.Fatal(err)
+	}
 	seen := map[string]int{}
 	for {
 		m, err := q.Get(ctx, ch, true, nil)
