@@ -28,14 +28,14 @@ type broker struct {
 	url      string        // the worker's and publisher's URL
 	downtime time.Duration // between the kill and the restart
 	kill     func(t *testing.T)
-	restart func(t *testing.T)
+	restart  func(t *testing.T)
 }
 
 // restartFigures is what a restart scenario measured.
 type restartFigures struct {
 	published, confirmed, handled, lost, duplicated, unexpected int
-	restarts, reconsumes, connErrors                           int
-	maxResume                                                  time.Duration // broker up -> a message handled again
+	restarts, reconsumes, connErrors                            int
+	maxResume                                                   time.Duration // broker up -> a message handled again
 }
 
 func (f restartFigures) String() string {
@@ -79,7 +79,10 @@ func runRestarts(t *testing.T, b broker, total, restarts int, resumeBound time.D
 	w := newWorker(t, wconn, []kombu.Queue{q}, h, &kombu.WorkerOptions{
 		Consumer:      kombu.ConsumerOptions{Concurrency: 4},
 		IntervalStart: faultIntervalStart, IntervalStep: faultIntervalStep, IntervalMax: faultIntervalMax,
-		OnConnectionError: func(err error, next time.Duration) { connErrors.Add(1); t.Logf("conn error: %v (retry in %v)", err, next) },
+		OnConnectionError: func(err error, next time.Duration) {
+			connErrors.Add(1)
+			t.Logf("conn error: %v (retry in %v)", err, next)
+		},
 		OnConsumeReady: func(*kombu.Consumer) {
 			if consumers.Add(1) == 1 {
 				ready <- struct{}{}
