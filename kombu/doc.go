@@ -57,7 +57,10 @@
 // Consumers come in three styles: Receive (pull), Consume with a Handler
 // (net/http style; returning nil acks, an error requeues, a panic is
 // recovered, reported as a *PanicError and requeues), and kombu-style
-// Callbacks dispatched by Connection.DrainEvents.
+// Callbacks dispatched by Connection.DrainEvents. A Worker (kombu's
+// ConsumerMixin) runs a Handler for as long as the program runs: it
+// reconnects with backoff after every lost connection, declares its
+// queues again and goes on consuming.
 //
 // # Errors
 //
@@ -73,7 +76,10 @@
 // # Closing
 //
 // Close (Connection, Channel, Consumer, SimpleQueue) is immediate and
-// idempotent; afterwards every method fails with ErrClosed.
-// Consumer.Shutdown is the graceful form: it stops fetching and waits for
-// running handlers.
+// idempotent; afterwards every method fails with ErrClosed, except a
+// Consumer's Consume and Receive, which return ErrConsumerStopped after
+// its own Close or Shutdown: a loop stops on that and reconnects on
+// ErrClosed or ErrConnectionLost (a channel or connection lost under it).
+// Consumer.Shutdown and Worker.Shutdown are the graceful forms: they stop
+// fetching and wait for running handlers.
 package kombu
