@@ -735,3 +735,52 @@ func TestWorkerProducerAndDecodeError(t *testing.T) {
 		t.Errorf("OnDecodeError called %d times, want 1", n)
 	}
 }
+
+// Shutdown while the broker is down ends the reconnect wait at once; the
+// consumer that ended reported why to OnConsumeEnd.
+func TestWorkerShutdownDuringReconnectWait(t *testing.T) {
+	noLeaks(t)
+	l, opts := newLink(t)
+	conn, err := kombu.NewConnection("link://a", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ready := make(chan struct{}, 1)
+	waiting := make(chan struct{}, 1)
+	ended := make(chan error, 1)
+	w := newWorker(t, conn, []kombu.Queue{kombu.NewQueue("down", kombu.DefaultExchange, "")},
+		kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }),
+		&kombu.WorkerOptions{
+			IntervalStart: time.Hour, IntervalMax: time.Hour,
+			OnConsumeReady: func(*kombu.Consumer) { ready <- struct{}{} },
+			OnConsumeEnd:   func(err error) { ended <- err },
+			OnConnectionError: func(error, time.Duration) {
+				select {
+				case waiting <- struct{}{}:
+				default:
+				}
+			},
+		})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- w.Run(ctx) }()
+	<-ready
+	l.setDown("a", true)
+	l.cut()
+	<-waiting // Run now waits an hour before the next attempt
+	if err := <-ended; !errors.Is(err, kombu.ErrConnectionLost) {
+		t.Errorf("OnConsumeEnd got %v, want the lost connection", err)
+	}
+	start := time.Now()
+	if err := w.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if err := <-runErr; err != nil {
+		t.Errorf("Run: %v, want nil after Shutdown", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v during a reconnect wait", d)
+	}
+}
