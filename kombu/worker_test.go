@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/kombu-go/kombu/internal/workertest"
 	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/transport"
@@ -143,160 +142,24 @@ func (ch *linkChannel) Publish(ctx context.Context, p *driver.Publishing) error 
 	return ch.Channel.Publish(ctx, p)
 }
 
-// ledger counts handled messages by id, as Jepsen's queue checker does.
-type ledger struct {
-	mu      sync.Mutex
-	handled map[string]int
-	changed chan struct{}
-}
-
-func newLedger() *ledger {
-	return &ledger{handled: map[string]int{}, changed: make(chan struct{}, 1)}
-}
-
-func (l *ledger) handle(id string) {
-	l.mu.Lock()
-	l.handled[id]++
-	l.mu.Unlock()
-	select {
-	case l.changed <- struct{}{}:
-	default:
-	}
-}
-
-// check returns how many of ids were never handled, handled more than
-// once, and how many handled ids are not in ids.
-func (l *ledger) check(ids []string) (lost, duplicated, unexpected int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	want := make(map[string]bool, len(ids))
-	for _, id := range ids {
-		want[id] = true
-		switch n := l.handled[id]; {
-		case n == 0:
-			lost++
-		case n > 1:
-			duplicated++
-		}
-	}
-	for id := range l.handled {
-		if !want[id] {
-			unexpected++
-		}
-	}
-	return lost, duplicated, unexpected
-}
-
-// waitAll waits until every id was handled or d passed.
-func (l *ledger) waitAll(ids []string, d time.Duration) bool {
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		if lost, _, _ := l.check(ids); lost == 0 {
-			return true
-		}
-		select {
-		case <-l.changed:
-		case <-deadline.C:
-			return false
-		}
-	}
-}
-
-func (l *ledger) handler() kombu.Handler {
-	return kombu.HandlerFunc(func(_ context.Context, m *kombu.Message) error {
-		l.handle(string(m.Body))
-		return nil
-	})
-}
-
-// publishIDs publishes ids as raw bodies to queue q (declared first).
-func publishIDs(t *testing.T, ctx context.Context, conn *kombu.Connection, q kombu.Queue, prefix string, n int) []string {
-	t.Helper()
-	p, err := conn.Producer(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = prefix + strconv.Itoa(i)
-		if err := p.Publish(ctx, []byte(ids[i]), &kombu.PublishOptions{RoutingKey: q.RoutingKey, Exchange: &q.Exchange, Declare: []kombu.Declarable{q}}); err != nil {
-			t.Fatalf("publish %s: %v", ids[i], err)
-		}
-	}
-	return ids
-}
-
-// runWorker starts w.Run and returns a function that shuts the worker
-// down and checks that Shutdown and Run both returned nil in time.
-func runWorker(t *testing.T, w *kombu.Worker) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	runErr := make(chan error, 1)
-	go func() { runErr <- w.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() { shutdown(t, w, runErr, cancel) })
-	}
-	t.Cleanup(stop) // also after a t.Fatal
-	return stop
-}
-
-func shutdown(t *testing.T, w *kombu.Worker, runErr <-chan error, cancel context.CancelFunc) {
-	t.Helper()
-	{
-		defer cancel()
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := w.Shutdown(sctx); err != nil {
-			t.Errorf("Shutdown: %v, want nil", err)
-		}
-		select {
-		case err := <-runErr:
-			if err != nil {
-				t.Errorf("Run after Shutdown: %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return after Shutdown")
-		}
-	}
-}
-
-// noLeaks checks, after every other cleanup of the test, that no
-// goroutine started during the test is left.
-func noLeaks(t *testing.T) {
-	ignore := goleak.IgnoreCurrent()
-	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-}
-
-func newWorker(t *testing.T, conn *kombu.Connection, queues []kombu.Queue, h kombu.Handler, opts *kombu.WorkerOptions) *kombu.Worker {
-	t.Helper()
-	w, err := kombu.NewWorker(conn, queues, h, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return w
-}
-
 func TestWorkerHandlesEveryMessageAndStops(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	ctx, conn := dialMemory(t, nil)
 	q := kombu.NewQueue("work", kombu.DefaultExchange, "work")
 	ids := publishIDs(t, ctx, conn, q, "m", 200)
-	l := newLedger()
+	l := workertest.NewLedger()
 	ready := make(chan *kombu.Consumer, 1)
-	w := newWorker(t, conn, []kombu.Queue{q}, l.handler(), &kombu.WorkerOptions{
+	w := workertest.New(t, conn, []kombu.Queue{q}, l.Handler(), &kombu.WorkerOptions{
 		Consumer:       kombu.ConsumerOptions{Concurrency: 4},
 		OnConsumeReady: func(c *kombu.Consumer) { ready <- c },
 	})
-	stop := runWorker(t, w)
+	stop := workertest.Run(t, w)
 	<-ready
-	if !l.waitAll(ids, 10*time.Second) {
+	if !l.WaitAll(ids, 10*time.Second) {
 		t.Error("not every message was handled")
 	}
 	stop()
-	if lost, dup, unexpected := l.check(ids); lost+dup+unexpected != 0 {
+	if lost, dup, unexpected := l.Check(ids); lost+dup+unexpected != 0 {
 		t.Errorf("lost %d, duplicated %d, unexpected %d", lost, dup, unexpected)
 	}
 	if n, err := q.Len(ctx, mustChannel(t, ctx, conn)); err != nil || n != 0 {
@@ -318,14 +181,14 @@ func mustChannel(t *testing.T, ctx context.Context, conn *kombu.Connection) *kom
 // Shutdown lets the running handlers finish and acks their messages; the
 // messages fetched but not handled go back to the queue.
 func TestWorkerShutdownFinishesInFlightHandlers(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	ctx, conn := dialMemory(t, nil)
 	q := kombu.NewQueue("inflight", kombu.DefaultExchange, "inflight")
 	publishIDs(t, ctx, conn, q, "m", 10)
 	started := make(chan *kombu.Message, 10)
 	release := make(chan struct{})
 	var finished atomic.Int32
-	w := newWorker(t, conn, []kombu.Queue{q}, kombu.HandlerFunc(func(_ context.Context, m *kombu.Message) error {
+	w := workertest.New(t, conn, []kombu.Queue{q}, kombu.HandlerFunc(func(_ context.Context, m *kombu.Message) error {
 		started <- m
 		<-release
 		finished.Add(1)
@@ -365,10 +228,10 @@ func TestWorkerShutdownFinishesInFlightHandlers(t *testing.T) {
 }
 
 func TestWorkerRunReturnsNilWhenCtxEnds(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	ctx, conn := dialMemory(t, nil)
 	runCtx, cancel := context.WithCancel(ctx)
-	w := newWorker(t, conn, []kombu.Queue{kombu.NewQueue("ctxend", kombu.DefaultExchange, "")},
+	w := workertest.New(t, conn, []kombu.Queue{kombu.NewQueue("ctxend", kombu.DefaultExchange, "")},
 		kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }),
 		&kombu.WorkerOptions{OnConsumeReady: func(*kombu.Consumer) { cancel() }})
 	if err := w.Run(runCtx); err != nil {
@@ -390,7 +253,7 @@ func TestWorkerRunReturnsNilWhenCtxEnds(t *testing.T) {
 
 func TestWorkerShutdownBeforeRun(t *testing.T) {
 	ctx, conn := dialMemory(t, nil)
-	w := newWorker(t, conn, []kombu.Queue{kombu.NewQueue("early", kombu.DefaultExchange, "")},
+	w := workertest.New(t, conn, []kombu.Queue{kombu.NewQueue("early", kombu.DefaultExchange, "")},
 		kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }), nil)
 	if err := w.Shutdown(ctx); err != nil {
 		t.Fatal(err)
@@ -428,7 +291,7 @@ func TestNewWorkerRefusesBadArguments(t *testing.T) {
 // reconnects, declares its exclusive queue and its binding again (the
 // broker deleted them with the old connection) and goes on: nothing lost.
 func TestWorkerResumesAfterConnectionLoss(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	l, opts := newLink(t)
 	conn, err := kombu.NewConnection("link://a", opts)
 	if err != nil {
@@ -439,12 +302,12 @@ func TestWorkerResumesAfterConnectionLoss(t *testing.T) {
 	defer cancel()
 	ex := kombu.NewExchange("jobs", "direct")
 	q := kombu.Queue{Name: "resume", Exchange: ex, RoutingKey: "job", Exclusive: true}
-	led := newLedger()
+	led := workertest.NewLedger()
 	var mu sync.Mutex
 	var waits []time.Duration
 	var revived atomic.Int32
 	ready := make(chan struct{}, 10)
-	w := newWorker(t, conn, []kombu.Queue{q}, led.handler(), &kombu.WorkerOptions{
+	w := workertest.New(t, conn, []kombu.Queue{q}, led.Handler(), &kombu.WorkerOptions{
 		Consumer:      kombu.ConsumerOptions{Concurrency: 3},
 		IntervalStart: 10 * time.Millisecond, IntervalStep: 20 * time.Millisecond, IntervalMax: 45 * time.Millisecond,
 		OnConnectionError: func(err error, next time.Duration) {
@@ -462,7 +325,7 @@ func TestWorkerResumesAfterConnectionLoss(t *testing.T) {
 		OnConnectionRevived: func() { revived.Add(1) },
 		OnConsumeReady:      func(*kombu.Consumer) { ready <- struct{}{} },
 	})
-	stop := runWorker(t, w)
+	stop := workertest.Run(t, w)
 	<-ready
 	pubConn, err := kombu.NewConnection("link://pub", opts)
 	if err != nil {
@@ -470,7 +333,7 @@ func TestWorkerResumesAfterConnectionLoss(t *testing.T) {
 	}
 	defer pubConn.Close()
 	first := publishIDs(t, ctx, pubConn, kombu.Queue{Name: q.Name, Exchange: ex, RoutingKey: "job", NoDeclare: true}, "a", 100)
-	if !led.waitAll(first, 10*time.Second) {
+	if !led.WaitAll(first, 10*time.Second) {
 		t.Fatal("first batch not handled")
 	}
 	l.setDown("a", true)
@@ -487,11 +350,11 @@ func TestWorkerResumesAfterConnectionLoss(t *testing.T) {
 	// re-declaration (queue and binding) lets these reach it.
 	second := publishIDs(t, ctx, pubConn, kombu.Queue{Name: q.Name, Exchange: ex, RoutingKey: "job", NoDeclare: true}, "b", 100)
 	all := append(first, second...)
-	if !led.waitAll(all, 10*time.Second) {
+	if !led.WaitAll(all, 10*time.Second) {
 		t.Error("second batch not handled after the reconnect")
 	}
 	stop()
-	if lost, dup, unexpected := led.check(all); lost+unexpected != 0 {
+	if lost, dup, unexpected := led.Check(all); lost+unexpected != 0 {
 		t.Errorf("lost %d, duplicated %d, unexpected %d", lost, dup, unexpected)
 	}
 	mu.Lock()
@@ -509,7 +372,7 @@ func TestWorkerResumesAfterConnectionLoss(t *testing.T) {
 // With a failover list, a worker whose broker is gone moves to the next
 // URL.
 func TestWorkerFailsOverToTheNextURL(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	l, opts := newLink(t)
 	conn, err := kombu.NewConnection("link://a;link://b", opts)
 	if err != nil {
@@ -519,14 +382,14 @@ func TestWorkerFailsOverToTheNextURL(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	q := kombu.NewQueue("failover", kombu.DefaultExchange, "failover")
-	led := newLedger()
+	led := workertest.NewLedger()
 	ready := make(chan string, 10)
-	w := newWorker(t, conn, []kombu.Queue{q}, led.handler(), &kombu.WorkerOptions{
+	w := workertest.New(t, conn, []kombu.Queue{q}, led.Handler(), &kombu.WorkerOptions{
 		IntervalStart: time.Millisecond, IntervalStep: time.Millisecond, IntervalMax: 5 * time.Millisecond,
 		OnConnectionError: func(error, time.Duration) {},
 		OnConsumeReady:    func(*kombu.Consumer) { ready <- conn.Info().Hostname },
 	})
-	stop := runWorker(t, w)
+	stop := workertest.Run(t, w)
 	if host := <-ready; host != "a" {
 		t.Fatalf("first consumed on %q, want a", host)
 	}
@@ -541,7 +404,7 @@ func TestWorkerFailsOverToTheNextURL(t *testing.T) {
 		t.Fatal("the worker did not fail over")
 	}
 	ids := publishIDs(t, ctx, conn, q, "m", 20)
-	if !led.waitAll(ids, 10*time.Second) {
+	if !led.WaitAll(ids, 10*time.Second) {
 		t.Error("messages not handled after the failover")
 	}
 	stop()
@@ -559,7 +422,7 @@ func TestWorkerGivesUpAfterMaxRetries(t *testing.T) {
 	}
 	defer conn.Close()
 	var calls atomic.Int32
-	w := newWorker(t, conn, []kombu.Queue{kombu.NewQueue("never", kombu.DefaultExchange, "")},
+	w := workertest.New(t, conn, []kombu.Queue{kombu.NewQueue("never", kombu.DefaultExchange, "")},
 		kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }),
 		&kombu.WorkerOptions{MaxRetries: 3, IntervalStart: time.Millisecond, IntervalStep: time.Millisecond,
 			OnConnectionError: func(error, time.Duration) { calls.Add(1) }})
@@ -581,7 +444,7 @@ func TestWorkerGivesUpAfterMaxRetries(t *testing.T) {
 func TestWorkerReturnsAtOnceOnInvalidTopology(t *testing.T) {
 	ctx, conn := dialMemory(t, nil)
 	var calls atomic.Int32
-	w := newWorker(t, conn, []kombu.Queue{{Name: "bad-ttl", MessageTTL: time.Microsecond}},
+	w := workertest.New(t, conn, []kombu.Queue{{Name: "bad-ttl", MessageTTL: time.Microsecond}},
 		kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }),
 		&kombu.WorkerOptions{OnConnectionError: func(error, time.Duration) { calls.Add(1) }})
 	if err := w.Run(ctx); !errors.Is(err, kombu.ErrInvalidArgument) {
@@ -596,7 +459,7 @@ func TestWorkerReturnsAtOnceOnInvalidTopology(t *testing.T) {
 // same connection: the queue is declared again, nobody else's channel is
 // closed.
 func TestWorkerRedeclaresADeletedQueueWithoutReconnecting(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	opts, f := flakyRegistry(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -606,16 +469,16 @@ func TestWorkerRedeclaresADeletedQueueWithoutReconnecting(t *testing.T) {
 	}
 	defer conn.Close()
 	q := kombu.NewQueue("deleted", kombu.DefaultExchange, "deleted")
-	led := newLedger()
+	led := workertest.NewLedger()
 	ready := make(chan struct{}, 10)
 	var reported atomic.Value
-	w := newWorker(t, conn, []kombu.Queue{q}, led.handler(), &kombu.WorkerOptions{
+	w := workertest.New(t, conn, []kombu.Queue{q}, led.Handler(), &kombu.WorkerOptions{
 		IntervalStart:     time.Millisecond,
 		OnConnectionError: func(err error, _ time.Duration) { reported.Store(err) },
 		OnConsumeReady:    func(*kombu.Consumer) { ready <- struct{}{} },
 	})
 	other := mustChannel(t, ctx, conn)
-	stop := runWorker(t, w)
+	stop := workertest.Run(t, w)
 	<-ready
 	if _, err := q.Delete(ctx, other, false, false); err != nil {
 		t.Fatal(err)
@@ -631,7 +494,7 @@ func TestWorkerRedeclaresADeletedQueueWithoutReconnecting(t *testing.T) {
 		t.Errorf("reported %v, want a *ConsumerError", err)
 	}
 	ids := publishIDs(t, ctx, conn, kombu.Queue{Name: q.Name, RoutingKey: q.Name, NoDeclare: true}, "m", 10)
-	if !led.waitAll(ids, 10*time.Second) {
+	if !led.WaitAll(ids, 10*time.Second) {
 		t.Error("messages not handled after the queue was declared again")
 	}
 	if _, err := q.Len(ctx, other); err != nil {
@@ -646,14 +509,14 @@ func TestWorkerRedeclaresADeletedQueueWithoutReconnecting(t *testing.T) {
 // Concurrency N runs N handlers at once, and the prefetch window (N by
 // default) keeps the rest in the queue for other workers.
 func TestWorkerConcurrencyKeepsToPrefetch(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	ctx, conn := dialMemory(t, nil)
 	q := kombu.NewQueue("prefetch", kombu.DefaultExchange, "prefetch")
 	publishIDs(t, ctx, conn, q, "m", 20)
 	var running, peak atomic.Int32
 	started := make(chan struct{}, 20)
 	release := make(chan struct{})
-	w := newWorker(t, conn, []kombu.Queue{q}, kombu.HandlerFunc(func(context.Context, *kombu.Message) error {
+	w := workertest.New(t, conn, []kombu.Queue{q}, kombu.HandlerFunc(func(context.Context, *kombu.Message) error {
 		n := running.Add(1)
 		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
 		}
@@ -662,7 +525,7 @@ func TestWorkerConcurrencyKeepsToPrefetch(t *testing.T) {
 		running.Add(-1)
 		return nil
 	}), &kombu.WorkerOptions{Consumer: kombu.ConsumerOptions{Concurrency: 3}})
-	stop := runWorker(t, w)
+	stop := workertest.Run(t, w)
 	for range 3 {
 		<-started
 	}
@@ -684,12 +547,12 @@ func TestWorkerConcurrencyKeepsToPrefetch(t *testing.T) {
 // ConsumerProducerMixin); a message that cannot be decoded goes to
 // OnDecodeError and the worker goes on.
 func TestWorkerProducerAndDecodeError(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	ctx, conn := dialMemory(t, nil)
 	in := kombu.NewQueue("requests", kombu.DefaultExchange, "requests")
 	out := kombu.NewQueue("replies", kombu.DefaultExchange, "replies")
 	var decodeErrs atomic.Int32
-	w := newWorker(t, conn, []kombu.Queue{in}, kombu.HandlerFunc(func(ctx context.Context, m *kombu.Message) error {
+	w := workertest.New(t, conn, []kombu.Queue{in}, kombu.HandlerFunc(func(ctx context.Context, m *kombu.Message) error {
 		var n int
 		if err := m.Decode(&n); err != nil {
 			return err
@@ -714,7 +577,7 @@ func TestWorkerProducerAndDecodeError(t *testing.T) {
 	if err := p.Publish(ctx, 21, &kombu.PublishOptions{RoutingKey: in.Name}); err != nil {
 		t.Fatal(err)
 	}
-	stop := runWorker(t, w)
+	stop := workertest.Run(t, w)
 	c, err := conn.Consumer(ctx, []kombu.Queue{out}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -739,7 +602,7 @@ func TestWorkerProducerAndDecodeError(t *testing.T) {
 // Shutdown while the broker is down ends the reconnect wait at once; the
 // consumer that ended reported why to OnConsumeEnd.
 func TestWorkerShutdownDuringReconnectWait(t *testing.T) {
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	l, opts := newLink(t)
 	conn, err := kombu.NewConnection("link://a", opts)
 	if err != nil {
@@ -749,7 +612,7 @@ func TestWorkerShutdownDuringReconnectWait(t *testing.T) {
 	ready := make(chan struct{}, 1)
 	waiting := make(chan struct{}, 1)
 	ended := make(chan error, 1)
-	w := newWorker(t, conn, []kombu.Queue{kombu.NewQueue("down", kombu.DefaultExchange, "")},
+	w := workertest.New(t, conn, []kombu.Queue{kombu.NewQueue("down", kombu.DefaultExchange, "")},
 		kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }),
 		&kombu.WorkerOptions{
 			IntervalStart: time.Hour, IntervalMax: time.Hour,
@@ -783,4 +646,22 @@ func TestWorkerShutdownDuringReconnectWait(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Shutdown took %v during a reconnect wait", d)
 	}
+}
+
+// publishIDs publishes ids as raw bodies to queue q (declared first).
+func publishIDs(t *testing.T, ctx context.Context, conn *kombu.Connection, q kombu.Queue, prefix string, n int) []string {
+	t.Helper()
+	p, err := conn.Producer(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = prefix + strconv.Itoa(i)
+		if err := p.Publish(ctx, []byte(ids[i]), &kombu.PublishOptions{RoutingKey: q.RoutingKey, Exchange: &q.Exchange, Declare: []kombu.Declarable{q}}); err != nil {
+			t.Fatalf("publish %s: %v", ids[i], err)
+		}
+	}
+	return ids
 }

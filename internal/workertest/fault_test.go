@@ -1,4 +1,4 @@
-package kombu_test
+package workertest_test
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kombu-go/kombu/internal/testenv"
+	"github.com/kombu-go/kombu/internal/workertest"
 	"github.com/kombu-go/kombu/kombu"
 	_ "github.com/kombu-go/kombu/transport/amqp"
 	_ "github.com/kombu-go/kombu/transport/redis"
@@ -29,6 +30,8 @@ type broker struct {
 	downtime time.Duration // between the kill and the restart
 	kill     func(t *testing.T)
 	restart  func(t *testing.T)
+	// inspect, when set, describes where messages are, for a failure.
+	inspect func(queue string) string
 }
 
 // restartFigures is what a restart scenario measured.
@@ -75,15 +78,15 @@ func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound
 		t.Fatal(err)
 	}
 	defer wconn.Close()
-	led := newLedger()
+	led := workertest.NewLedger()
 	var connErrors, consumers, handleCalls atomic.Int32
 	ready := make(chan struct{}, 1)
 	h := kombu.HandlerFunc(func(_ context.Context, m *kombu.Message) error {
 		handleCalls.Add(1)
-		led.handle(string(m.Body))
+		led.Handle(string(m.Body))
 		return nil
 	})
-	w := newWorker(t, wconn, []kombu.Queue{q}, h, &kombu.WorkerOptions{
+	w := workertest.New(t, wconn, []kombu.Queue{q}, h, &kombu.WorkerOptions{
 		Consumer:      kombu.ConsumerOptions{Concurrency: 4},
 		IntervalStart: faultIntervalStart, IntervalStep: faultIntervalStep, IntervalMax: faultIntervalMax,
 		OnConnectionError: func(err error, next time.Duration) {
@@ -96,7 +99,7 @@ func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound
 			}
 		},
 	})
-	stop := runWorker(t, w)
+	stop := workertest.Run(t, w)
 	select {
 	case <-ready:
 	case <-time.After(30 * time.Second):
@@ -149,17 +152,18 @@ func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound
 	mu.Unlock()
 	// In-flight messages of a killed connection come back (redelivery, or
 	// the visibility timeout on redis): allow them time.
-	led.waitAll(ids, time.Minute)
+	led.WaitAll(ids, time.Minute)
 	stop()
 	figures.published, figures.confirmed = int(published.Load()), len(ids)
-	figures.lost, figures.duplicated, figures.unexpected = led.check(ids)
-	led.mu.Lock()
-	figures.handled = len(led.handled)
-	led.mu.Unlock()
+	figures.lost, figures.duplicated, figures.unexpected = led.Check(ids)
+	figures.handled = led.Handled()
 	figures.connErrors, figures.reconsumes = int(connErrors.Load()), int(consumers.Load())
 	t.Logf("%s worker across %d kill -9 restarts: %s", b.name, restarts, figures)
 	if figures.lost != 0 || figures.unexpected != 0 {
 		t.Errorf("lost %d, unexpected %d; want 0", figures.lost, figures.unexpected)
+		if b.inspect != nil {
+			t.Logf("broker state: %s", b.inspect(q.Name))
+		}
 	}
 	if figures.confirmed != total {
 		t.Errorf("%d of %d messages confirmed", figures.confirmed, total)
@@ -211,13 +215,11 @@ func publishThroughFaults(ctx context.Context, conn *kombu.Connection, q kombu.Q
 	return nil
 }
 
-func waitHandled(t *testing.T, l *ledger, n int, d time.Duration) {
+func waitHandled(t *testing.T, l *workertest.Ledger, n int, d time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		l.mu.Lock()
-		got := len(l.handled)
-		l.mu.Unlock()
+		got := l.Handled()
 		if got >= n {
 			return
 		}
@@ -286,7 +288,16 @@ func privateRedis(t *testing.T) broker {
 	// visibility_timeout=2: what a killed connection held unacked is
 	// restored within about 2 s.
 	// The outage outlasts go-redis's own retries, so the worker sees it.
-	return broker{name: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2", downtime: 2 * time.Second, kill: kill, restart: start}
+	inspect := func(queue string) string {
+		var b strings.Builder
+		for _, args := range [][]string{{"KEYS", "*"}, {"LLEN", queue}, {"HLEN", "unacked"}, {"ZCARD", "unacked_index"}, {"PTTL", "unacked_mutex"}, {"HGETALL", "unacked"}} {
+			out, _ := exec.Command("redis-cli", append([]string{"-p", port}, args...)...).CombinedOutput()
+			fmt.Fprintf(&b, "\n%s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
+		}
+		return b.String()
+	}
+	return broker{name: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2", downtime: 2 * time.Second,
+		kill: kill, restart: start, inspect: inspect}
 }
 
 // Redis, with appendonly, killed with SIGKILL and restarted twice while a
@@ -296,7 +307,7 @@ func TestWorkerSurvivesRedisRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a redis-server")
 	}
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	b := privateRedis(t)
 	runRestarts(t, b, 3000, 2, faultIntervalMax+3*time.Second)
 }
@@ -308,7 +319,7 @@ func TestWorkerSurvives20RedisRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a redis-server")
 	}
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	b := privateRedis(t)
 	b.downtime = 300 * time.Millisecond
 	f := runRestartsNoticed(t, b, 4000, 20, faultIntervalMax+3*time.Second, false)
@@ -385,7 +396,7 @@ func TestWorkerSurvivesRabbitMQRestarts(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts a RabbitMQ node")
 	}
-	noLeaks(t)
+	workertest.NoLeaks(t)
 	b := faultRabbit(t)
 	runRestarts(t, b, 2000, 2, faultIntervalMax+5*time.Second)
 }
