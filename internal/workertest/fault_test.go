@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"strconv"
@@ -401,4 +403,138 @@ func TestWorkerSurvivesRabbitMQRestarts(t *testing.T) {
 	workertest.NoLeaks(t)
 	b := faultRabbit(t)
 	runRestarts(t, b, 2000, 2, faultIntervalMax+5*time.Second)
+}
+
+// resetProxy forwards TCP connections to backend and can reset them all,
+// as a network failure does, with the broker still running.
+type resetProxy struct {
+	ln      net.Listener
+	backend string
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+func startResetProxy(t *testing.T, backend string) *resetProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &resetProxy{ln: ln, backend: backend}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.reset()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *resetProxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.backend)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, server)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(client, server)
+		go p.pipe(server, client)
+	}
+}
+
+func (p *resetProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src)
+	_ = dst.Close()
+	_ = src.Close()
+}
+
+// reset closes every forwarded connection.
+func (p *resetProxy) reset() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// A worker's connection to RabbitMQ is reset (the broker keeps running):
+// RabbitMQ deletes the worker's exclusive queue with the connection, and
+// the worker declares it and its binding again, so that what is published
+// afterwards reaches it (a mandatory publish would fail otherwise).
+func TestWorkerRedeclaresExclusiveQueueOnRabbitMQ(t *testing.T) {
+	workertest.NoLeaks(t)
+	u, err := url.Parse(testenv.ServerURL(t, testenv.AMQPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startResetProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	opts := &kombu.Options{ConnectTimeout: 2 * time.Second}
+	wconn, err := kombu.NewConnection(viaProxy.String(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wconn.Close()
+	pconn, err := kombu.Dial(ctx, u.String(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pconn.Close()
+
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	ex := kombu.Exchange{Name: "worker-excl-ex-" + suffix, Type: kombu.Direct, AutoDelete: true}
+	q := kombu.Queue{Name: "worker-excl-" + suffix, Exchange: ex, RoutingKey: "job", Exclusive: true}
+	led := workertest.NewLedger()
+	ready := make(chan struct{}, 4)
+	w := workertest.New(t, wconn, []kombu.Queue{q}, led.Handler(), &kombu.WorkerOptions{
+		Consumer:      kombu.ConsumerOptions{Concurrency: 2},
+		IntervalStart: faultIntervalStart, IntervalStep: faultIntervalStep, IntervalMax: faultIntervalMax,
+		OnConnectionError: func(err error, next time.Duration) { t.Logf("conn error: %v (retry in %v)", err, next) },
+		OnConsumeReady:    func(*kombu.Consumer) { ready <- struct{}{} },
+	})
+	stop := workertest.Run(t, w)
+	p, err := pconn.Producer(ctx, &kombu.ProducerOptions{Exchange: ex, NoDeclare: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(prefix string) []string {
+		ids := make([]string, 50)
+		for i := range ids {
+			ids[i] = prefix + strconv.Itoa(i)
+			if err := p.Publish(ctx, []byte(ids[i]), &kombu.PublishOptions{RoutingKey: "job", Mandatory: true}); err != nil {
+				t.Fatalf("publish %s: %v", ids[i], err)
+			}
+		}
+		return ids
+	}
+	for round, prefix := range []string{"before-", "after-1-", "after-2-"} {
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: the worker is not consuming", round)
+		}
+		ids := publish(prefix)
+		if !led.WaitAll(ids, 20*time.Second) {
+			lost, _, _ := led.Check(ids)
+			t.Fatalf("round %d: %d of %d messages not handled", round, lost, len(ids))
+		}
+		proxy.reset()
+	}
+	stop()
 }
