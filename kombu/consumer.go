@@ -99,6 +99,7 @@ type Consumer struct {
 	tags      map[string]string // queue name -> consumer tag
 	seq       int
 	closed    bool
+	stopped   bool // closed by its own Shutdown or Close, not under it
 	inbox     []*Message
 	endErr    *driver.ConsumerError // a consumer tag the broker ended
 	notify    chan struct{}         // signalled when inbox grows or state changes
@@ -391,7 +392,8 @@ func truncatedBody(b []byte) string {
 }
 
 // Receive returns the next message (pull style). It blocks until one
-// arrives or ctx is done, and returns ErrClosed after Close. Messages whose
+// arrives or ctx is done, and returns ErrConsumerStopped after Shutdown or
+// Close, ErrClosed once its channel or connection closed. Messages whose
 // content type is not accepted never reach it (see OnDecodeError). Once ctx
 // is done it returns ctx's error, even when messages are already waiting
 // in the consumer: they stay there for the next Receive (or go back to
@@ -419,7 +421,7 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 		}
 		c.mu.Unlock()
 		if closed {
-			return nil, &Error{Op: "consumer.receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+			return nil, c.closedErr("consumer.receive")
 		}
 		if endErr != nil {
 			return nil, &Error{Op: "consumer.receive", Transport: c.ch.conn.TransportName(), Name: endErr.Queue, Err: endErr}
@@ -439,7 +441,7 @@ func (c *Consumer) Receive(ctx context.Context) (*Message, error) {
 			err := c.pumpHeld(ctx)
 			if err != nil {
 				if errors.Is(err, ErrClosed) && c.isClosed() {
-					return nil, &Error{Op: "consumer.receive", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+					return nil, c.closedErr("consumer.receive")
 				}
 				if ctx.Err() != nil {
 					return nil, ctx.Err()
@@ -478,6 +480,20 @@ func (c *Consumer) unreceive(m *Message) {
 	}
 }
 
+// closedErr is the error of a closed consumer: ErrConsumerStopped after
+// its own Shutdown or Close, ErrClosed when its channel or connection
+// closed under it, so that a loop can tell "stop" from "reconnect".
+func (c *Consumer) closedErr(op string) error {
+	c.mu.Lock()
+	stopped := c.stopped
+	c.mu.Unlock()
+	err := ErrClosed
+	if stopped {
+		err = ErrConsumerStopped
+	}
+	return &Error{Op: op, Transport: c.ch.conn.TransportName(), Err: err}
+}
+
 func (c *Consumer) isClosed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -485,8 +501,10 @@ func (c *Consumer) isClosed() bool {
 }
 
 // Consume runs h for every message until ctx is done (returning ctx's
-// error) or the consumer is shut down or closed (returning an error
-// wrapping ErrClosed), like http.Server.Serve. It runs Concurrency
+// error), the consumer is shut down or closed (returning an error wrapping
+// ErrConsumerStopped, like http.Server.Serve's ErrServerClosed) or its
+// channel or connection fails (an error wrapping ErrClosed, or the
+// transport's error, such as ErrConnectionLost). It runs Concurrency
 // handlers at once; each handler gets a context derived from ctx.
 func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 	if isNilHandler(h) {
@@ -497,7 +515,7 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 	if c.closed {
 		c.mu.Unlock()
 		stop()
-		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+		return c.closedErr("consumer.consume")
 	}
 	prev := c.stopFetch
 	c.stopFetch = func() {
@@ -542,7 +560,7 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 		return ctx.Err()
 	}
 	if c.isClosed() || errors.Is(first, context.Canceled) {
-		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Err: ErrClosed}
+		return c.closedErr("consumer.consume")
 	}
 	return first
 }
@@ -588,6 +606,9 @@ func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
 // running handlers to finish until ctx is done, then closes the consumer.
 // Messages received but not yet handled go back to their queues.
 func (c *Consumer) Shutdown(ctx context.Context) error {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
 	cerr := c.Cancel(ctx)
 	c.mu.Lock()
 	stop := c.stopFetch
@@ -615,6 +636,7 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 // It is idempotent.
 func (c *Consumer) Close() error {
 	c.mu.Lock()
+	c.stopped = true
 	if c.closed {
 		c.mu.Unlock()
 		c.held.flush() // closed by its channel: wait for settlements under way

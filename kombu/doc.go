@@ -65,6 +65,9 @@
 // after a backoff and dead-letters it after RedeliveryPolicy.MaxDeliveries
 // deliveries, a panic is recovered, reported as a *PanicError and counts as
 // an error), and kombu-style Callbacks dispatched by Connection.DrainEvents.
+// A Worker (kombu's ConsumerMixin) runs a Handler for as long as the
+// program runs: it reconnects with backoff after every lost connection,
+// declares its queues again and goes on consuming.
 //
 // # Errors
 //
@@ -80,7 +83,10 @@
 // # Closing
 //
 // Close (Connection, Channel, Consumer, SimpleQueue) is immediate and
-// idempotent; afterwards every method fails with ErrClosed.
-// Consumer.Shutdown is the graceful form: it stops fetching and waits for
-// running handlers.
+// idempotent; afterwards every method fails with ErrClosed, except a
+// Consumer's Consume and Receive, which return ErrConsumerStopped after
+// its own Close or Shutdown: a loop stops on that and reconnects on
+// ErrClosed or ErrConnectionLost (a channel or connection lost under it).
+// Consumer.Shutdown and Worker.Shutdown are the graceful forms: they stop
+// fetching and wait for running handlers.
 package kombu

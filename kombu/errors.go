@@ -63,6 +63,12 @@ var (
 	// ErrNotBound: an entity method was called with no channel and the
 	// entity is not bound to one (kombu's NotBoundError).
 	ErrNotBound = errors.New("entity is not bound to a channel")
+	// ErrConsumerStopped: the consumer or worker was stopped on purpose
+	// (its Shutdown or Close): Consume and Receive return it, where a
+	// channel or connection that failed under them gives ErrClosed or
+	// ErrConnectionLost. A loop stops on the first and reconnects on the
+	// others.
+	ErrConsumerStopped = errors.New("consumer stopped")
 )
 
 // PanicError is a handler panic that Consume recovered. The message is

@@ -224,8 +224,12 @@ func testUnackedReturn(e *env, closing string) {
 	if err != nil {
 		e.t.Fatalf("%s close: %v", closing, err)
 	}
-	if _, err := c.Receive(e.ctx); !errors.Is(err, kombu.ErrClosed) {
-		e.t.Errorf("receive after the %s closed: %v, want ErrClosed", closing, err)
+	wantErr := kombu.ErrClosed // closed under the consumer: reconnect
+	if closing == "consumer" {
+		wantErr = kombu.ErrConsumerStopped // stopped on purpose
+	}
+	if _, err := c.Receive(e.ctx); !errors.Is(err, wantErr) {
+		e.t.Errorf("receive after the %s closed: %v, want %v", closing, err, wantErr)
 	}
 	c2 := e.consumer(nil, []kombu.Queue{q}, nil)
 	redelivered := map[string]bool{}
@@ -244,6 +248,12 @@ func testUnackedReturn(e *env, closing string) {
 		}
 	}
 	e.expectNone(c2)
+}
+
+// stoppedErr reports whether err says "stopped on purpose" and cannot be
+// mistaken for a lost channel or connection, which a loop would retry.
+func stoppedErr(err error) bool {
+	return errors.Is(err, kombu.ErrConsumerStopped) && !errors.Is(err, kombu.ErrClosed) && !errors.Is(err, kombu.ErrConnectionLost)
 }
 
 // recvUnacked receives n messages without acking them.
@@ -267,12 +277,12 @@ func testConsumerClose(e *env) {
 	}
 	ctx, cancel := e.wait()
 	defer cancel()
-	if _, err := c.Receive(ctx); !errors.Is(err, kombu.ErrClosed) {
-		e.t.Errorf("receive after close: %v, want ErrClosed", err)
+	if _, err := c.Receive(ctx); !stoppedErr(err) {
+		e.t.Errorf("receive after close: %v, want ErrConsumerStopped and not ErrClosed", err)
 	}
 	h := kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil })
-	if err := c.Consume(ctx, h); !errors.Is(err, kombu.ErrClosed) {
-		e.t.Errorf("consume after close: %v, want ErrClosed", err)
+	if err := c.Consume(ctx, h); !stoppedErr(err) {
+		e.t.Errorf("consume after close: %v, want ErrConsumerStopped and not ErrClosed", err)
 	}
 	// The queue is still there and the connection still works.
 	p := e.producer(nil, nil)
@@ -301,8 +311,8 @@ func testConsumerCloseShared(e *env) {
 	if err := c.Close(); err != nil {
 		e.t.Fatalf("close: %v", err)
 	}
-	if _, err := c.Receive(ctx); !errors.Is(err, kombu.ErrClosed) {
-		e.t.Errorf("receive after close: %v, want ErrClosed", err)
+	if _, err := c.Receive(ctx); !stoppedErr(err) {
+		e.t.Errorf("receive after close: %v, want ErrConsumerStopped and not ErrClosed", err)
 	}
 	// The delivery handed out before Close is still the caller's to ack.
 	e.ack(m)
@@ -509,8 +519,8 @@ func testShutdownWaits(e *env) {
 	}
 	select {
 	case err := <-errc:
-		if !errors.Is(err, kombu.ErrClosed) {
-			e.t.Errorf("Consume after Shutdown: %v, want ErrClosed", err)
+		if !stoppedErr(err) {
+			e.t.Errorf("Consume after Shutdown: %v, want ErrConsumerStopped and not ErrClosed", err)
 		}
 	case <-time.After(e.s.h.Timeout):
 		e.t.Fatalf("Consume did not return after Shutdown")

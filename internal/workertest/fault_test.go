@@ -1,0 +1,557 @@
+package workertest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kombu-go/kombu/internal/testenv"
+	"github.com/kombu-go/kombu/internal/workertest"
+	"github.com/kombu-go/kombu/kombu"
+	_ "github.com/kombu-go/kombu/transport/amqp"
+	_ "github.com/kombu-go/kombu/transport/redis"
+)
+
+// broker is a server that a fault test can kill and start again on the
+// same address and data.
+type broker struct {
+	name     string
+	url      string        // the worker's and publisher's URL
+	downtime time.Duration // between the kill and the restart
+	kill     func(t *testing.T)
+	restart  func(t *testing.T)
+	// inspect, when set, describes where messages are, for a failure.
+	inspect func(queue string) string
+}
+
+// restartFigures is what a restart scenario measured.
+type restartFigures struct {
+	published, confirmed, handled, lost, duplicated, unexpected int
+	restarts, reconsumes, connErrors                            int
+	maxResume                                                   time.Duration // broker up -> a message handled again
+}
+
+func (f restartFigures) String() string {
+	return fmt.Sprintf("published %d, confirmed %d, handled %d, lost %d, duplicated %d, unexpected %d, restarts %d, connection errors reported %d, consumers started %d, slowest resume %v",
+		f.published, f.confirmed, f.handled, f.lost, f.duplicated, f.unexpected, f.restarts, f.connErrors, f.reconsumes, f.maxResume.Round(time.Millisecond))
+}
+
+// Reconnect intervals of the fault tests: the worker must be consuming
+// again within resumeBound of the broker being back.
+const (
+	faultIntervalStart = 50 * time.Millisecond
+	faultIntervalStep  = 100 * time.Millisecond
+	faultIntervalMax   = 500 * time.Millisecond
+)
+
+// runRestarts runs a Worker on a durable queue while a publisher with a
+// retry policy publishes total persistent messages, and kills and restarts
+// the broker restarts times mid-stream. Every confirmed message must be
+// handled (lost = 0), and the worker must resume by itself, each time
+// within resumeBound of the broker being up again.
+func runRestarts(t *testing.T, b broker, total, restarts int, resumeBound time.Duration) restartFigures {
+	return runRestartsNoticed(t, b, total, restarts, resumeBound, true)
+}
+
+// runRestartsNoticed is runRestarts; with mustNotice false, outages short
+// enough for the client library to ride out (go-redis retries a command
+// for about a second) need not reach the worker.
+func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound time.Duration, mustNotice bool) restartFigures {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	q := kombu.NewQueue(fmt.Sprintf("worker-fault-%s-%d", b.name, time.Now().UnixNano()), kombu.DefaultExchange, "")
+	q.RoutingKey = q.Name
+	opts := &kombu.Options{ConnectTimeout: time.Second}
+
+	wconn, err := kombu.NewConnection(b.url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wconn.Close()
+	led := workertest.NewLedger()
+	var connErrors, consumers, handleCalls atomic.Int32
+	var readyAt atomic.Int64 // unix ns of the latest OnConsumeReady
+	ready := make(chan struct{}, 1)
+	h := kombu.HandlerFunc(func(_ context.Context, m *kombu.Message) error {
+		handleCalls.Add(1)
+		led.Handle(string(m.Body))
+		return nil
+	})
+	w := workertest.New(t, wconn, []kombu.Queue{q}, h, &kombu.WorkerOptions{
+		Consumer:      kombu.ConsumerOptions{Concurrency: 4},
+		IntervalStart: faultIntervalStart, IntervalStep: faultIntervalStep, IntervalMax: faultIntervalMax,
+		OnConnectionError: func(err error, next time.Duration) {
+			connErrors.Add(1)
+			t.Logf("conn error: %v (retry in %v)", err, next)
+		},
+		OnConsumeReady: func(*kombu.Consumer) {
+			readyAt.Store(time.Now().UnixNano())
+			if consumers.Add(1) == 1 {
+				ready <- struct{}{}
+			}
+		},
+	})
+	stop := workertest.Run(t, w)
+	select {
+	case <-ready:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker did not start consuming")
+	}
+
+	pconn, err := kombu.NewConnection(b.url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pconn.Close()
+	var (
+		mu        sync.Mutex
+		confirmed []string
+		published atomic.Int32
+	)
+	pubDone := make(chan error, 1)
+	go func() { pubDone <- publishThroughFaults(ctx, pconn, q, total, &published, &mu, &confirmed) }()
+
+	figures := restartFigures{restarts: restarts}
+	for r := 1; r <= restarts; r++ {
+		// Kill when the stream is well under way: r/(restarts+1) handled.
+		waitHandled(t, led, total*r/(restarts+1), 2*time.Minute)
+		consumersBefore := consumers.Load()
+		b.kill(t)
+		time.Sleep(b.downtime)
+		b.restart(t)
+		// The worker has resumed once it consumes on a new connection, or
+		// handles a message (a consumer the client library kept alive):
+		// not waiting for the publisher, which recovers on its own.
+		up, before := time.Now(), handleCalls.Load()
+		var resume time.Duration
+		for {
+			if consumers.Load() > consumersBefore {
+				resume = max(0, time.Unix(0, readyAt.Load()).Sub(up))
+				break
+			}
+			if handleCalls.Load() > before {
+				resume = time.Since(up)
+				break
+			}
+			if time.Since(up) > time.Minute {
+				mu.Lock()
+				n := len(confirmed)
+				mu.Unlock()
+				t.Fatalf("restart %d: within a minute of the broker being up the worker neither consumed again nor handled a message (publisher: %d confirmed)", r, n)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		figures.maxResume = max(figures.maxResume, resume)
+		if resume > resumeBound {
+			t.Errorf("restart %d: the worker resumed %v after the broker was up, want within %v", r, resume, resumeBound)
+		}
+	}
+	select {
+	case err := <-pubDone:
+		if err != nil {
+			t.Fatalf("publisher: %v", err)
+		}
+	case <-time.After(3 * time.Minute):
+		t.Fatal("the publisher did not finish")
+	}
+	mu.Lock()
+	ids := append([]string(nil), confirmed...)
+	mu.Unlock()
+	// In-flight messages of a killed connection come back (redelivery, or
+	// the visibility timeout on redis): allow them time.
+	led.WaitAll(ids, time.Minute)
+	stop()
+	figures.published, figures.confirmed = int(published.Load()), len(ids)
+	figures.lost, figures.duplicated, figures.unexpected = led.Check(ids)
+	figures.handled = led.Handled()
+	figures.connErrors, figures.reconsumes = int(connErrors.Load()), int(consumers.Load())
+	t.Logf("%s worker across %d kill -9 restarts: %s", b.name, restarts, figures)
+	if figures.lost != 0 || figures.unexpected != 0 {
+		t.Errorf("lost %d, unexpected %d; want 0", figures.lost, figures.unexpected)
+		if b.inspect != nil {
+			t.Logf("broker state: %s", b.inspect(q.Name))
+		}
+	}
+	if figures.confirmed != total {
+		t.Errorf("%d of %d messages confirmed", figures.confirmed, total)
+	}
+	if mustNotice && (figures.connErrors < restarts || figures.reconsumes < restarts+1) {
+		t.Errorf("%d connection errors reported and %d consumers started for %d restarts: the losses went unnoticed", figures.connErrors, figures.reconsumes, restarts)
+	}
+	return figures
+}
+
+// publishThroughFaults publishes ids 0..total-1 with a retry policy; an
+// error the policy does not retry (the broker may have the message) is
+// retried here with the same id, so each id ends up confirmed, maybe
+// twice in the queue (at least once, as the ledger allows).
+func publishThroughFaults(ctx context.Context, conn *kombu.Connection, q kombu.Queue, total int, published *atomic.Int32, mu *sync.Mutex, confirmed *[]string) error {
+	policy := &kombu.RetryPolicy{MaxRetries: -1, IntervalStep: 50 * time.Millisecond, IntervalMax: 500 * time.Millisecond}
+	var p *kombu.Producer
+	for i := 0; i < total; i++ {
+		id := "m" + strconv.Itoa(i)
+		for {
+			if ctx.Err() != nil {
+				return fmt.Errorf("message %s not confirmed: %w", id, ctx.Err())
+			}
+			var err error
+			if p == nil {
+				p, err = conn.Producer(ctx, nil)
+			}
+			if err == nil {
+				published.Add(1)
+				err = p.Publish(ctx, []byte(id), &kombu.PublishOptions{RoutingKey: q.Name, Declare: []kombu.Declarable{q},
+					DeliveryMode: kombu.Persistent, Retry: true, RetryPolicy: policy})
+			}
+			if err == nil {
+				break
+			}
+			if errors.Is(err, kombu.ErrInvalidArgument) {
+				return err
+			}
+			// The connection is gone in a way the policy did not retry:
+			// reconnect and publish the same id again.
+			p = nil
+			time.Sleep(50 * time.Millisecond)
+			_ = conn.Reconnect(ctx, false)
+		}
+		mu.Lock()
+		*confirmed = append(*confirmed, id)
+		mu.Unlock()
+	}
+	return nil
+}
+
+func waitHandled(t *testing.T, l *workertest.Ledger, n int, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		got := l.Handled()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d messages handled after %v", got, n, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// privateRedis starts a redis-server of the test's own, with appendonly
+// and an fsync per write (so that a kill -9 loses no acknowledged write),
+// on a free loopback port, and returns it as a broker that kill -9s it and
+// starts it again on the same port and directory.
+func privateRedis(t *testing.T) broker {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if testenv.InCI() {
+			t.Fatal("redis-server is not installed (make test installs it)")
+		}
+		t.Skip("redis-server is not installed")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var cmd *exec.Cmd
+	start := func(t *testing.T) {
+		c := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+			"--appendonly", "yes", "--appendfsync", "always")
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		cmd = c
+		mu.Unlock()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			out, _ := exec.Command("redis-cli", "-p", port, "ping").CombinedOutput()
+			if strings.TrimSpace(string(out)) == "PONG" {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redis-server on port %s not ready: %s", port, out)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	kill := func(t *testing.T) {
+		mu.Lock()
+		c := cmd
+		cmd = nil
+		mu.Unlock()
+		if c == nil {
+			return
+		}
+		_ = c.Process.Signal(syscall.SIGKILL)
+		_ = c.Wait()
+	}
+	start(t)
+	t.Cleanup(func() { kill(t) })
+	// visibility_timeout=2: what a killed connection held unacked is
+	// restored within about 2 s. unacked_mutex_expire=5: a kill while a
+	// restore sweep holds the mutex (persisted by the AOF) pauses restores
+	// for 5 s, not kombu's default 300 s, longer than the test waits.
+	// The outage outlasts go-redis's own retries, so the worker sees it.
+	inspect := func(queue string) string {
+		var b strings.Builder
+		for _, args := range [][]string{{"KEYS", "*"}, {"LLEN", queue}, {"HLEN", "unacked"}, {"ZCARD", "unacked_index"}, {"PTTL", "unacked_mutex"}, {"HGETALL", "unacked"}} {
+			out, _ := exec.Command("redis-cli", append([]string{"-p", port}, args...)...).CombinedOutput()
+			fmt.Fprintf(&b, "\n%s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
+		}
+		return b.String()
+	}
+	return broker{name: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2&unacked_mutex_expire=5", downtime: 2 * time.Second,
+		kill: kill, restart: start, inspect: inspect}
+}
+
+// Redis, with appendonly, killed with SIGKILL and restarted twice while a
+// worker consumes and a publisher publishes: nothing confirmed is lost and
+// the worker resumes by itself.
+func TestWorkerSurvivesRedisRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts a redis-server")
+	}
+	workertest.NoLeaks(t)
+	b := privateRedis(t)
+	runRestarts(t, b, 3000, 2, faultIntervalMax+3*time.Second)
+}
+
+// Twenty Redis restarts in a row, short ones: after each the worker
+// handles messages again within the bound (no stalled consumer), and
+// nothing confirmed is lost.
+func TestWorkerSurvives20RedisRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts a redis-server")
+	}
+	workertest.NoLeaks(t)
+	b := privateRedis(t)
+	b.downtime = 300 * time.Millisecond
+	f := runRestartsNoticed(t, b, 4000, 20, faultIntervalMax+3*time.Second, false)
+	if f.connErrors == 0 {
+		t.Log("every outage was ridden out below the worker (go-redis retries)")
+	}
+}
+
+// faultRabbit is the RabbitMQ node that fault tests may kill
+// (scripts/services.sh starts it; transport/amqp's crash tests use it
+// too).
+func faultRabbit(t *testing.T) broker {
+	u := testenv.ServerURL(t, "KOMBU_TEST_AMQP_FAULT_URL")
+	pidFile := testenv.ServerURL(t, "KOMBU_TEST_AMQP_FAULT_PIDFILE")
+	restartCmd := testenv.ServerURL(t, "KOMBU_TEST_AMQP_FAULT_RESTART")
+	pid := func(t *testing.T) int {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			t.Fatalf("pid file %s holds %q", pidFile, b)
+		}
+		return pid
+	}
+	alive := func(pid int) bool {
+		if syscall.Kill(pid, 0) != nil {
+			return false
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		s := string(stat)
+		i := strings.LastIndexByte(s, ')')
+		return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	}
+	restart := func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, restartCmd).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", restartCmd, err, out)
+		}
+	}
+	kill := func(t *testing.T) {
+		p := pid(t)
+		if err := syscall.Kill(p, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill -9 %d: %v", p, err)
+		}
+		deadline := time.Now().Add(time.Minute)
+		for alive(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("node pid %d alive a minute after kill -9", p)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if p, err := os.ReadFile(pidFile); err != nil || !alive(atoiOr0(string(p))) {
+		t.Log("fault node is down; starting it")
+		restart(t)
+	}
+	return broker{name: "rabbitmq", url: u, downtime: 300 * time.Millisecond, kill: kill, restart: restart}
+}
+
+func atoiOr0(s string) int {
+	n, _ := strconv.Atoi(strings.TrimSpace(s))
+	return n
+}
+
+// RabbitMQ killed with SIGKILL and restarted twice mid-stream: the same
+// guarantees on a durable queue with persistent, confirmed messages.
+func TestWorkerSurvivesRabbitMQRestarts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts a RabbitMQ node")
+	}
+	workertest.NoLeaks(t)
+	b := faultRabbit(t)
+	runRestarts(t, b, 2000, 2, faultIntervalMax+5*time.Second)
+}
+
+// resetProxy forwards TCP connections to backend and can reset them all,
+// as a network failure does, with the broker still running.
+type resetProxy struct {
+	ln      net.Listener
+	backend string
+	mu      sync.Mutex
+	conns   []net.Conn
+	wg      sync.WaitGroup
+}
+
+func startResetProxy(t *testing.T, backend string) *resetProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &resetProxy{ln: ln, backend: backend}
+	p.wg.Add(1)
+	go p.accept()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.reset()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *resetProxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.backend)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, server)
+		p.mu.Unlock()
+		p.wg.Add(2)
+		go p.pipe(client, server)
+		go p.pipe(server, client)
+	}
+}
+
+func (p *resetProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	_, _ = io.Copy(dst, src)
+	_ = dst.Close()
+	_ = src.Close()
+}
+
+// reset closes every forwarded connection.
+func (p *resetProxy) reset() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// A worker's connection to RabbitMQ is reset (the broker keeps running):
+// RabbitMQ deletes the worker's exclusive queue with the connection, and
+// the worker declares it and its binding again, so that what is published
+// afterwards reaches it (a mandatory publish would fail otherwise).
+func TestWorkerRedeclaresExclusiveQueueOnRabbitMQ(t *testing.T) {
+	workertest.NoLeaks(t)
+	u, err := url.Parse(testenv.ServerURL(t, testenv.AMQPURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := startResetProxy(t, u.Host)
+	viaProxy := *u
+	viaProxy.Host = proxy.ln.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	opts := &kombu.Options{ConnectTimeout: 2 * time.Second}
+	wconn, err := kombu.NewConnection(viaProxy.String(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wconn.Close()
+	pconn, err := kombu.Dial(ctx, u.String(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pconn.Close()
+
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	ex := kombu.Exchange{Name: "worker-excl-ex-" + suffix, Type: kombu.Direct, AutoDelete: true}
+	q := kombu.Queue{Name: "worker-excl-" + suffix, Exchange: ex, RoutingKey: "job", Exclusive: true}
+	led := workertest.NewLedger()
+	ready := make(chan struct{}, 4)
+	w := workertest.New(t, wconn, []kombu.Queue{q}, led.Handler(), &kombu.WorkerOptions{
+		Consumer:      kombu.ConsumerOptions{Concurrency: 2},
+		IntervalStart: faultIntervalStart, IntervalStep: faultIntervalStep, IntervalMax: faultIntervalMax,
+		OnConnectionError: func(err error, next time.Duration) { t.Logf("conn error: %v (retry in %v)", err, next) },
+		OnConsumeReady:    func(*kombu.Consumer) { ready <- struct{}{} },
+	})
+	stop := workertest.Run(t, w)
+	p, err := pconn.Producer(ctx, &kombu.ProducerOptions{Exchange: ex, NoDeclare: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(prefix string) []string {
+		ids := make([]string, 50)
+		for i := range ids {
+			ids[i] = prefix + strconv.Itoa(i)
+			if err := p.Publish(ctx, []byte(ids[i]), &kombu.PublishOptions{RoutingKey: "job", Mandatory: true}); err != nil {
+				t.Fatalf("publish %s: %v", ids[i], err)
+			}
+		}
+		return ids
+	}
+	for round, prefix := range []string{"before-", "after-1-", "after-2-"} {
+		select {
+		case <-ready:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("round %d: the worker is not consuming", round)
+		}
+		ids := publish(prefix)
+		if !led.WaitAll(ids, 20*time.Second) {
+			lost, _, _ := led.Check(ids)
+			t.Fatalf("round %d: %d of %d messages not handled", round, lost, len(ids))
+		}
+		proxy.reset()
+	}
+	stop()
+}
