@@ -81,7 +81,7 @@ func (ch *Channel) Recover(ctx context.Context, requeue bool) error {
 // Close closes the channel: its consumers stop, and its unacked messages
 // return to their queues. It is idempotent.
 func (ch *Channel) Close() error {
-	if !ch.markClosed() {
+	if !ch.markClosed(nil) {
 		return nil
 	}
 	ch.conn.forgetChannel(ch)
@@ -91,7 +91,7 @@ func (ch *Channel) Close() error {
 // markClosed marks the channel and its consumers closed, without I/O, and
 // reports whether it was open. A dropped connection marks its channels at
 // once and closes their transport side in the background.
-func (ch *Channel) markClosed() bool {
+func (ch *Channel) markClosed(cause error) bool {
 	ch.mu.Lock()
 	if ch.closed {
 		ch.mu.Unlock()
@@ -105,7 +105,7 @@ func (ch *Channel) markClosed() bool {
 	ch.consumers = map[string]*Consumer{}
 	ch.mu.Unlock()
 	for _, c := range consumers {
-		c.channelClosed()
+		c.channelClosed(cause)
 	}
 	return true
 }

@@ -330,6 +330,7 @@ func (c *Connection) dropIfLostLocked() *dropped {
 	select {
 	case <-ln.Lost():
 		d := c.dropLocked()
+		d.cause = fmt.Errorf("%w: the transport reported the connection gone", ErrConnectionLost)
 		return &d
 	default:
 		return nil
@@ -346,6 +347,7 @@ func (c *Connection) connectionLost(dconn driver.Conn, err error) {
 		return
 	}
 	d := c.dropLocked()
+	d.cause = err
 	c.mu.Unlock()
 	c.retire(d)
 }
@@ -402,6 +404,9 @@ func (c *Connection) reconnect(ctx context.Context, gen uint64, onlyGen, failove
 type dropped struct {
 	conn     driver.Conn
 	channels []*Channel
+	// cause is why the connection went, when it was lost rather than
+	// closed on purpose: consumers of its channels report it.
+	cause error
 }
 
 // dropLocked detaches the live connection and its channels; call with mu.
@@ -426,7 +431,7 @@ func (c *Connection) retire(d dropped) {
 		return
 	}
 	for _, ch := range d.channels {
-		ch.markClosed()
+		ch.markClosed(d.cause)
 	}
 	c.closers.Add(1)
 	go func() {
@@ -472,7 +477,7 @@ func (c *Connection) Close() error {
 		<-call.done // the dialer closes what it dialed once it sees closed
 	}
 	for _, ch := range d.channels {
-		ch.markClosed()
+		ch.markClosed(nil)
 	}
 	err := closeDriver(d)
 	c.closers.Wait()

@@ -94,18 +94,19 @@ type Consumer struct {
 	accept      map[string]bool
 	prefix      string
 
-	mu        sync.Mutex
-	queues    []Queue
-	tags      map[string]string // queue name -> consumer tag
-	seq       int
-	closed    bool
-	stopped   bool // closed by its own Shutdown or Close, not under it
-	inbox     []*Message
-	endErr    *driver.ConsumerError // a consumer tag the broker ended
-	notify    chan struct{}         // signalled when inbox grows or state changes
-	stopFetch context.CancelFunc
-	workers   sync.WaitGroup
-	held      heldMessages // failed messages waiting out their backoff
+	mu         sync.Mutex
+	queues     []Queue
+	tags       map[string]string // queue name -> consumer tag
+	seq        int
+	closed     bool
+	stopped    bool  // closed by its own Shutdown or Close, not under it
+	closeCause error // why its channel closed under it (a lost connection), or nil
+	inbox      []*Message
+	endErr     *driver.ConsumerError // a consumer tag the broker ended
+	notify     chan struct{}         // signalled when inbox grows or state changes
+	stopFetch  context.CancelFunc
+	workers    sync.WaitGroup
+	held       heldMessages // failed messages waiting out their backoff
 }
 
 // NewConsumer declares queues (unless NoDeclare), applies the prefetch
@@ -485,11 +486,14 @@ func (c *Consumer) unreceive(m *Message) {
 // closed under it, so that a loop can tell "stop" from "reconnect".
 func (c *Consumer) closedErr(op string) error {
 	c.mu.Lock()
-	stopped := c.stopped
+	stopped, cause := c.stopped, c.closeCause
 	c.mu.Unlock()
 	err := ErrClosed
-	if stopped {
+	switch {
+	case stopped:
 		err = ErrConsumerStopped
+	case cause != nil:
+		err = fmt.Errorf("%w: %w", ErrClosed, cause) // the connection was lost under it
 	}
 	return &Error{Op: op, Transport: c.ch.conn.TransportName(), Err: err}
 }
@@ -679,9 +683,10 @@ func (c *Consumer) ended(ce *driver.ConsumerError) {
 }
 
 // channelClosed is called when the consumer's channel closes under it.
-func (c *Consumer) channelClosed() {
+func (c *Consumer) channelClosed(cause error) {
 	c.mu.Lock()
 	c.closed = true
+	c.closeCause = cause
 	c.inbox = nil
 	c.tags = map[string]string{}
 	c.mu.Unlock()

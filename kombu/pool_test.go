@@ -422,6 +422,11 @@ func TestChannelPool(t *testing.T) {
 	if err := pool.Close(); err != nil {
 		t.Fatal(err)
 	}
+	// The old connection's channels close in the background after the
+	// reconnect (a Reconnect never waits on a dying broker).
+	for deadline := time.Now().Add(5 * time.Second); cn.channels.Load() != 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	if n := cn.channels.Load(); n != 0 {
 		t.Errorf("%d channels open after Close", n)
 	}

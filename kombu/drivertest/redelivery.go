@@ -363,8 +363,8 @@ func testRedeliveryCountSurvivesRestart(e *env) {
 	if err := c1.Shutdown(ctx); err != nil {
 		e.t.Fatalf("shutdown: %v", err)
 	}
-	if err := <-errc; !errors.Is(err, kombu.ErrClosed) {
-		e.t.Errorf("Consume after Shutdown returned %v, want ErrClosed", err)
+	if err := <-errc; !errors.Is(err, kombu.ErrConsumerStopped) {
+		e.t.Errorf("Consume after Shutdown returned %v, want ErrConsumerStopped", err)
 	}
 
 	conn2, _ := e.dialLogged(nil)
