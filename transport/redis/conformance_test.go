@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 // testServer).
 func TestConformance(t *testing.T) {
 	raw := testServerURL(t)
+	logServer(t)
 	drivertest.RunConformanceTests(t, drivertest.Harness{URL: raw, PushUndecodable: pushGarbage(t, raw)})
 }
 

@@ -31,18 +31,41 @@ var testServer struct {
 	skip map[string][]string  // reason -> tests skipped for it on miniredis
 }
 
+// serverChoice is where the redis tests run.
+type serverChoice int
+
+const (
+	realServer      serverChoice = iota // the redis-server at KOMBU_TEST_REDIS_URL
+	noServer                            // none: CI without KOMBU_TEST_REDIS_URL, tests fail
+	miniredisServer                     // an in-process miniredis
+)
+
+// chooseServer applies the rule at testServer to the value of
+// KOMBU_TEST_REDIS_URL and whether the tests run in CI.
+func chooseServer(redisURL string, inCI bool) serverChoice {
+	switch {
+	case redisURL != "":
+		return realServer
+	case inCI:
+		return noServer
+	default:
+		return miniredisServer
+	}
+}
+
 // startTestServer picks the server as described at testServer and says which
 // on stderr. It returns a function that stops miniredis, if it started one.
 func startTestServer() (stop func()) {
 	if os.Getenv(helperEnv) != "" || os.Getenv(logHelperEnv) != "" {
 		return func() {} // a helper process: it gets its URL from the parent, and its stderr is checked
 	}
-	if raw := os.Getenv(testenv.RedisURL); raw != "" {
+	raw := os.Getenv(testenv.RedisURL)
+	switch chooseServer(raw, testenv.InCI()) {
+	case realServer:
 		testServer.url = raw
 		fmt.Fprintf(os.Stderr, "redis tests: on the real redis at %s (%s)\n", raw, testenv.RedisURL)
 		return func() {}
-	}
-	if testenv.InCI() {
+	case noServer:
 		fmt.Fprintf(os.Stderr, "redis tests: %s is not set and CI is on: no fallback to miniredis, tests that need redis fail\n", testenv.RedisURL)
 		return func() {}
 	}
@@ -69,7 +92,7 @@ func reportSkips() {
 		n += len(tests)
 	}
 	if n == 0 {
-		fmt.Fprintf(os.Stderr, "redis tests: ran on miniredis; nothing skipped for it\n")
+		fmt.Fprintf(os.Stderr, "redis tests: ran on miniredis; no test was skipped for it\n")
 		return
 	}
 	fmt.Fprintf(os.Stderr, "redis tests: ran on miniredis; %d tests skipped for it (they run on the real server):\n", n)
@@ -93,6 +116,16 @@ func testServerURL(t testing.TB) string {
 		return testenv.ServerURL(t, testenv.RedisURL)
 	}
 	return testServer.url
+}
+
+// logServer says in the test's log which server it runs on.
+func logServer(t testing.TB) {
+	t.Helper()
+	if onMiniredis() {
+		t.Logf("on an in-process miniredis at %s (%s is not set)", testServer.mini.Addr(), testenv.RedisURL)
+	} else {
+		t.Logf("on the real redis at %s", testServer.url)
+	}
 }
 
 // onMiniredis reports whether the tests run on the in-process miniredis.
@@ -119,4 +152,22 @@ func skipOnMiniredis(t testing.TB, reason string) {
 	testServer.skip[reason] = append(testServer.skip[reason], t.Name())
 	testServer.mu.Unlock()
 	t.Skipf("on miniredis: %s", reason)
+}
+
+// In CI the tests never fall back to miniredis; a configured server always wins.
+func TestServerChoice(t *testing.T) {
+	for _, c := range []struct {
+		url  string
+		inCI bool
+		want serverChoice
+	}{
+		{"redis://127.0.0.1:6379/0", false, realServer},
+		{"redis://127.0.0.1:6379/0", true, realServer},
+		{"", true, noServer},
+		{"", false, miniredisServer},
+	} {
+		if got := chooseServer(c.url, c.inCI); got != c.want {
+			t.Errorf("chooseServer(%q, inCI=%v) = %d, want %d", c.url, c.inCI, got, c.want)
+		}
+	}
 }
