@@ -19,15 +19,14 @@ import (
 //   - unset in CI (CI=true or 1): nowhere; every test that needs a server fails
 //     (through testenv.ServerURL), as CI must run on the real server;
 //   - unset elsewhere: an in-process miniredis, so that a contributor without a
-//     redis-server still runs the store checks and most of the conformance suite.
-//     Tests that need what only a real server has (a Python peer, a process that
-//     shares the server, fault proxies, TLS, sentinel, benchmarks) call
-//     requireRealServer and are skipped; a case that miniredis cannot do calls
-//     skipOnMiniredis with the reason. Both are listed at the end of the run.
+//     redis-server still runs the store checks, the conformance suite and the
+//     rest. A test that needs what only a real server has (benchmarks) calls
+//     requireRealServer, which skips it there with the reason; the skips are
+//     listed at the end of the run.
 var testServer struct {
 	url  string               // the server's URL; "" when none (CI without a server)
 	mini *miniredis.Miniredis // non-nil when url is the in-process miniredis
-	mu   sync.Mutex           // guards skipped
+	mu   sync.Mutex           // guards skip
 	skip map[string][]string  // reason -> tests skipped for it on miniredis
 }
 
@@ -131,20 +130,15 @@ func logServer(t testing.TB) {
 // onMiniredis reports whether the tests run on the in-process miniredis.
 func onMiniredis() bool { return testServer.mini != nil }
 
-// requireRealServer skips the test when it would run on miniredis: it needs
-// what only a real redis-server has (why says what).
+// requireRealServer skips the test, saying why, when it would run on
+// miniredis: it needs what only a real redis-server has. On a real server it
+// does nothing. The skips are listed at the end of the run (reportSkips).
 func requireRealServer(t testing.TB, why string) {
-	t.Helper()
-	skipOnMiniredis(t, "needs a real redis-server ("+why+")")
-}
-
-// skipOnMiniredis skips the test, giving reason, when it runs on miniredis;
-// on a real server it does nothing.
-func skipOnMiniredis(t testing.TB, reason string) {
 	t.Helper()
 	if !onMiniredis() {
 		return
 	}
+	reason := "needs a real redis-server: " + why
 	testServer.mu.Lock()
 	if testServer.skip == nil {
 		testServer.skip = map[string][]string{}
