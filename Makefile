@@ -3,7 +3,8 @@
 # Real servers (Redis, Redis Sentinel, RabbitMQ, and Debian's Python kombu for wire tests) are
 # installed and started by scripts/services.sh on free loopback ports; their URLs land in
 # .services/env as KOMBU_TEST_* variables. Tests that need a server skip when its variable is
-# unset, except in CI (CI=true or CI=1), where they fail.
+# unset, except in CI (CI=true or CI=1), where they fail; outside CI the redis tests run on an
+# in-process miniredis instead (transport/redis/testserver_test.go).
 #
 # Variables: PKG (default ./...), TESTFLAGS (extra go test flags), FUZZTIME (default 30s),
 # ARGS (arguments for `make demo`), CI (passed through from the environment).
@@ -38,7 +39,7 @@ help: list ## Same as list
 test: ## Install+start the servers, go vet, gofmt check, go test -race (all), always stop the servers
 	@scripts/with-services.sh scripts/run-tests.sh
 
-test-short: ## go test -short -race without starting servers (server tests skip outside CI)
+test-short: ## go test -short -race without starting servers (server tests skip outside CI, redis ones use miniredis)
 	$(GO) test -short -race $(TESTFLAGS) $(PKG)
 
 lint: ## gofmt check + go vet (both run; fails if either fails)

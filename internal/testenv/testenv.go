@@ -8,7 +8,9 @@
 //
 // When the variable is unset the test is skipped with a message saying how to start the
 // servers, except in CI (CI=true or CI=1), where it fails: there every server must be up, and a
-// silently skipped suite would hide a broken setup.
+// silently skipped suite would hide a broken setup. The redis transport's tests are the one
+// exception outside CI: without KOMBU_TEST_REDIS_URL they run on an in-process miniredis (see
+// transport/redis/testserver_test.go).
 package testenv
 
 import (

@@ -10,31 +10,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu/driver"
 )
 
-// TestPasswordAuth runs a private redis-server with requirepass: the right
-// password works, a wrong or missing one fails with ErrAccessRefused, and
-// no error shows the password.
+// TestPasswordAuth runs a private redis-server with requirepass (outside CI
+// without redis-server installed, a miniredis that requires the password):
+// the right password works, a wrong or missing one fails with
+// ErrAccessRefused, and no error shows the password.
 func TestPasswordAuth(t *testing.T) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if testenv.InCI() {
-			t.Fatal("redis-server is not installed (make test installs it)")
-		}
-		t.Skip("redis-server is not installed")
-	}
 	const password = "p@ss:w/rd%"
-	port := freePort(t)
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--requirepass", password,
-		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := startPasswordRedis(t, password)
 	dial := func(user *url.Userinfo) error {
-		u := &url.URL{Scheme: "redis", User: user, Host: "127.0.0.1:" + strconv.Itoa(port), Path: "/0"}
+		u := &url.URL{Scheme: "redis", User: user, Host: addr, Path: "/0"}
 		o, err := ParseURL(u)
 		if err != nil {
 			t.Fatal(err)
@@ -68,4 +58,30 @@ func TestPasswordAuth(t *testing.T) {
 			t.Errorf("error shows the password: %v", err)
 		}
 	}
+}
+
+// startPasswordRedis starts a private server that requires password and
+// returns its address: redis-server when installed (always in CI), else an
+// in-process miniredis.
+func startPasswordRedis(t *testing.T, password string) (addr string) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if testenv.InCI() {
+			t.Fatal("redis-server is not installed (make test installs it)")
+		}
+		m := miniredis.RunT(t)
+		m.RequireAuth(password)
+		t.Logf("on an in-process miniredis at %s (redis-server is not installed)", m.Addr())
+		return m.Addr()
+	}
+	port := freePort(t)
+	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--requirepass", password,
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Logf("on a private redis-server on port %d", port)
+	return "127.0.0.1:" + strconv.Itoa(port)
 }

@@ -57,6 +57,7 @@ func (e *benchEnv) prepare(n int) { e.msgs = e.envelopes(n) }
 
 func newBenchEnv(tb testing.TB, tag string) *benchEnv {
 	tb.Helper()
+	requireRealServer(tb, "numbers of an in-process emulator say nothing about kombu-go on redis")
 	s := openStore(tb, nil)
 	e := &benchEnv{queue: uniqueName(tb, "bench."+tag), store: s}
 	e.raw = rawClient(tb, s)
@@ -339,6 +340,7 @@ func TestBenchmarkTable(t *testing.T) {
 	if os.Getenv("KOMBU_REDIS_BENCH") == "" {
 		t.Skip("set KOMBU_REDIS_BENCH=1 to measure and write BENCHMARKS.md")
 	}
+	requireRealServer(t, "BENCHMARKS.md records redis-server's numbers")
 	n, rounds := 20000, 5
 	if s := os.Getenv("KOMBU_REDIS_BENCH_N"); s != "" {
 		fmt.Sscan(s, &n)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu/drivertest"
 )
 
@@ -21,13 +20,19 @@ func TestMain(m *testing.M) {
 	if !testing.Verbose() {
 		redis.SetLogger(quietLogger{})
 	}
-	os.Exit(m.Run())
+	stop := startTestServer()
+	code := m.Run()
+	stop()
+	reportSkips()
+	os.Exit(code)
 }
 
-// TestConformance runs the whole kombu conformance suite against the real
-// redis-server that `make test` starts.
+// TestConformance runs the whole kombu conformance suite against the test
+// server: the real redis-server that `make test` starts, or miniredis (see
+// testServer).
 func TestConformance(t *testing.T) {
-	raw := testenv.ServerURL(t, testenv.RedisURL)
+	raw := testServerURL(t)
+	logServer(t)
 	drivertest.RunConformanceTests(t, drivertest.Harness{URL: raw, PushUndecodable: pushGarbage(t, raw)})
 }
 

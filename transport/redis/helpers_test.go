@@ -28,10 +28,11 @@ func uniqueName(t testing.TB, kind string) string {
 	return "kgo." + n + "." + kind + "." + randHex(4)
 }
 
-// serverURL returns the real redis URL with extra query options merged in.
+// serverURL returns the test server's URL (the real redis, or miniredis: see
+// testServer) with extra query options merged in.
 func serverURL(t testing.TB, extra url.Values) *url.URL {
 	t.Helper()
-	raw := testenv.ServerURL(t, testenv.RedisURL)
+	raw := testServerURL(t)
 	u, err := url.Parse(raw)
 	if err != nil {
 		t.Fatalf("bad %s: %v", testenv.RedisURL, err)
@@ -57,7 +58,7 @@ func isolated(t testing.TB, extra url.Values) url.Values {
 	return extra
 }
 
-// openStore dials a store on the real server and closes it at the end.
+// openStore dials a store on the test server and closes it at the end.
 func openStore(t testing.TB, extra url.Values) *Store {
 	t.Helper()
 	o, err := ParseURL(serverURL(t, extra))

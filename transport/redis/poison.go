@@ -38,7 +38,7 @@ func (s *Store) Quarantine(ctx context.Context, it virtual.Item) error {
 		return nil // the take put it there
 	}
 	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, s.k.poison(r.queue)}
-	err = restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", r.raw, "L").Err()
+	err = restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), anyLease, r.raw, "L").Err()
 	return s.wrap(ctx, "quarantine", err)
 }
 

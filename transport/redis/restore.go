@@ -201,7 +201,7 @@ func (s *Store) restoreEntries(ctx context.Context, tags []string, mode restoreM
 			keys = append(keys, s.k.list(q, step))
 		}
 		if mode.take != "" {
-			runs = append(runs, restoreScript.Eval(ctx, pipe, keys, tag, "own", mode.take, "1e300", payload, "R"))
+			runs = append(runs, restoreScript.Eval(ctx, pipe, keys, tag, "own", mode.take, anyLease, payload, "R"))
 		} else {
 			runs = append(runs, restoreScript.Eval(ctx, pipe, keys, tag, "cas", rec, mode.ceil, payload, "R"))
 		}

@@ -1011,7 +1011,7 @@ func (s *Store) restoreOwn(ctx context.Context, r *receipt, dir string) error {
 		list = s.k.list(r.queue, s.k.step(r.priority))
 	}
 	keys := []string{s.k.unacked, s.k.unackedIndex, s.k.unackedQueue, list}
-	err := restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), "1e300", payload, dir).Err()
+	err := restoreScript.Run(ctx, s.rdb, keys, r.tag, "own", r.own(), anyLease, payload, dir).Err()
 	if err != nil {
 		return s.wrap(ctx, "requeue", err)
 	}
