@@ -224,6 +224,19 @@ func (l *Ledger) Delivered() int64 { return l.nDelivered.Load() }
 // Acked counts the messages acked at least once.
 func (l *Ledger) Acked() int64 { return l.nAcked.Load() }
 
+// Missing counts the messages published but not delivered yet.
+func (l *Ledger) Missing() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for seq, p := range l.published {
+		if p && l.delivered[seq] == 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // LastDelivery is the time of the latest delivery (zero before the first).
 func (l *Ledger) LastDelivery() time.Time {
 	ns := l.lastDelivery.Load()

@@ -105,6 +105,9 @@ func TestLedgerCheckArithmetic(t *testing.T) {
 	if len(r.UnexpectedBodies) != 2 || !strings.Contains(r.UnexpectedBodies[0], "junk") {
 		t.Errorf("unexpected bodies %q", r.UnexpectedBodies)
 	}
+	if l.Missing() != 1 {
+		t.Errorf("missing %d, want 1 (seq 1)", l.Missing())
+	}
 	if l.Published() != 6 || l.Delivered() != 6 || l.Acked() != 6 || l.LastDelivery().IsZero() {
 		t.Errorf("progress counters: published %d delivered %d acked %d", l.Published(), l.Delivered(), l.Acked())
 	}

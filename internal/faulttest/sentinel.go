@@ -35,6 +35,7 @@ func Sentinels(t testing.TB) *SentinelSet {
 		Sentinels: strings.Split(testenv.ServerURL(t, testenv.RedisFailoverSentinels), ","),
 		revive:    testenv.ServerURL(t, testenv.RedisFailoverRevive),
 	}
+	LockFile(t, s.revive+".lock")
 	if err := s.Revive(context.Background()); err != nil {
 		t.Fatal(err)
 	}

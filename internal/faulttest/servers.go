@@ -284,7 +284,8 @@ type RabbitNode struct {
 }
 
 // FaultRabbit returns the rabbitmq_fault node, started again first when an
-// earlier test left it down.
+// earlier test left it down. The test holds the node's lock (see LockFile)
+// until it ends: call it before t.Parallel.
 func FaultRabbit(t testing.TB) *RabbitNode {
 	t.Helper()
 	n := &RabbitNode{
@@ -292,6 +293,7 @@ func FaultRabbit(t testing.TB) *RabbitNode {
 		PIDFile: testenv.ServerURL(t, testenv.AMQPFaultPIDFile),
 		restart: []string{testenv.ServerURL(t, testenv.AMQPFaultRestart)},
 	}
+	LockFile(t, n.PIDFile+".lock")
 	n.EnsureUp(t)
 	return n
 }
@@ -355,6 +357,7 @@ func Cluster(t testing.TB) *RabbitCluster {
 	if len(urls) != len(pids) || len(urls) != len(names) || len(urls) < 2 {
 		t.Fatalf("faulttest: cluster variables disagree: %d URLs, %d pid files, %d names", len(urls), len(pids), len(names))
 	}
+	LockFile(t, pids[0]+".lock")
 	c := &RabbitCluster{URLs: urls, Names: names, Ctl: testenv.ServerURL(t, testenv.AMQPClusterCtl)}
 	for i := range urls {
 		n := &RabbitNode{URL: urls[i], PIDFile: pids[i], restart: []string{restart, strconv.Itoa(i + 1)}}
@@ -404,4 +407,29 @@ func urlHost(u string) string {
 		rest = rest[:i]
 	}
 	return rest
+}
+
+// LockFile takes an exclusive lock on path (made when missing) for the rest
+// of the test, so that tests of several packages (test binaries run in
+// parallel) never kill the same server at once. It waits for the lock up to
+// 10 minutes.
+func LockFile(t testing.TB, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatalf("faulttest: lock %s: %v", path, err)
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			_ = f.Close()
+			t.Fatalf("faulttest: lock %s: %v", path, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Cleanup(func() { _ = f.Close() }) // closing the file releases the lock
 }
