@@ -233,6 +233,13 @@ func (w *workload) run(t *testing.T) outcome {
 					if err == nil {
 						break
 					}
+					if errors.Is(err, kombu.ErrNacked) {
+						// RabbitMQ 3.10 nacks every later publish of a channel
+						// that published to a quorum queue while its leader
+						// was unknown; a new channel works (docs/reliability.md).
+						_ = prod.Close()
+						prod = nil
+					}
 					sleepCtx(ctx, 100*time.Millisecond)
 				}
 			}
@@ -407,7 +414,7 @@ func (w *workload) run(t *testing.T) outcome {
 			t.Logf("broker state: %s", w.explain(ectx))
 			ecancel()
 		}
-		t.Fatalf("%v\n%s; errors: %s; lost seqs %v", waitErr, res, res.ErrorTally(), res.LostSeqs)
+		t.Fatalf("%v\n%s; errors: %s; lost seqs %v; first errors: %q", waitErr, res, res.ErrorTally(), res.LostSeqs, res.FirstErrors)
 	}
 
 	// Jepsen-style final read: whatever the queues still hold counts.

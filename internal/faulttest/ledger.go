@@ -40,6 +40,7 @@ type Ledger struct {
 	unexpected   int
 	unexpectedEx []string // a few examples, for the failure message
 	errs         map[string]int
+	firstErr     map[string]string // class -> the first error of that class
 
 	nPublished   atomic.Int64 // seqs with a successful publish
 	nDelivered   atomic.Int64 // seqs delivered at least once
@@ -58,7 +59,7 @@ func NewLedger(n int) *Ledger {
 		run: hex.EncodeToString(b[:]), n: n,
 		attempts: make([]int32, n), published: make([]bool, n), ambiguous: make([]int32, n),
 		delivered: make([]int32, n), redelivered: make([]int32, n), acked: make([]int32, n),
-		errs: map[string]int{},
+		errs: map[string]int{}, firstErr: map[string]string{},
 	}
 }
 
@@ -161,7 +162,7 @@ func (l *Ledger) Publish(seq int, err error, classify ErrorClassifier) {
 		classify = DefaultClassifier
 	}
 	class, amb := classify(err)
-	l.errs["publish: "+class]++
+	l.countErr("publish: "+class, err)
 	if amb {
 		l.ambiguous[seq]++
 	}
@@ -196,7 +197,7 @@ func (l *Ledger) Ack(seq int, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err != nil {
-		l.errs["ack: error"]++
+		l.countErr("ack: error", err)
 		return
 	}
 	l.acked[seq]++
@@ -211,8 +212,16 @@ func (l *Ledger) Error(where string, err error) {
 		return
 	}
 	l.mu.Lock()
-	l.errs[where]++
+	l.countErr(where, err)
 	l.mu.Unlock()
+}
+
+// countErr tallies err under class; called with l.mu held.
+func (l *Ledger) countErr(class string, err error) {
+	l.errs[class]++
+	if _, seen := l.firstErr[class]; !seen {
+		l.firstErr[class] = err.Error()
+	}
 }
 
 // Published counts the messages a publish call succeeded for.
@@ -267,9 +276,10 @@ type Result struct {
 	// NeverSent counts messages never published successfully nor delivered
 	// (the test gave up on them; not a loss, but reported).
 	NeverSent        int
-	LostSeqs         []int          // up to 20
-	Errors           map[string]int // error tallies by class
-	UnexpectedBodies []string       // up to 5 bodies of unexpected deliveries
+	LostSeqs         []int             // up to 20
+	Errors           map[string]int    // error tallies by class
+	FirstErrors      map[string]string // the first error of each class, for the log
+	UnexpectedBodies []string          // up to 5 bodies of unexpected deliveries
 }
 
 // Check compares what was published with what was delivered. Call it after
@@ -277,9 +287,10 @@ type Result struct {
 func (l *Ledger) Check() Result {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	r := Result{Total: l.n, Unexpected: l.unexpected, Errors: map[string]int{}}
+	r := Result{Total: l.n, Unexpected: l.unexpected, Errors: map[string]int{}, FirstErrors: map[string]string{}}
 	for k, v := range l.errs {
 		r.Errors[k] = v
+		r.FirstErrors[k] = l.firstErr[k]
 	}
 	r.UnexpectedBodies = append(r.UnexpectedBodies, l.unexpectedEx...)
 	for seq := range l.n {

@@ -33,6 +33,9 @@ func Record(t testing.TB, r Row) {
 	t.Helper()
 	t.Logf("FIGURES %s [%s, %s]: %s; resume %s; %s in %v; errors: %s",
 		r.Test, r.Transport, r.Fault, r.Result, fmtDur(r.Resume), r.Note, r.Elapsed.Round(time.Millisecond), r.Result.ErrorTally())
+	for class, e := range r.Result.FirstErrors {
+		t.Logf("  first %s: %.300s", class, e)
+	}
 	tableMu.Lock()
 	table = append(table, r)
 	tableMu.Unlock()
