@@ -26,7 +26,7 @@ export CI
 endif
 export PKG TESTFLAGS FUZZTIME
 
-.PHONY: list help test test-short lint vet fmt-check fuzz bench demo \
+.PHONY: list help test faults test-short lint vet fmt-check fuzz bench demo \
 	services-up services-down services-status services-env
 
 list: ## Show the targets with their descriptions
@@ -37,6 +37,9 @@ help: list ## Same as list
 
 test: ## Install+start the servers, go vet, gofmt check, go test -race (all), always stop the servers
 	@scripts/with-services.sh scripts/run-tests.sh
+
+faults: ## Start the servers, run only the fault tests (internal/faults, -race; make test runs them too), print their table of figures
+	@scripts/with-services.sh env PKG=./internal/faults/... scripts/run-tests.sh
 
 test-short: ## go test -short -race without starting servers (server tests skip outside CI)
 	$(GO) test -short -race $(TESTFLAGS) $(PKG)

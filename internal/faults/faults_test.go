@@ -46,6 +46,14 @@ func viaProxy(t *testing.T, raw, addr string) string {
 	return u.String()
 }
 
+// redisOpts are the redis transport options of the fault tests: a 5 s
+// visibility timeout, so deliveries lost with a connection come back soon,
+// and unacked_mutex_expire 10 s instead of 300 s: a crash or a cut between
+// the restore sweep's SET NX of unacked_mutex and its release leaves the
+// mutex held, and no consumer restores anything until it expires
+// (docs/reliability.md).
+const redisOpts = "visibility_timeout=5&unacked_mutex_expire=10"
+
 // killRestart crashes a server with SIGKILL, waits pause, starts it again
 // and returns once it accepts connections.
 func killRestart(name string, at float64, pause time.Duration, kill func() error, restart func(context.Context) error) fault {
@@ -104,13 +112,13 @@ func TestRedisKilledTwice(t *testing.T) {
 	w := &workload{
 		test: "Redis (appendonly) killed and restarted twice", transport: "redis",
 		faultDesc: "SIGKILL at 1/3 and 2/3, restart 0.5 s later",
-		url:       r.URL("visibility_timeout=5"), queues: []kombu.Queue{q},
+		url:       r.URL(redisOpts), queues: []kombu.Queue{q},
 		total: 4000, publishers: 2, consumers: 2, prefetch: 50,
 		faults: []fault{
 			killRestart("kill 1", 1.0/3, 500*time.Millisecond, r.Kill, r.Restart),
 			killRestart("kill 2", 2.0/3, 500*time.Millisecond, r.Kill, r.Restart),
 		},
-		limit: 3 * time.Minute, resumeBound: 10 * time.Second,
+		limit: 2 * time.Minute, resumeBound: 10 * time.Second, explain: redisState(r.Addr(), q.Name),
 	}
 	o := w.run(t)
 	w.check(t, o, "")
@@ -135,7 +143,7 @@ func TestRedisRestarted20Times(t *testing.T) {
 	w := &workload{
 		test: "Redis restarted 20 times in a row", transport: "redis",
 		faultDesc: "SIGKILL + immediate restart ×20",
-		url:       r.URL("visibility_timeout=5"), queues: queues, ownQueues: true,
+		url:       r.URL(redisOpts), queues: queues, ownQueues: true,
 		total: 4200, publishers: 2, consumers: consumers, prefetch: 20,
 		faults: faults, limit: 2 * time.Minute, resumeBound: 10 * time.Second,
 		explain: redisState(r.Addr(), queues[0].Name, queues[1].Name, queues[2].Name, queues[3].Name),
@@ -209,11 +217,11 @@ func TestProxyFaultsRedis(t *testing.T) {
 	q := kombu.Queue{Name: unique("redis-proxy"), Durable: true}
 	w := &workload{
 		test: "TCP proxy faults during publish and consume", transport: "redis", faultDesc: proxyFaultDesc,
-		url:      viaProxy(t, r.URL("visibility_timeout=5&socket_timeout=2&socket_connect_timeout=2"), p.Addr()),
-		drainURL: r.URL("visibility_timeout=5"), queues: []kombu.Queue{q},
+		url:      viaProxy(t, r.URL("visibility_timeout=5&unacked_mutex_expire=10&socket_timeout=2&socket_connect_timeout=2"), p.Addr()),
+		drainURL: r.URL(redisOpts), queues: []kombu.Queue{q},
 		total: 3000, publishers: 2, consumers: 2, prefetch: 50,
-		faults: proxyFaults(p), limit: 3 * time.Minute, resumeBound: 20 * time.Second,
-		publishTimeout: 10 * time.Second,
+		faults: proxyFaults(p), limit: 2 * time.Minute, resumeBound: 20 * time.Second,
+		publishTimeout: 10 * time.Second, explain: redisState(r.Addr(), q.Name),
 	}
 	o := w.run(t)
 	w.check(t, o, fmt.Sprintf("proxy resets %d", p.Stats().Resets))
@@ -297,7 +305,7 @@ func TestSentinelFailover(t *testing.T) {
 		}
 	})
 	q := kombu.Queue{Name: unique("sentinel"), Durable: true}
-	clientURL := withQuery(s.URL, "visibility_timeout=5&socket_timeout=2&socket_connect_timeout=2")
+	clientURL := withQuery(s.URL, redisOpts+"&socket_timeout=2&socket_connect_timeout=2")
 	var oldPrimary, newPrimary string
 	var promoted time.Duration
 	w := &workload{
