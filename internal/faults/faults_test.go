@@ -217,7 +217,7 @@ func TestProxyFaultsRedis(t *testing.T) {
 	q := kombu.Queue{Name: unique("redis-proxy"), Durable: true}
 	w := &workload{
 		test: "TCP proxy faults during publish and consume", transport: "redis", faultDesc: proxyFaultDesc,
-		url:      viaProxy(t, r.URL("visibility_timeout=5&unacked_mutex_expire=10&socket_timeout=2&socket_connect_timeout=2"), p.Addr()),
+		url:      viaProxy(t, r.URL(redisOpts+"&socket_timeout=2&socket_connect_timeout=2"), p.Addr()),
 		drainURL: r.URL(redisOpts), queues: []kombu.Queue{q},
 		total: 3000, publishers: 2, consumers: 2, prefetch: 50,
 		faults: proxyFaults(p), limit: 2 * time.Minute, resumeBound: 20 * time.Second,
