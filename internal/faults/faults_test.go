@@ -16,6 +16,15 @@ import (
 	"github.com/kombu-go/kombu/kombu"
 )
 
+// long skips a fault test under -short (`make test-short` starts no
+// servers, and these take 10-50 s each).
+func long(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("a fault test: not with -short")
+	}
+}
+
 func unique(kind string) string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
@@ -71,6 +80,7 @@ func killRestart(name string, at float64, pause time.Duration, kill func() error
 // durable queue, persistent messages, confirms, manual acks. Pass: lost 0,
 // unexpected 0, deliveries resume within 30 s of the node accepting again.
 func TestRabbitMQKilledTwice(t *testing.T) {
+	long(t)
 	node := faulttest.FaultRabbit(t)
 	t.Parallel()
 	q := kombu.Queue{Name: unique("rmq-kill"), Durable: true}
@@ -106,6 +116,7 @@ func TestRabbitMQKilledTwice(t *testing.T) {
 // and started again 0.5 s later on the same port and dir. Pass: lost 0,
 // unexpected 0, deliveries resume within 10 s.
 func TestRedisKilledTwice(t *testing.T) {
+	long(t)
 	t.Parallel()
 	r := faulttest.StartRedis(t, faulttest.RedisOptions{AppendFsync: "always"})
 	q := kombu.Queue{Name: unique("redis-kill"), Durable: true}
@@ -129,6 +140,7 @@ func TestRedisKilledTwice(t *testing.T) {
 // every restart every consumer gets a message again within 10 s (0 stalled
 // consumers), lost 0, unexpected 0.
 func TestRedisRestarted20Times(t *testing.T) {
+	long(t)
 	t.Parallel()
 	r := faulttest.StartRedis(t, faulttest.RedisOptions{AppendFsync: "always"})
 	const restarts, consumers = 20, 4
@@ -187,6 +199,7 @@ const proxyFaultDesc = "proxy: reset-all 1 s, blackhole 3 s, half-open 3 s, cut 
 // the broker has the message: the final drain, over a direct connection,
 // finds every one of them (lost 0).
 func TestProxyFaultsAMQP(t *testing.T) {
+	long(t)
 	t.Parallel()
 	direct := testenv.ServerURL(t, testenv.AMQPURL)
 	u, err := url.Parse(direct)
@@ -211,6 +224,7 @@ func TestProxyFaultsAMQP(t *testing.T) {
 // TestProxyFaultsRedis is TestProxyFaultsAMQP on a private redis-server,
 // with a 2 s socket timeout.
 func TestProxyFaultsRedis(t *testing.T) {
+	long(t)
 	t.Parallel()
 	r := faulttest.StartRedis(t, faulttest.RedisOptions{AppendFsync: "always"})
 	p := faulttest.StartProxy(t, r.Addr())
@@ -233,6 +247,7 @@ func TestProxyFaultsRedis(t *testing.T) {
 // stays down while the clients fail over to the next node and go on. Pass:
 // lost 0, unexpected 0, deliveries resume within 30 s.
 func TestClusterFailoverQuorumQueue(t *testing.T) {
+	long(t)
 	c := faulttest.Cluster(t)
 	t.Parallel()
 	failover := c.FailoverURL(0)
@@ -295,6 +310,7 @@ func TestClusterFailoverQuorumQueue(t *testing.T) {
 // the old primary that had not reached the replica are lost: the test
 // reports how many, and does not fail on them.
 func TestSentinelFailover(t *testing.T) {
+	long(t)
 	s := faulttest.Sentinels(t)
 	t.Parallel()
 	t.Cleanup(func() {
