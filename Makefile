@@ -1,6 +1,7 @@
 # kombu-go developer tasks. `make` or `make list` prints the targets.
 #
-# Real servers (Redis, Redis Sentinel, RabbitMQ, and Debian's Python kombu for wire tests) are
+# Real servers (Redis, Redis Sentinel, RabbitMQ, a 3-node RabbitMQ cluster and a Sentinel
+# failover set for the fault tests, and Debian's Python kombu for wire tests) are
 # installed and started by scripts/services.sh on free loopback ports; their URLs land in
 # .services/env as KOMBU_TEST_* variables. Tests that need a server skip when its variable is
 # unset, except in CI (CI=true or CI=1), where they fail.
