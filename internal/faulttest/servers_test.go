@@ -79,3 +79,12 @@ func TestKillPIDRefusesInit(t *testing.T) {
 		}
 	}
 }
+
+func init() {
+	// go-redis logs every failed dial of its pools; the killed server makes some.
+	redis.SetLogger(quietLogger{})
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
