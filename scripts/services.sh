@@ -1102,6 +1102,7 @@ svc_sentinel_cluster_down() {
 		pid=$(sc_pid "$s")
 		if pid_alive "$pid" redis; then
 			stop_pid "$pid" "sentinel_cluster $s"
+			log "sentinel_cluster $s stopped (pid $pid)"
 		fi
 		rm -f "$SC_DIR/$s/pid"
 	done
@@ -1257,9 +1258,9 @@ cmd_status() {
 	local s rc=0
 	for s in "${SERVICES[@]}"; do
 		if is_running "$s"; then
-			printf '%-15s up    %s\n' "$s" "$("svc_${s}_status")"
+			printf '%-17s up    %s\n' "$s" "$("svc_${s}_status")"
 		else
-			printf '%-15s down\n' "$s"
+			printf '%-17s down\n' "$s"
 			rc=3
 		fi
 	done
