@@ -1,6 +1,7 @@
 # kombu-go developer tasks. `make` or `make list` prints the targets.
 #
-# Real servers (Redis, Redis Sentinel, RabbitMQ, and Debian's Python kombu for wire tests) are
+# Real servers (Redis, Redis Sentinel, RabbitMQ, a 3-node RabbitMQ cluster and a Sentinel
+# failover set for the fault tests, and Debian's Python kombu for wire tests) are
 # installed and started by scripts/services.sh on free loopback ports; their URLs land in
 # .services/env as KOMBU_TEST_* variables. Tests that need a server skip when its variable is
 # unset, except in CI (CI=true or CI=1), where they fail; outside CI the redis tests run on an
@@ -27,7 +28,7 @@ export CI
 endif
 export PKG TESTFLAGS FUZZTIME
 
-.PHONY: list help test test-short lint vet fmt-check fuzz bench demo \
+.PHONY: list help test faults test-short lint vet fmt-check fuzz bench demo \
 	services-up services-down services-status services-env
 
 list: ## Show the targets with their descriptions
@@ -38,6 +39,9 @@ help: list ## Same as list
 
 test: ## Install+start the servers, go vet, gofmt check, go test -race (all), always stop the servers
 	@scripts/with-services.sh scripts/run-tests.sh
+
+faults: ## Start the servers, run only the fault tests (internal/faults, -race; make test runs them too), print their table of figures
+	@scripts/with-services.sh env PKG=./internal/faults/... scripts/run-tests.sh
 
 test-short: ## go test -short -race without starting servers (server tests skip outside CI, redis ones use miniredis)
 	$(GO) test -short -race $(TESTFLAGS) $(PKG)

@@ -18,10 +18,21 @@ go vet $pkg || rc=1
 echo "--- gofmt -l (tracked .go files)"
 scripts/check-gofmt.sh || rc=1
 
+# The fault tests (internal/faults) append their table of figures here; it is printed last,
+# since go test shows a passing package's output only with -v.
+export KOMBU_FAULT_TABLE="${KOMBU_SERVICES_DIR:-$PWD/.services}/fault-table.md"
+mkdir -p "$(dirname "$KOMBU_FAULT_TABLE")"
+rm -f "$KOMBU_FAULT_TABLE"
+
 echo "--- go test -race -count=1 -timeout 40m ${TESTFLAGS:-} $pkg"
 # shellcheck disable=SC2086 # TESTFLAGS and PKG are word lists on purpose
 go test -race -count=1 -timeout 40m ${TESTFLAGS:-} $pkg
 trc=$?
+
+if [[ -s $KOMBU_FAULT_TABLE ]]; then
+	echo "--- fault tests: every message counted by id (lost = published and acknowledged, never delivered)"
+	cat "$KOMBU_FAULT_TABLE"
+fi
 
 if ((trc != 0)); then
 	exit "$trc"

@@ -21,6 +21,10 @@
 #             wait` returns); the TLS listener and the EXTERNAL plugin add ~0.3 s to the 4.6 s
 #             of a plain node; making the test certificates (once) 0.1 s
 #   rabbitmq_fault  4.9-6 s alone; booting beside the shared node, both are up in 6.3-6.6 s
+#   rabbitmq_cluster  3 nodes booting side by side: 14-18 s, then nodes 2 and 3 join (at once): 6-12 s;
+#             a killed node started again (KOMBU_TEST_AMQP_CLUSTER_RESTART N): 6.5-8 s
+#   sentinel_cluster  primary + replica + 3 sentinels ready (sentinels know each other): ~5 s
+#             from launch (it overlaps the RabbitMQ boots)
 #   stopping a node (SIGTERM): 1.0-1.1 s
 #   `up` of everything: 7.2 s (5.2 s before the TLS listener and the second node); `down` 2.2 s
 #   (3.5 s with one node stopped by rabbitmqctl); `up` when all is already running: ~0.5 s
@@ -52,7 +56,7 @@ ENV_FILE="$STATE/env"
 
 # Start order; dependencies come first (sentinel watches redis).
 # HOOK: add sqs, mongodb, beanstalkd, postgres here once their functions exist.
-SERVICES=(redis sentinel rabbitmq rabbitmq_fault python)
+SERVICES=(redis sentinel rabbitmq rabbitmq_fault rabbitmq_cluster sentinel_cluster python)
 
 # Ports are probed in this range: below Linux's ephemeral range (32768-60999), so an outgoing
 # connection cannot hold a port we picked, and away from the usual server defaults.
@@ -418,6 +422,7 @@ svc_sentinel_env() {
 # uses it; an epmd that was already running is left alone.
 
 RABBIT_LIB=/usr/lib/rabbitmq/bin
+CLUSTER_DIR="$STATE/rabbitmq-cluster"
 EPMD_DIR="$STATE/epmd"
 TLS_DIR="$STATE/tls"
 LOOPBACK_DIST="-kernel inet_dist_use_interface {127,0,0,1}"
@@ -428,8 +433,16 @@ rabbit_use() {
 	case $1 in
 	rabbitmq) RABBIT_DIR="$STATE/rabbitmq" RABBIT_PREFIX=kombu-test RABBIT_TLS=1 ;;
 	rabbitmq_fault) RABBIT_DIR="$STATE/rabbitmq-fault" RABBIT_PREFIX=kombu-fault RABBIT_TLS=0 ;;
+	rabbitmq_cluster[1-3])
+		# The nodes of the rabbitmq_cluster service share one HOME, so one Erlang cookie.
+		RABBIT_DIR="$CLUSTER_DIR/node${1#rabbitmq_cluster}" RABBIT_PREFIX="kombu-cluster${1#rabbitmq_cluster}" RABBIT_TLS=0
+		RABBIT_HOME="$CLUSTER_DIR/home"
+		RABBIT_SVC=$1
+		return 0
+		;;
 	*) die "rabbit_use: unknown node service '$1'" ;;
 	esac
+	RABBIT_HOME="$RABBIT_DIR/home"
 	RABBIT_SVC=$1
 }
 rabbit_use rabbitmq
@@ -456,7 +469,7 @@ svc_rabbitmq_fault_packages() {
 
 # rabbit_env: the environment every rabbitmq-server / rabbitmqctl call of ours runs with.
 rabbit_env() {
-	export HOME="$RABBIT_DIR/home"
+	export HOME="$RABBIT_HOME"
 	export RABBITMQ_NODENAME
 	RABBITMQ_NODENAME=$(rabbit_node)
 	export RABBITMQ_CONF_ENV_FILE="$RABBIT_DIR/rabbitmq-env.conf"
@@ -574,15 +587,15 @@ tls_pki() {
 
 write_rabbit_files() { # write_rabbit_files PORT DIST_PORT [TLS_PORT]
 	local port=$1 dist=$2 tls=${3:-}
-	mkdir -p "$RABBIT_DIR/home" "$RABBIT_DIR/mnesia" "$RABBIT_DIR/log" "$RABBIT_DIR/bin"
-	chmod 700 "$RABBIT_DIR/home"
-	if [[ ! -s $RABBIT_DIR/home/.erlang.cookie ]]; then
+	mkdir -p "$RABBIT_HOME" "$RABBIT_DIR/mnesia" "$RABBIT_DIR/log" "$RABBIT_DIR/bin"
+	chmod 700 "$RABBIT_HOME"
+	if [[ ! -s $RABBIT_HOME/.erlang.cookie ]]; then
 		if [[ -r /var/lib/rabbitmq/.erlang.cookie ]]; then
-			cat /var/lib/rabbitmq/.erlang.cookie >"$RABBIT_DIR/home/.erlang.cookie"
+			cat /var/lib/rabbitmq/.erlang.cookie >"$RABBIT_HOME/.erlang.cookie"
 		else
-			od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$RABBIT_DIR/home/.erlang.cookie"
+			od -An -N20 -tx1 /dev/urandom | tr -d ' \n' | tr a-f A-F >"$RABBIT_HOME/.erlang.cookie"
 		fi
-		chmod 400 "$RABBIT_DIR/home/.erlang.cookie"
+		chmod 400 "$RABBIT_HOME/.erlang.cookie"
 	fi
 	: >"$RABBIT_DIR/rabbitmq-env.conf" # do not read /etc/rabbitmq/rabbitmq-env.conf
 	echo '[].' >"$RABBIT_DIR/advanced.config"
@@ -626,7 +639,7 @@ write_rabbit_files() { # write_rabbit_files PORT DIST_PORT [TLS_PORT]
 		cat >"$RABBIT_DIR/bin/$tool" <<-EOF
 			#!/bin/sh
 			# $tool preset for the private test node $(rabbit_node) (written by scripts/services.sh).
-			export HOME='$RABBIT_DIR/home' RABBITMQ_NODENAME='$(rabbit_node)' RABBITMQ_CONF_ENV_FILE='$RABBIT_DIR/rabbitmq-env.conf'
+			export HOME='$RABBIT_HOME' RABBITMQ_NODENAME='$(rabbit_node)' RABBITMQ_CONF_ENV_FILE='$RABBIT_DIR/rabbitmq-env.conf'
 			export RABBITMQ_CTL_ERL_ARGS='$LOOPBACK_DIST'
 			exec $RABBIT_LIB/$tool "\$@"
 		EOF
@@ -801,6 +814,323 @@ svc_rabbitmq_fault_env() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# rabbitmq_cluster: three private nodes (kombu-cluster1..3-CKSUM@localhost) joined into one
+# cluster on loopback, for the failover fault test (a quorum queue; the node the client is on
+# is killed; the client fails over through its URL list). The nodes boot side by side with the
+# other nodes (svc_rabbitmq_cluster_start); `up` then joins nodes 2 and 3 to node 1 (stop_app,
+# join_cluster, start_app). They share one HOME (one Erlang cookie). When any node is missing
+# at `up`, the whole cluster is made again from scratch (a fresh node cannot rejoin peers that
+# remember its old data). A test kills a node by the pid in its pid file
+# (KOMBU_TEST_AMQP_CLUSTER_PIDFILES) and starts it again with KOMBU_TEST_AMQP_CLUSTER_RESTART N
+# (N = 1..3; same name, ports and data: it rejoins the cluster by itself).
+
+CLUSTER_NODES=(rabbitmq_cluster1 rabbitmq_cluster2 rabbitmq_cluster3)
+
+cluster_ctl() { # cluster_ctl N ARGS...: node N's rabbitmqctl
+	local n=$1
+	shift
+	timeout 120 "$CLUSTER_DIR/node$n/bin/rabbitmqctl" "$@"
+}
+
+cluster_all() { # cluster_all FUNCTION: run it for each node (after rabbit_use); 1 if one fails
+	local s rc=0
+	for s in "${CLUSTER_NODES[@]}"; do
+		rabbit_use "$s"
+		"$1" || rc=1
+	done
+	return $rc
+}
+
+# cluster_joined: node 1 reports all three nodes running in its cluster.
+cluster_joined() {
+	local out running s
+	out=$(cluster_ctl 1 -q cluster_status --formatter json 2>/dev/null) || return 1
+	running=$(sed -n 's/.*"running_nodes":\[\([^]]*\)\].*/\1/p' <<<"$out")
+	for s in "${CLUSTER_NODES[@]}"; do
+		rabbit_use "$s"
+		[[ $running == *"\"$(rabbit_node)\""* ]] || return 1
+	done
+}
+
+svc_rabbitmq_cluster_packages() { svc_rabbitmq_fault_packages; }
+
+svc_rabbitmq_cluster_running() { cluster_all rabbit_running; }
+
+svc_rabbitmq_cluster_start() {
+	svc_rabbitmq_cluster_running && return 0
+	local s
+	for s in "${CLUSTER_NODES[@]}"; do # a partial cluster is made again from scratch
+		rabbit_use "$s"
+		rabbit_down keep
+	done
+	rm -rf "$CLUSTER_DIR"
+	mkdir -p "$CLUSTER_DIR/bin"
+	cluster_all rabbit_start
+}
+
+svc_rabbitmq_cluster_up() {
+	local s n first start
+	[[ -n ${RABBIT_LAUNCHED[rabbitmq_cluster1]:-} ]] || svc_rabbitmq_cluster_start
+	for s in "${CLUSTER_NODES[@]}"; do
+		rabbit_use "$s"
+		rabbit_up
+	done
+	if cluster_joined; then
+		return 0
+	fi
+	start=$(now_ms)
+	rabbit_use rabbitmq_cluster1
+	first=$(rabbit_node)
+	# Nodes 2 and 3 join at the same time (each rabbitmqctl call boots an Erlang VM of its own).
+	local pids=() failed=0
+	for n in 2 3; do
+		{ cluster_ctl "$n" -q stop_app && cluster_ctl "$n" -q join_cluster "$first" && cluster_ctl "$n" -q start_app; } \
+			>>"$CLUSTER_DIR/join$n.log" 2>&1 9>&- &
+		pids+=($!)
+	done
+	for n in "${!pids[@]}"; do
+		wait "${pids[n]}" || failed=$((n + 2))
+	done
+	if ((failed)); then # once more, alone
+		log "rabbitmq_cluster: node $failed could not join beside the other; trying again alone"
+		{ cluster_ctl "$failed" -q stop_app && cluster_ctl "$failed" -q join_cluster "$first"; cluster_ctl "$failed" -q start_app; } \
+			>>"$CLUSTER_DIR/join$failed.log" 2>&1 9>&- || {
+			tail -n 10 "$CLUSTER_DIR/join$failed.log" >&2 || true
+			die "rabbitmq_cluster: node $failed could not join $first (log: $CLUSTER_DIR/join$failed.log)"
+		}
+	fi
+	cluster_joined || die "rabbitmq_cluster: the nodes joined but node 1 does not list them all as running"
+	cat >"$CLUSTER_DIR/bin/restart" <<-EOF
+		#!/bin/sh
+		# restart N: start cluster node N (1-3) again after a test killed it, on the same ports
+		# and data; it rejoins the cluster by itself (written by scripts/services.sh).
+		case "\$1" in 1|2|3) ;; *) echo "usage: \$0 1|2|3" >&2; exit 2 ;; esac
+		KOMBU_SERVICES_DIR='$STATE'
+		export KOMBU_SERVICES_DIR
+		exec '$REPO/scripts/services.sh' restart "rabbitmq_cluster\$1"
+	EOF
+	chmod +x "$CLUSTER_DIR/bin/restart"
+	log "rabbitmq_cluster: nodes 2 and 3 joined $first in $(elapsed "$start")"
+}
+
+svc_rabbitmq_cluster_down() {
+	local i
+	for ((i = ${#CLUSTER_NODES[@]} - 1; i >= 0; i--)); do
+		rabbit_use "${CLUSTER_NODES[i]}"
+		rabbit_down keep
+	done
+	epmd_down
+}
+
+svc_rabbitmq_cluster_status() {
+	local s out=""
+	for s in "${CLUSTER_NODES[@]}"; do
+		rabbit_use "$s"
+		out+="$(rabbit_node) :$(rabbit_port) pid $(rabbit_pid); "
+	done
+	echo "rabbitmq cluster: ${out%; }"
+}
+
+svc_rabbitmq_cluster_env() {
+	local s urls="" nodes="" pids=""
+	for s in "${CLUSTER_NODES[@]}"; do
+		rabbit_use "$s"
+		urls+="amqp://guest:guest@127.0.0.1:$(rabbit_port)//;"
+		nodes+="$(rabbit_node);"
+		pids+="$RABBIT_DIR/rabbitmq.pid;"
+	done
+	echo "export KOMBU_TEST_AMQP_CLUSTER_URLS='${urls%;}'"
+	echo "export KOMBU_TEST_AMQP_CLUSTER_NODES='${nodes%;}'"
+	echo "export KOMBU_TEST_AMQP_CLUSTER_PIDFILES='${pids%;}'"
+	echo "export KOMBU_TEST_AMQP_CLUSTER_RESTART='$CLUSTER_DIR/bin/restart'"
+	echo "export KOMBU_TEST_AMQP_CLUSTER_RABBITMQCTL='$CLUSTER_DIR/node1/bin/rabbitmqctl'"
+}
+
+# ---------------------------------------------------------------------------------------------
+# sentinel_cluster: Redis replication with Sentinel failover, for the failover fault test: a
+# primary (r1) and a replica (r2), appendonly, each in a dir of its own, and three sentinels
+# (s1-s3; quorum 2, down-after-milliseconds 1000, failover-timeout 5000) watching master
+# "kombu-failover". `up` waits until every sentinel knows the two others and the replica, so
+# that a kill right after is acted on (~2.3 s to a new primary). A test finds the primary by
+# asking a sentinel (KOMBU_TEST_REDIS_FAILOVER_SENTINELS), kills it by the process_id it reports
+# in INFO, and afterwards runs KOMBU_TEST_REDIS_FAILOVER_REVIVE, which starts every dead member
+# again on its port and dir (a dead redis as a replica of the current primary).
+# (The `sentinel` service above is a single sentinel with quorum 1, for the transport's tests.)
+
+SC_DIR="$STATE/sentinel-cluster"
+SC_MASTER=kombu-failover
+SC_REDIS=(r1 r2)
+SC_SENTINELS=(s1 s2 s3)
+
+svc_sentinel_cluster_packages() { svc_redis_packages; }
+
+sc_port() { read_file "$SC_DIR/$1/port"; }
+sc_pid() { read_file "$SC_DIR/$1/pid"; }
+sc_alive() { pid_alive "$(sc_pid "$1")" redis; }
+
+# sc_redis_launch NAME [PRIMARY_PORT]: start redis NAME on its recorded port (as a replica of
+# PRIMARY_PORT when given).
+sc_redis_launch() {
+	local d="$SC_DIR/$1"
+	redis-server --port "$(sc_port "$1")" --bind 127.0.0.1 --protected-mode yes \
+		--save '' --appendonly yes --daemonize yes ${2:+--replicaof 127.0.0.1 "$2"} \
+		--pidfile "$d/pid" --logfile "$d/redis.log" --dir "$d" \
+		</dev/null >>"$d/start.log" 2>&1 9>&- || true
+}
+
+sc_sentinel_launch() { # sc_sentinel_launch NAME: start sentinel NAME with its config file
+	redis-server "$SC_DIR/$1/sentinel.conf" --sentinel </dev/null >>"$SC_DIR/$1/start.log" 2>&1 9>&- || true
+}
+
+sc_master_port() { # the primary's port as the first answering sentinel reports it
+	local s p
+	for s in "${SC_SENTINELS[@]}"; do
+		p=$(redis-cli -p "$(sc_port "$s")" SENTINEL get-master-addr-by-name "$SC_MASTER" 2>/dev/null | tr -d '\r' | sed -n 2p)
+		if [[ -n $p ]]; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# sc_ready: every redis answers, the replica's link is up, every sentinel sees 2 other
+# sentinels and 1 replica.
+sc_ready() {
+	local s info
+	for s in "${SC_REDIS[@]}"; do
+		[[ $(redis-cli -p "$(sc_port "$s")" ping 2>/dev/null) == PONG ]] || return 1
+		info=$(redis-cli -p "$(sc_port "$s")" info replication 2>/dev/null | tr -d '\r')
+		[[ $info == *role:master* || $info == *master_link_status:up* ]] || return 1
+	done
+	for s in "${SC_SENTINELS[@]}"; do
+		info=$(redis-cli -p "$(sc_port "$s")" SENTINEL master "$SC_MASTER" 2>/dev/null | tr -d '\r')
+		[[ $(sed -n '/^num-other-sentinels$/{n;p}' <<<"$info") == 2 ]] || return 1
+		[[ $(sed -n '/^num-slaves$/{n;p}' <<<"$info") == 1 ]] || return 1
+	done
+}
+
+svc_sentinel_cluster_running() {
+	local s
+	for s in "${SC_REDIS[@]}" "${SC_SENTINELS[@]}"; do
+		sc_alive "$s" || return 1
+	done
+}
+
+SC_LAUNCHED=""
+svc_sentinel_cluster_start() {
+	svc_sentinel_cluster_running && return 0
+	svc_sentinel_cluster_down
+	rm -rf "$SC_DIR"
+	local s port
+	for s in "${SC_REDIS[@]}" "${SC_SENTINELS[@]}"; do
+		mkdir -p "$SC_DIR/$s"
+		pick_port port
+		echo "$port" >"$SC_DIR/$s/port"
+	done
+	SC_LAUNCHED=$(now_ms)
+	sc_redis_launch r1
+	sc_redis_launch r2 "$(sc_port r1)"
+	for s in "${SC_SENTINELS[@]}"; do
+		# Sentinel rewrites its config file, so it must be a writable file of its own.
+		cat >"$SC_DIR/$s/sentinel.conf" <<-EOF
+			port $(sc_port "$s")
+			bind 127.0.0.1
+			daemonize yes
+			pidfile $SC_DIR/$s/pid
+			logfile $SC_DIR/$s/sentinel.log
+			dir $SC_DIR/$s
+			sentinel resolve-hostnames no
+			sentinel monitor $SC_MASTER 127.0.0.1 $(sc_port r1) 2
+			sentinel down-after-milliseconds $SC_MASTER 1000
+			sentinel failover-timeout $SC_MASTER 5000
+		EOF
+		sc_sentinel_launch "$s"
+	done
+	mkdir -p "$SC_DIR/bin"
+	cat >"$SC_DIR/bin/revive" <<-EOF
+		#!/bin/sh
+		# Start every dead member of the sentinel_cluster again (written by scripts/services.sh).
+		KOMBU_SERVICES_DIR='$STATE'
+		export KOMBU_SERVICES_DIR
+		exec '$REPO/scripts/services.sh' restart sentinel_cluster
+	EOF
+	chmod +x "$SC_DIR/bin/revive"
+}
+
+svc_sentinel_cluster_up() {
+	local i
+	if [[ -z $SC_LAUNCHED ]]; then
+		if svc_sentinel_cluster_running && sc_ready; then
+			log "sentinel_cluster already up (primary :$(sc_master_port))"
+			return 0
+		fi
+		svc_sentinel_cluster_start
+		[[ -n $SC_LAUNCHED ]] || SC_LAUNCHED=$(now_ms)
+	fi
+	for ((i = 0; i < 600; i++)); do # sentinels find each other in 4-5 s (hello every 2 s)
+		if svc_sentinel_cluster_running && sc_ready; then
+			log "sentinel_cluster up: primary :$(sc_port r1), replica :$(sc_port r2), sentinels :$(sc_port s1) :$(sc_port s2) :$(sc_port s3) in $(elapsed "$SC_LAUNCHED")"
+			SC_LAUNCHED=""
+			return 0
+		fi
+		sleep 0.1
+	done
+	tail -n 5 "$SC_DIR"/*/*.log >&2 2>/dev/null || true
+	die "sentinel_cluster not ready after 60 s (logs in $SC_DIR)"
+}
+
+# svc_sentinel_cluster_restart: start again every member a test killed, on its port and dir; a
+# redis comes back as a replica of the current primary.
+svc_sentinel_cluster_restart() {
+	local s primary i
+	svc_sentinel_cluster_running || [[ -d $SC_DIR ]] || die "sentinel_cluster was never started"
+	for s in "${SC_SENTINELS[@]}"; do
+		sc_alive "$s" || sc_sentinel_launch "$s"
+	done
+	primary=$(sc_master_port || true)
+	for s in "${SC_REDIS[@]}"; do
+		if ! sc_alive "$s"; then
+			if [[ -n $primary && $primary != "$(sc_port "$s")" ]]; then
+				sc_redis_launch "$s" "$primary"
+			else
+				sc_redis_launch "$s"
+			fi
+			log "sentinel_cluster: $s started again on :$(sc_port "$s")${primary:+ (primary :$primary)}"
+		fi
+	done
+	for ((i = 0; i < 300; i++)); do
+		svc_sentinel_cluster_running && sc_ready && return 0
+		sleep 0.1
+	done
+	die "sentinel_cluster not ready 30 s after the restart (logs in $SC_DIR)"
+}
+
+svc_sentinel_cluster_down() {
+	local s pid
+	[[ -d $SC_DIR ]] || return 0
+	for s in "${SC_SENTINELS[@]}" "${SC_REDIS[@]}"; do
+		pid=$(sc_pid "$s")
+		if pid_alive "$pid" redis; then
+			stop_pid "$pid" "sentinel_cluster $s"
+			log "sentinel_cluster $s stopped (pid $pid)"
+		fi
+		rm -f "$SC_DIR/$s/pid"
+	done
+}
+
+svc_sentinel_cluster_status() {
+	echo "primary :$(sc_master_port), redis :$(sc_port r1) :$(sc_port r2), sentinels :$(sc_port s1) :$(sc_port s2) :$(sc_port s3)"
+}
+
+svc_sentinel_cluster_env() {
+	echo "export KOMBU_TEST_REDIS_FAILOVER_URL='sentinel://127.0.0.1:$(sc_port s1)/0?master_name=$SC_MASTER'"
+	echo "export KOMBU_TEST_REDIS_FAILOVER_MASTER='$SC_MASTER'"
+	echo "export KOMBU_TEST_REDIS_FAILOVER_SENTINELS='127.0.0.1:$(sc_port s1),127.0.0.1:$(sc_port s2),127.0.0.1:$(sc_port s3)'"
+	echo "export KOMBU_TEST_REDIS_FAILOVER_REVIVE='$SC_DIR/bin/revive'"
+}
+
+# ---------------------------------------------------------------------------------------------
 # python: Debian's system Python with kombu, for wire-compatibility tests. Not a server.
 # /usr/bin/python3 is called by full path (a pyenv python3 may come first on PATH), with -I so
 # that a `kombu/` folder in the working directory (this repo has one) cannot shadow the package.
@@ -911,9 +1241,16 @@ cmd_down() {
 
 cmd_restart() {
 	(($# > 0)) || die "restart needs service names"
-	select_services "$@"
 	lock
 	local s
+	# One node of the cluster (KOMBU_TEST_AMQP_CLUSTER_RESTART N): not a service of its own.
+	if [[ $# == 1 && $1 == rabbitmq_cluster[1-3] ]]; then
+		rabbit_use "$1"
+		rabbit_restart
+		write_env
+		return 0
+	fi
+	select_services "$@"
 	for s in "${SELECTED[@]}"; do
 		if declare -F "svc_${s}_restart" >/dev/null; then
 			"svc_${s}_restart"
@@ -932,9 +1269,9 @@ cmd_status() {
 	local s rc=0
 	for s in "${SERVICES[@]}"; do
 		if is_running "$s"; then
-			printf '%-15s up    %s\n' "$s" "$("svc_${s}_status")"
+			printf '%-17s up    %s\n' "$s" "$("svc_${s}_status")"
 		else
-			printf '%-15s down\n' "$s"
+			printf '%-17s down\n' "$s"
 			rc=3
 		fi
 	done

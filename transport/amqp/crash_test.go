@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu"
 )
@@ -48,11 +49,14 @@ type faultNode struct {
 
 func newFaultNode(t *testing.T) *faultNode {
 	t.Helper()
-	return &faultNode{
+	n := &faultNode{
 		url:        testenv.ServerURL(t, envFaultURL),
 		pidFile:    testenv.ServerURL(t, envFaultPIDFile),
 		restartCmd: testenv.ServerURL(t, envFaultRestart),
 	}
+	// internal/faults kills the same node, from another test binary.
+	faulttest.LockFile(t, n.pidFile+".lock")
+	return n
 }
 
 func (n *faultNode) pid() (int, error) {
