@@ -1,6 +1,7 @@
 package kombu
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -52,6 +53,20 @@ func (p *RetryPolicy) wait(attempt int) time.Duration {
 	return min(p.IntervalStart+time.Duration(attempt)*p.IntervalStep, p.IntervalMax)
 }
 
+// backoff follows a failed attempt (0-based): false when the policy allows
+// no further try, else it tells OnRetry and waits; a ctx end while waiting
+// is returned.
+func (p *RetryPolicy) backoff(ctx context.Context, attempt int, err error) (bool, error) {
+	if p.MaxRetries > 0 && attempt >= p.MaxRetries {
+		return false, nil
+	}
+	wait := p.wait(attempt)
+	if p.OnRetry != nil {
+		p.OnRetry(err, wait)
+	}
+	return true, sleep(ctx, wait)
+}
+
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -77,15 +92,8 @@ func (c *Connection) EnsureConnection(ctx context.Context, policy *RetryPolicy) 
 		if err == nil || isCtxErr(err) || !errors.Is(err, ErrConnectionLost) || c.isClosed() {
 			return err
 		}
-		if pol.MaxRetries > 0 && attempt >= pol.MaxRetries {
-			return err
-		}
-		wait := pol.wait(attempt)
-		if pol.OnRetry != nil {
-			pol.OnRetry(err, wait)
-		}
-		if err := sleep(ctx, wait); err != nil {
-			return err
+		if again, serr := pol.backoff(ctx, attempt, err); !again || serr != nil {
+			return cmp.Or(serr, err)
 		}
 	}
 }
@@ -118,15 +126,8 @@ func (c *Connection) Ensure(ctx context.Context, policy *RetryPolicy, fn func(ct
 		if err == nil || !Recoverable(err) || c.isClosed() {
 			return err
 		}
-		if pol.MaxRetries > 0 && attempt >= pol.MaxRetries {
-			return err
-		}
-		wait := pol.wait(attempt)
-		if pol.OnRetry != nil {
-			pol.OnRetry(err, wait)
-		}
-		if serr := sleep(ctx, wait); serr != nil {
-			return serr
+		if again, serr := pol.backoff(ctx, attempt, err); !again || serr != nil {
+			return cmp.Or(serr, err)
 		}
 		// A failed reconnect is not final: the next try dials again and
 		// reports what it finds.

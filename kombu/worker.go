@@ -207,7 +207,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		wait := w.backoff(failures)
 		w.connectionError(err, wait)
-		if !sleepCtx(waitCtx, wait) {
+		if sleep(waitCtx, wait) != nil {
 			return nil // ctx ended or Shutdown
 		}
 	}
@@ -318,18 +318,6 @@ func (w *Worker) connectionError(err error, wait time.Duration) {
 	}
 	if l := w.conn.opts.Logger; l != nil {
 		l.Warn("kombu: worker: broker connection error, trying again", "transport", w.conn.TransportName(), "in", wait, "err", err)
-	}
-}
-
-// sleepCtx waits d and reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
