@@ -2,20 +2,13 @@ package amqp
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/kombu-go/kombu/internal/testpki"
 	"io"
-	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -30,55 +23,6 @@ import (
 // the plain-TCP RabbitMQ of `make test`: the client side is the real
 // amqps code path (handshake, chain and host-name checks, client
 // certificates), the broker side the real AMQP conversation.
-
-type testPKI struct {
-	dir               string
-	caFile            string
-	certFile, keyFile string // client certificate signed by the CA
-	serverCert        tls.Certificate
-	caPool            *x509.CertPool
-}
-
-func newTestPKI(t *testing.T) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kombu-go test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	must(t, err)
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, cn string, dns []string, usage x509.ExtKeyUsage) ([]byte, *ecdsa.PrivateKey) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn}, DNSNames: dns,
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		must(t, err)
-		return der, key
-	}
-	p := &testPKI{dir: dir, caPool: x509.NewCertPool()}
-	p.caPool.AddCert(ca)
-	// The server certificate names only "localhost" (no IP address).
-	sDER, sKey := issue(2, "localhost", []string{"localhost"}, x509.ExtKeyUsageServerAuth)
-	p.serverCert = tls.Certificate{Certificate: [][]byte{sDER}, PrivateKey: sKey}
-	cDER, cKey := issue(3, "guest", nil, x509.ExtKeyUsageClientAuth)
-	writePEM := func(name, typ string, der []byte) string {
-		f := filepath.Join(dir, name)
-		must(t, os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
-		return f
-	}
-	p.caFile = writePEM("ca.pem", "CERTIFICATE", caDER)
-	p.certFile = writePEM("client.pem", "CERTIFICATE", cDER)
-	kDER, _ := x509.MarshalECPrivateKey(cKey)
-	p.keyFile = writePEM("client-key.pem", "EC PRIVATE KEY", kDER)
-	return p
-}
 
 // tlsProxy accepts TLS on 127.0.0.1 and forwards to backend.
 type tlsProxy struct {
@@ -167,10 +111,10 @@ func connectURL(t *testing.T, s string) (driver.Conn, error) {
 func TestTLS(t *testing.T) {
 	t.Parallel()
 	backend := mustURL(t, serverURL(t)).Host
-	pki := newTestPKI(t)
+	pki := testpki.New(t)
 	proxy := startTLSProxy(t, &tls.Config{
-		Certificates: []tls.Certificate{pki.serverCert},
-		ClientAuth:   tls.VerifyClientCertIfGiven, ClientCAs: pki.caPool,
+		Certificates: []tls.Certificate{pki.Server},
+		ClientAuth:   tls.VerifyClientCertIfGiven, ClientCAs: pki.CAPool,
 	}, backend)
 	port := proxy.port()
 
@@ -185,7 +129,7 @@ func TestTLS(t *testing.T) {
 	}
 
 	t.Run("verified", func(t *testing.T) {
-		c, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@localhost:%d//?ssl_ca_certs=%s", port, pki.caFile))
+		c, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@localhost:%d//?ssl_ca_certs=%s", port, pki.CAFile))
 		must(t, err)
 		roundTrip(t, c)
 	})
@@ -201,12 +145,12 @@ func TestTLS(t *testing.T) {
 	})
 	t.Run("host-name-mismatch", func(t *testing.T) {
 		// The certificate names localhost, not 127.0.0.1.
-		_, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@127.0.0.1:%d//?ssl_ca_certs=%s", port, pki.caFile))
+		_, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@127.0.0.1:%d//?ssl_ca_certs=%s", port, pki.CAFile))
 		var he x509.HostnameError
 		if !errors.As(err, &he) {
 			t.Fatalf("want a host-name error, got %v", err)
 		}
-		c, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@127.0.0.1:%d//?ssl_ca_certs=%s&ssl_server_hostname=localhost", port, pki.caFile))
+		c, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@127.0.0.1:%d//?ssl_ca_certs=%s&ssl_server_hostname=localhost", port, pki.CAFile))
 		must(t, err)
 		roundTrip(t, c)
 	})
@@ -220,7 +164,7 @@ func TestTLS(t *testing.T) {
 			<-proxy.clientCert
 		}
 		c, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@localhost:%d//?ssl_ca_certs=%s&ssl_certfile=%s&ssl_keyfile=%s",
-			port, pki.caFile, pki.certFile, pki.keyFile))
+			port, pki.CAFile, pki.ClientCertFile, pki.ClientKeyFile))
 		must(t, err)
 		select {
 		case cert := <-proxy.clientCert:
@@ -237,14 +181,14 @@ func TestTLS(t *testing.T) {
 		// its own TLS listener and the rabbitmq_auth_mechanism_ssl plugin):
 		// the transport asks for it and reports the refusal.
 		_, err := connectURL(t, fmt.Sprintf("amqps://localhost:%d//?ssl_ca_certs=%s&ssl_certfile=%s&ssl_keyfile=%s&login_method=EXTERNAL",
-			port, pki.caFile, pki.certFile, pki.keyFile))
+			port, pki.CAFile, pki.ClientCertFile, pki.ClientKeyFile))
 		if !errors.Is(err, driver.ErrAccessRefused) {
 			t.Fatalf("EXTERNAL: %v", err)
 		}
 	})
 	t.Run("tls-1.1-refused", func(t *testing.T) {
-		old := startTLSProxy(t, &tls.Config{Certificates: []tls.Certificate{pki.serverCert}, MaxVersion: tls.VersionTLS11}, backend)
-		_, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@localhost:%d//?ssl_ca_certs=%s", old.port(), pki.caFile))
+		old := startTLSProxy(t, &tls.Config{Certificates: []tls.Certificate{pki.Server}, MaxVersion: tls.VersionTLS11}, backend)
+		_, err := connectURL(t, fmt.Sprintf("amqps://guest:guest@localhost:%d//?ssl_ca_certs=%s", old.port(), pki.CAFile))
 		if err == nil {
 			t.Fatal("TLS 1.1 accepted")
 		}

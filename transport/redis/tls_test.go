@@ -2,18 +2,12 @@ package redis
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
+	"github.com/kombu-go/kombu/internal/testpki"
 	"net"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -24,42 +18,6 @@ import (
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu/driver"
 )
-
-// writeTestPKI writes ca.pem, and server.pem/server.key for DNS name
-// "localhost" only, signed by the CA, into dir.
-func writeTestPKI(t *testing.T, dir string) {
-	t.Helper()
-	write := func(name, typ string, der []byte) {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ca := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kombu-go test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	write("ca.pem", "CERTIFICATE", caDER)
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srv := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "localhost"}, DNSNames: []string{"localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, srv, caCert, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write("server.pem", "CERTIFICATE", der)
-	kder, _ := x509.MarshalECPrivateKey(key)
-	write("server.key", "EC PRIVATE KEY", kder)
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -81,8 +39,7 @@ func startTLSRedis(t *testing.T) (port int, dir string) {
 		}
 		t.Skip("redis-server is not installed")
 	}
-	dir = t.TempDir()
-	writeTestPKI(t, dir)
+	dir = testpki.New(t).Dir // ca.pem, server.pem, server.key
 	port = freePort(t)
 	cmd := exec.Command(bin, "--port", "0", "--tls-port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--tls-cert-file", filepath.Join(dir, "server.pem"), "--tls-key-file", filepath.Join(dir, "server.key"),
@@ -173,12 +130,8 @@ func TestTLSVerifiesByDefault(t *testing.T) {
 }
 
 func TestTLSMinimumVersion(t *testing.T) {
-	dir := t.TempDir()
-	writeTestPKI(t, dir)
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := testpki.New(t)
+	cert := pki.Server
 	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	if err != nil {
 		t.Fatal(err)
