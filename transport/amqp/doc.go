@@ -61,10 +61,9 @@
 // its publish); otherwise, and for PublishBatch, the return goes to the
 // handler set with NotifyReturn.
 //
-// Consuming: Qos sets the prefetch count for the whole channel, as the
-// driver contract says: basic.qos(prefetch_count, global=true), which
-// RabbitMQ applies at once to running consumers too (kombu sends
-// global=false: per consumer, for consumers started later). Receive never
+// Consuming: Qos sends basic.qos(prefetch_count, global=false), the per
+// consumer limit kombu sends and the only one quorum queues accept; running
+// consumers are started again so the new count reaches them. Receive never
 // hands out more unsettled deliveries than the prefetch count either. Ack, Reject and multiple acks are checked
 // against the deliveries the channel handed out, so a double ack or an
 // unknown tag returns driver.ErrUnknownDeliveryTag instead of letting the
