@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -43,6 +44,13 @@ type gen struct {
 	// multiple ack never covers a delivery still buffered (see Ack).
 	firstGap uint64              // every tag below it was handed out
 	handed   map[uint64]struct{} // handed-out tags >= firstGap
+
+	// nacked: the broker refused a publish here. RabbitMQ 3.10 can go on
+	// nacking every publish of a channel whose first one met a quorum
+	// queue's leader election, so the channel is replaced once idle
+	// (see replaceNacked).
+	nacked   atomic.Bool
+	inflight atomic.Int64 // publishes sent or being sent, confirm not yet waited for
 }
 
 func (g *gen) isDead() bool {
@@ -174,10 +182,33 @@ func (c *Channel) current(ctx context.Context) (*gen, error) {
 	}
 	g := c.g
 	c.mu.Unlock()
-	if g != nil && !g.isDead() {
+	if g != nil && !g.isDead() && !(g.nacked.Load() && c.replaceNacked(g)) {
 		return g, nil
 	}
 	return c.reopen(ctx)
+}
+
+// replaceNacked closes a generation that had a publish nacked, so the next
+// operation opens a fresh AMQP channel, unless something still depends on
+// it: a running consumer, an unsettled delivery or a publish awaiting its
+// confirm (closing would requeue or lose those). It reports whether it
+// closed it.
+func (c *Channel) replaceNacked(g *gen) bool {
+	c.mu.Lock()
+	busy := g.inflight.Load() > 0
+	for _, cons := range c.consumers {
+		busy = busy || cons.g == g
+	}
+	for _, tg := range c.unacked {
+		busy = busy || tg == g
+	}
+	c.mu.Unlock()
+	if busy {
+		return false
+	}
+	_ = g.ch.Close()
+	<-g.watched
+	return true
 }
 
 func (c *Channel) reopen(ctx context.Context) (*gen, error) {

@@ -49,7 +49,11 @@
 // same channel go on (at most confirm_window of them wait at once).
 // PublishBatch sends up to confirm_window messages before waiting for their
 // confirms, so one goroutine gets pipelined throughput; it returns nil only
-// when every message was confirmed. A nack wraps ErrNacked; no confirm in
+// when every message was confirmed. A nack wraps ErrNacked, and the AMQP
+// channel is replaced by a fresh one as soon as no consumer, unsettled
+// delivery or awaited confirm depends on it (RabbitMQ 3.10 can nack every
+// later publish of a channel that met a quorum queue's leader election);
+// no confirm in
 // time wraps driver.ErrTimeout; a channel or connection that closed before
 // the confirm wraps ErrUnconfirmed (the message may or may not have been
 // taken). None of them is driver.ErrConnectionLost, because retrying could

@@ -17,11 +17,7 @@ import (
 func TestQuorumQueuePrefetch(t *testing.T) {
 	const prefetch, total = 10, 25
 	ctx := tctx(t)
-	conn, err := kombu.Dial(ctx, serverURL(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialTestConnection(t)
 	q := kombu.NewQueue(unique(t, "quorum"), kombu.DefaultExchange, "")
 	q.Durable = true
 	q.Arguments = map[string]any{"x-queue-type": "quorum"}
