@@ -21,7 +21,7 @@ import (
 
 // Benchmarks against raw amqp091-go on the same broker, in the same run,
 // with the same settings: confirm window 100, prefetch 100 (basic.qos
-// global=true on both sides, as the transport sends), a 1 KiB JSON body,
+// global=false on both sides, as the transport sends), a 1 KiB JSON body,
 // persistent messages, a durable queue, one ack per message.
 //
 //	go test -run '^$' -bench . ./transport/amqp
@@ -207,7 +207,7 @@ func rawConsume(tb testing.TB, e *benchEnv, n int) time.Duration {
 	c := rawDial(tb, e.url)
 	ch, err := c.Channel()
 	must(tb, err)
-	must(tb, ch.Qos(benchPrefetch, 0, true))
+	must(tb, ch.Qos(benchPrefetch, 0, false))
 	start := time.Now()
 	ds, err := ch.Consume(e.queue, "raw", false, false, false, false, nil)
 	must(tb, err)
@@ -382,7 +382,7 @@ func TestBenchmarkTable(t *testing.T) {
 	fmt.Fprintf(&sb, "# transport/amqp benchmarks\n\n")
 	fmt.Fprintf(&sb, "Measured %s on RabbitMQ %s (Debian rabbitmq-server, one local node on loopback), %s, 2 cores.\n",
 		time.Now().UTC().Format("2006-01-02"), brokerVersion(t), goVersionLine())
-	fmt.Fprintf(&sb, "Settings for every row: 1 KiB JSON body, persistent messages, durable classic queue, confirm window 100, prefetch 100 (basic.qos global=true on both sides), one ack per message. ")
+	fmt.Fprintf(&sb, "Settings for every row: 1 KiB JSON body, persistent messages, durable classic queue, confirm window 100, prefetch 100 (basic.qos global=false on both sides), one ack per message. ")
 	fmt.Fprintf(&sb, "%d messages per run (Python with confirms: %d; serial publish: %d), %d interleaved rounds; msgs/s is the median over rounds, a ratio the median of the per-round ratios.\n\n", n, pyN, n/4, rounds)
 	fmt.Fprintf(&sb, "| scenario | msgs/s | ratio | target |\n|---|---:|---:|---|\n")
 	// The ratio is the median of the per-round ratios: the two sides of a

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -43,6 +44,13 @@ type gen struct {
 	// multiple ack never covers a delivery still buffered (see Ack).
 	firstGap uint64              // every tag below it was handed out
 	handed   map[uint64]struct{} // handed-out tags >= firstGap
+
+	// nacked: the broker refused a publish here. RabbitMQ 3.10 can go on
+	// nacking every publish of a channel whose first one met a quorum
+	// queue's leader election, so the channel is replaced once idle
+	// (see replaceNacked).
+	nacked   atomic.Bool
+	inflight atomic.Int64 // publishes sent or being sent, confirm not yet waited for
 }
 
 func (g *gen) isDead() bool {
@@ -88,11 +96,13 @@ func (g *gen) markHanded(tag uint64) {
 type consumer struct {
 	g         *gen                 // the generation it consumes on (set when started)
 	d         <-chan amqp.Delivery // amqp091-go's delivery channel (set when started)
-	tag       string
+	tag       string               // the caller's
+	wireTag   string               // the broker's: tag, or a fresh one after a restart
 	queue     string
 	noAck     bool
-	cancelled bool // by Cancel (or Close): its end is not an error
-	ended     bool // d was closed and the end handled
+	args      driver.ConsumeArgs // to start it again when the prefetch count changes
+	cancelled bool               // by Cancel (or Close): its end is not an error
+	ended     bool               // d was closed and the end handled
 }
 
 // item is a delivery read from a consumer but not handed out yet, or the
@@ -172,10 +182,33 @@ func (c *Channel) current(ctx context.Context) (*gen, error) {
 	}
 	g := c.g
 	c.mu.Unlock()
-	if g != nil && !g.isDead() {
+	if g != nil && !g.isDead() && !(g.nacked.Load() && c.replaceNacked(g)) {
 		return g, nil
 	}
 	return c.reopen(ctx)
+}
+
+// replaceNacked closes a generation that had a publish nacked, so the next
+// operation opens a fresh AMQP channel, unless something still depends on
+// it: a running consumer, an unsettled delivery or a publish awaiting its
+// confirm (closing would requeue or lose those). It reports whether it
+// closed it.
+func (c *Channel) replaceNacked(g *gen) bool {
+	c.mu.Lock()
+	busy := g.inflight.Load() > 0
+	for _, cons := range c.consumers {
+		busy = busy || cons.g == g
+	}
+	for _, tg := range c.unacked {
+		busy = busy || tg == g
+	}
+	c.mu.Unlock()
+	if busy {
+		return false
+	}
+	_ = g.ch.Close()
+	<-g.watched
+	return true
 }
 
 func (c *Channel) reopen(ctx context.Context) (*gen, error) {
@@ -278,7 +311,7 @@ func (c *Channel) openGen() (*gen, error) {
 		}
 	}
 	if prefetch > 0 {
-		if err := ach.Qos(prefetch, 0, true); err != nil {
+		if err := ach.Qos(prefetch, 0, false); err != nil { // per consumer: see Qos
 			return fail(err)
 		}
 	}
@@ -681,22 +714,64 @@ func (c *Channel) isClosed() bool {
 	return c.closed
 }
 
-// Qos sets the prefetch count for the whole channel: basic.qos with
-// global=true, which RabbitMQ shares between the channel's consumers and
-// applies at once to consumers already running (kombu sends global=false,
-// which RabbitMQ applies per consumer, and only to consumers started
-// afterwards). Receive never hands out more unsettled deliveries than the
-// count either. It is re-applied when the channel is reopened.
+// Qos sets the prefetch count: basic.qos with global=false, the per
+// consumer limit that Python kombu, py-amqp and RabbitMQ default to, and
+// the only one quorum queues accept (a channel with a global limit cannot
+// consume from them). RabbitMQ applies it to consumers started afterwards,
+// so consumers already running on the channel are started again (cancel
+// and consume under the same tag; deliveries read but not handed out go
+// back to their queue, those handed out stay valid). Receive never hands
+// out more unsettled deliveries than the count for the whole channel. It
+// is re-applied when the channel is reopened.
 func (c *Channel) Qos(ctx context.Context, prefetchCount int) error {
 	if prefetchCount < 0 || prefetchCount > 65535 {
 		return fmt.Errorf("%w: prefetch count %d out of range 0..65535", driver.ErrInvalidArgument, prefetchCount)
 	}
 	c.mu.Lock()
+	changed := c.prefetch != prefetchCount
 	c.prefetch = prefetchCount
+	var running []driver.ConsumeArgs
+	if changed {
+		for _, cons := range c.consumers {
+			if cons.d != nil && !cons.cancelled && !cons.ended && !cons.g.isDead() {
+				running = append(running, cons.args)
+			}
+		}
+	}
 	c.mu.Unlock()
-	err := c.do(ctx, func(ch *amqp.Channel) error { return ch.Qos(prefetchCount, 0, true) })
+	err := c.do(ctx, func(ch *amqp.Channel) error { return ch.Qos(prefetchCount, 0, false) })
 	c.poke(c.settled)
-	return err
+	if err != nil {
+		return err
+	}
+	for _, a := range running {
+		if err := c.reconsume(ctx, a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reconsume starts a running consumer again so the broker applies the
+// channel's new per-consumer prefetch count to it. A consumer that cannot
+// be started again is reported to Receive as ended.
+func (c *Channel) reconsume(ctx context.Context, a driver.ConsumeArgs) error {
+	if err := c.Cancel(ctx, a.ConsumerTag); err != nil {
+		return fmt.Errorf("amqp: restarting consumer %q for the new prefetch count: %w", a.ConsumerTag, err)
+	}
+	err := c.consume(ctx, a, uniqueTag())
+	if err == nil {
+		return nil
+	}
+	ce := &ConsumerError{ConsumerTag: a.ConsumerTag, Queue: a.Queue,
+		Err: fmt.Errorf("restarting it for the new prefetch count: %w", err)}
+	c.mu.Lock()
+	if !c.closed {
+		c.queue = append(c.queue, item{err: ce})
+	}
+	c.mu.Unlock()
+	c.poke(c.queued)
+	return fmt.Errorf("amqp: restarting consumer %q for the new prefetch count: %w", a.ConsumerTag, err)
 }
 
 // Flow pauses or resumes Receive. RabbitMQ does not implement a client's

@@ -18,6 +18,14 @@ import (
 // driver.ErrPreconditionFailed without asking the broker (RabbitMQ would
 // close the whole connection).
 func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
+	return c.consume(ctx, a, "")
+}
+
+// consume starts a consumer known by a.ConsumerTag. A non-empty wireTag is
+// the tag the broker is given instead: a consumer started again (see Qos)
+// takes a fresh one, because RabbitMQ 3.10 quorum queues crash the channel
+// when a cancelled tag is reused while its deliveries are in flight.
+func (c *Channel) consume(ctx context.Context, a driver.ConsumeArgs, wireTag string) error {
 	if err := validateNames("queue", a.Queue, "consumer tag", a.ConsumerTag); err != nil {
 		return err
 	}
@@ -29,7 +37,11 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 	if tag == "" {
 		tag = uniqueTag()
 	}
-	cons := &consumer{tag: tag, queue: a.Queue, noAck: a.NoAck}
+	a.ConsumerTag = tag
+	if wireTag == "" {
+		wireTag = tag
+	}
+	cons := &consumer{tag: tag, wireTag: wireTag, queue: a.Queue, noAck: a.NoAck, args: a}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -64,7 +76,7 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 	res := make(chan result, 1)
 	abandoned := make(chan struct{})
 	c.conn.goOrRun(func() {
-		d, err := g.ch.Consume(a.Queue, tag, a.NoAck, a.Exclusive, false, false, args)
+		d, err := g.ch.Consume(a.Queue, wireTag, a.NoAck, a.Exclusive, false, false, args)
 		select {
 		case res <- result{d, err}:
 		case <-abandoned:
@@ -75,7 +87,7 @@ func (c *Channel) Consume(ctx context.Context, a driver.ConsumeArgs) error {
 				cons.d = d
 				c.mu.Unlock()
 				c.drainCancelled(cons)
-				_ = g.ch.Cancel(tag, false)
+				_ = g.ch.Cancel(wireTag, false)
 			}
 		}
 	})
@@ -219,7 +231,7 @@ func (c *Channel) Cancel(ctx context.Context, consumerTag string) error {
 	if g.isDead() {
 		return nil // the consumer died with its channel
 	}
-	err := c.conn.callCtx(ctx, func() error { return g.ch.Cancel(consumerTag, false) })
+	err := c.conn.callCtx(ctx, func() error { return g.ch.Cancel(cons.wireTag, false) })
 	if err != nil && (ctx.Err() == nil || !errors.Is(err, ctx.Err())) {
 		if g.isDead() {
 			return nil
@@ -479,7 +491,9 @@ func (c *Channel) acceptLocked(it item) *driver.Delivery {
 	if !it.noAck {
 		c.unacked[tag] = it.g
 	}
-	return toDelivery(&it.d, tag, it.cons.queue, c.conn.refusedKey)
+	d := toDelivery(&it.d, tag, it.cons.queue, c.conn.refusedKey)
+	d.ConsumerTag = it.cons.tag // not the wire tag of a restarted consumer
+	return d
 }
 
 // toDelivery converts d. Headers that the socket wrapper replaced with

@@ -49,7 +49,11 @@
 // same channel go on (at most confirm_window of them wait at once).
 // PublishBatch sends up to confirm_window messages before waiting for their
 // confirms, so one goroutine gets pipelined throughput; it returns nil only
-// when every message was confirmed. A nack wraps ErrNacked; no confirm in
+// when every message was confirmed. A nack wraps ErrNacked, and the AMQP
+// channel is replaced by a fresh one as soon as no consumer, unsettled
+// delivery or awaited confirm depends on it (RabbitMQ 3.10 can nack every
+// later publish of a channel that met a quorum queue's leader election);
+// no confirm in
 // time wraps driver.ErrTimeout; a channel or connection that closed before
 // the confirm wraps ErrUnconfirmed (the message may or may not have been
 // taken). None of them is driver.ErrConnectionLost, because retrying could
@@ -61,10 +65,9 @@
 // its publish); otherwise, and for PublishBatch, the return goes to the
 // handler set with NotifyReturn.
 //
-// Consuming: Qos sets the prefetch count for the whole channel, as the
-// driver contract says: basic.qos(prefetch_count, global=true), which
-// RabbitMQ applies at once to running consumers too (kombu sends
-// global=false: per consumer, for consumers started later). Receive never
+// Consuming: Qos sends basic.qos(prefetch_count, global=false), the per
+// consumer limit kombu sends and the only one quorum queues accept; running
+// consumers are started again so the new count reaches them. Receive never
 // hands out more unsettled deliveries than the prefetch count either. Ack, Reject and multiple acks are checked
 // against the deliveries the channel handed out, so a double ack or an
 // unknown tag returns driver.ErrUnknownDeliveryTag instead of letting the

@@ -71,9 +71,14 @@ func (c *Channel) send(ctx context.Context, p *driver.Publishing, msg *amqp.Publ
 		if err != nil {
 			return pending{}, err
 		}
+		g.inflight.Add(1) // before sending: replaceNacked must not close it under us
 		dc, err := g.ch.PublishWithDeferredConfirmWithContext(ctx, p.Exchange, p.RoutingKey, p.Mandatory, false, *msg)
-		if err == nil {
+		if err == nil && dc != nil {
 			return pending{g: g, dc: dc}, nil
+		}
+		g.inflight.Add(-1)
+		if err == nil {
+			return pending{g: g}, nil
 		}
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 			return pending{}, err
@@ -90,6 +95,7 @@ func (c *Channel) wait(ctx context.Context, pd pending, timer **time.Timer) erro
 	if pd.dc == nil {
 		return nil
 	}
+	defer pd.g.inflight.Add(-1)
 	select {
 	case <-pd.dc.Done():
 	default:
@@ -120,6 +126,7 @@ func (c *Channel) wait(ctx context.Context, pd pending, timer **time.Timer) erro
 		// message, so a retry could duplicate it.
 		return fmt.Errorf("%w: %w", ErrUnconfirmed, mapErr(cause, nil))
 	}
+	pd.g.nacked.Store(true) // replaced once idle: see replaceNacked
 	return ErrNacked
 }
 
@@ -283,8 +290,11 @@ func (c *Channel) PublishBatch(ctx context.Context, ps []*driver.Publishing) err
 		return nil
 	}
 	fail := func(err error) error {
-		for range ring {
+		for _, pd := range ring {
 			c.release()
+			if pd.dc != nil {
+				pd.g.inflight.Add(-1) // not waited for
+			}
 		}
 		return &driver.BatchError{Published: head, Err: err}
 	}

@@ -60,8 +60,8 @@ func (s *Store) startSweeper() {
 }
 
 // RestoreVisible is kombu's restore_visible: it takes the unacked_mutex
-// (SET NX PX unacked_mutex_expire; skipped when another consumer holds
-// it), reads the deliveries older than the visibility timeout with
+// (SET NX PX, with a short lease renewed while it restores, see
+// acquireRestoreLock; skipped when another consumer holds it), reads the deliveries older than the visibility timeout with
 // ZREVRANGEBYSCORE unacked_index <now-timeout> 0 [LIMIT unacked_restore_limit],
 // and puts each back at the front of its queue (RPUSH), marked redelivered
 // in headers and delivery_info as kombu marks it, then releases the mutex
@@ -81,19 +81,11 @@ func (s *Store) RestoreVisible(ctx context.Context) (int, error) {
 	defer s.sweepMu.Unlock()
 	s.lastSweep.Store(time.Now().UnixNano())
 
-	token := randomSeed() + randomSeed()
-	ok, err := s.rdb.SetNX(ctx, s.k.unackedMutex, token, s.o.UnackedMutexExpire).Result()
-	if err != nil {
-		return 0, s.wrap(ctx, "restore mutex", err)
+	held, err := s.acquireRestoreLock(ctx)
+	if err != nil || !held {
+		return 0, err
 	}
-	if !ok {
-		return 0, nil
-	}
-	defer func() {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		_ = unlockScript.Run(uctx, s.rdb, []string{s.k.unackedMutex}, token).Err()
-	}()
+	defer s.releaseRestoreLock(ctx)
 
 	ceil := time.Now().Add(-s.o.VisibilityTimeout)
 	limit := s.o.UnackedRestoreLimit

@@ -145,7 +145,8 @@ type Store struct {
 	ackSince   time.Time // when the oldest pending ack was made; guarded by ackMu
 
 	sweepOnce sync.Once
-	sweepMu   sync.Mutex // one sweep at a time per store
+	sweepMu   sync.Mutex  // one sweep at a time per store
+	restoreLk restoreLock // the unacked_mutex; guarded by sweepMu
 	lastSweep atomic.Int64
 	lastScore atomic.Int64 // microseconds of the last takeScore
 
