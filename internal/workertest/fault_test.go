@@ -39,8 +39,10 @@ type broker struct {
 	name     string
 	url      string        // the worker's and publisher's URL
 	downtime time.Duration // between the kill and the restart
-	kill     func(t *testing.T)
-	restart  func(t *testing.T)
+	// transport is the URL scheme's transport, for the table of figures.
+	transport string
+	kill      func(t *testing.T)
+	restart   func(t *testing.T)
 	// inspect, when set, describes where messages are, for a failure.
 	inspect func(queue string) string
 }
@@ -189,7 +191,7 @@ func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound
 	figures.connErrors, figures.reconsumes = int(connErrors.Load()), int(consumers.Load())
 	t.Logf("%s worker across %d kill -9 restarts: %s", b.name, restarts, figures)
 	faulttest.Record(t, faulttest.Row{
-		Test: fmt.Sprintf("One worker, %s killed and restarted %d times", b.name, restarts), Transport: b.name,
+		Test: fmt.Sprintf("One worker, %s killed and restarted %d times", b.name, restarts), Transport: b.transport,
 		Fault: fmt.Sprintf("SIGKILL ×%d, restart %v later", restarts, b.downtime),
 		Result: faulttest.Result{Total: total, Published: figures.confirmed, Delivered: figures.handled - figures.unexpected,
 			Lost: figures.lost, Duplicated: figures.duplicated, Unexpected: figures.unexpected},
@@ -335,7 +337,7 @@ func privateRedis(t *testing.T) broker {
 		}
 		return b.String()
 	}
-	return broker{name: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2&unacked_mutex_expire=5", downtime: 2 * time.Second,
+	return broker{name: "redis", transport: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2&unacked_mutex_expire=5", downtime: 2 * time.Second,
 		kill: kill, restart: start, inspect: inspect}
 }
 
@@ -421,7 +423,7 @@ func faultRabbit(t *testing.T) broker {
 		t.Log("fault node is down; starting it")
 		restart(t)
 	}
-	return broker{name: "rabbitmq", url: u, downtime: 300 * time.Millisecond, kill: kill, restart: restart}
+	return broker{name: "rabbitmq", transport: "amqp", url: u, downtime: 300 * time.Millisecond, kill: kill, restart: restart}
 }
 
 func atoiOr0(s string) int {
