@@ -40,8 +40,8 @@ help: list ## Same as list
 test: ## Install+start the servers, go vet, gofmt check, go test -race (all), always stop the servers
 	@scripts/with-services.sh scripts/run-tests.sh
 
-faults: ## Start the servers, run only the fault tests (internal/faults, -race; make test runs them too), print their table of figures
-	@scripts/with-services.sh env PKG=./internal/faults/... scripts/run-tests.sh
+faults: ## Start the servers, run only the fault tests (internal/faults and internal/workertest, -race; make test runs them too), print their table of figures
+	@scripts/with-services.sh env PKG="./internal/faults/... ./internal/workertest/..." scripts/run-tests.sh
 
 test-short: ## go test -short -race without starting servers (server tests skip outside CI, redis ones use miniredis)
 	$(GO) test -short -race $(TESTFLAGS) $(PKG)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -60,9 +61,17 @@ func fmtDur(d time.Duration) string {
 
 // WriteTable writes rows as a markdown table.
 func WriteTable(w io.Writer, rows []Row) error {
+	return writeTable(w, rows, true)
+}
+
+// writeTable writes rows as markdown table lines, after the table's header
+// when header is set.
+func writeTable(w io.Writer, rows []Row, header bool) error {
 	var b strings.Builder
-	b.WriteString("| test | transport | fault | published | lost | dup | unexpected | recovered | resume | time | note |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	if header {
+		b.WriteString("| test | transport | fault | published | lost | dup | unexpected | recovered | resume | time | note |\n")
+		b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
+	}
 	for _, r := range rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %d/%d | %d | %d | %d | %d | %s | %s | %s |\n",
 			r.Test, r.Transport, r.Fault, r.Result.Published, r.Result.Total, r.Result.Lost,
@@ -75,7 +84,9 @@ func WriteTable(w io.Writer, rows []Row) error {
 
 // PrintTable prints the recorded rows (nothing when there are none) to
 // stdout, and also writes them to the file named by KOMBU_FAULT_TABLE when
-// that is set. Call it from TestMain after m.Run.
+// that is set: the rows of every test binary of a run go to one table
+// there (the header only when the file is empty). Call it from TestMain
+// after m.Run.
 func PrintTable() {
 	rows := Rows()
 	if len(rows) == 0 {
@@ -86,7 +97,10 @@ func PrintTable() {
 	if path := os.Getenv("KOMBU_FAULT_TABLE"); path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err == nil {
-			_ = WriteTable(f, rows)
+			// Test binaries of one run finish side by side: one at a time.
+			_ = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+			st, serr := f.Stat()
+			_ = writeTable(f, rows, serr != nil || st.Size() == 0)
 			_ = f.Close()
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/internal/workertest"
 	"github.com/kombu-go/kombu/kombu"
@@ -24,14 +25,24 @@ import (
 	_ "github.com/kombu-go/kombu/transport/redis"
 )
 
+// TestMain prints the figures of the fault tests below as a table, which
+// scripts/run-tests.sh adds to internal/faults' table.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	faulttest.PrintTable()
+	os.Exit(code)
+}
+
 // broker is a server that a fault test can kill and start again on the
 // same address and data.
 type broker struct {
 	name     string
 	url      string        // the worker's and publisher's URL
 	downtime time.Duration // between the kill and the restart
-	kill     func(t *testing.T)
-	restart  func(t *testing.T)
+	// transport is the URL scheme's transport, for the table of figures.
+	transport string
+	kill      func(t *testing.T)
+	restart   func(t *testing.T)
 	// inspect, when set, describes where messages are, for a failure.
 	inspect func(queue string) string
 }
@@ -69,6 +80,7 @@ func runRestarts(t *testing.T, b broker, total, restarts int, resumeBound time.D
 // enough for the client library to ride out (go-redis retries a command
 // for about a second) need not reach the worker.
 func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound time.Duration, mustNotice bool) restartFigures {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	q := kombu.NewQueue(fmt.Sprintf("worker-fault-%s-%d", b.name, time.Now().UnixNano()), kombu.DefaultExchange, "")
@@ -178,6 +190,14 @@ func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound
 	figures.handled = led.Handled()
 	figures.connErrors, figures.reconsumes = int(connErrors.Load()), int(consumers.Load())
 	t.Logf("%s worker across %d kill -9 restarts: %s", b.name, restarts, figures)
+	faulttest.Record(t, faulttest.Row{
+		Test: fmt.Sprintf("One worker, %s killed and restarted %d times", b.name, restarts), Transport: b.transport,
+		Fault: fmt.Sprintf("SIGKILL ×%d, restart %v later", restarts, b.downtime),
+		Result: faulttest.Result{Total: total, Published: figures.confirmed, Delivered: figures.handled - figures.unexpected,
+			Lost: figures.lost, Duplicated: figures.duplicated, Unexpected: figures.unexpected},
+		Resume: figures.maxResume, Elapsed: time.Since(start),
+		Note: fmt.Sprintf("connection errors reported %d, consumers started %d", figures.connErrors, figures.reconsumes),
+	})
 	if figures.lost != 0 || figures.unexpected != 0 {
 		t.Errorf("lost %d, unexpected %d; want 0", figures.lost, figures.unexpected)
 		if b.inspect != nil {
@@ -317,7 +337,7 @@ func privateRedis(t *testing.T) broker {
 		}
 		return b.String()
 	}
-	return broker{name: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2&unacked_mutex_expire=5", downtime: 2 * time.Second,
+	return broker{name: "redis", transport: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2&unacked_mutex_expire=5", downtime: 2 * time.Second,
 		kill: kill, restart: start, inspect: inspect}
 }
 
@@ -403,7 +423,7 @@ func faultRabbit(t *testing.T) broker {
 		t.Log("fault node is down; starting it")
 		restart(t)
 	}
-	return broker{name: "rabbitmq", url: u, downtime: 300 * time.Millisecond, kill: kill, restart: restart}
+	return broker{name: "rabbitmq", transport: "amqp", url: u, downtime: 300 * time.Millisecond, kill: kill, restart: restart}
 }
 
 func atoiOr0(s string) int {
