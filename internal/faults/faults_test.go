@@ -279,11 +279,9 @@ func TestClusterFailoverQuorumQueue(t *testing.T) {
 		test: "3-node cluster, quorum queue, client's node killed", transport: "amqp",
 		faultDesc: "SIGKILL of node 1 (the clients' node and the queue's leader) at 1/2; it stays down",
 		url:       failover, queues: []kombu.Queue{q},
-		// No prefetch, so no worker (workload.byHand): transport/amqp sends
-		// basic.qos with global=true, which quorum queues refuse at
-		// basic.consume (540 NOT_IMPLEMENTED "does not support global
-		// qos"); see docs/reliability.md.
-		total: 3000, publishers: 2, consumers: 2, prefetch: 0, byHand: true,
+		// Workers with prefetch: transport/amqp sends basic.qos per
+		// consumer (global=false), which quorum queues accept.
+		total: 3000, publishers: 2, consumers: 2, prefetch: 50,
 		faults: []fault{{name: "kill node 1", at: 0.5, inject: func(ctx context.Context) error {
 			if out, err := c.Rabbitmqctl(ctx, "-q", "list_queues", "name", "leader", "--no-table-headers"); err == nil {
 				for _, line := range strings.Split(out, "\n") {
@@ -301,7 +299,6 @@ func TestClusterFailoverQuorumQueue(t *testing.T) {
 	if leader != c.Names[0] {
 		note = "leader before the kill: " + leader
 	}
-	note += "; consumers without a worker (a worker's prefetch is global qos, refused by quorum queues)"
 	w.check(t, o, note)
 }
 
