@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -442,71 +441,6 @@ func TestWorkerSurvivesRabbitMQRestarts(t *testing.T) {
 	runRestarts(t, b, 2000, 2, faultIntervalMax+5*time.Second)
 }
 
-// resetProxy forwards TCP connections to backend and can reset them all,
-// as a network failure does, with the broker still running.
-type resetProxy struct {
-	ln      net.Listener
-	backend string
-	mu      sync.Mutex
-	conns   []net.Conn
-	wg      sync.WaitGroup
-}
-
-func startResetProxy(t *testing.T, backend string) *resetProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &resetProxy{ln: ln, backend: backend}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.reset()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *resetProxy) accept() {
-	defer p.wg.Done()
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		server, err := net.Dial("tcp", p.backend)
-		if err != nil {
-			_ = client.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, client, server)
-		p.mu.Unlock()
-		p.wg.Add(2)
-		go p.pipe(client, server)
-		go p.pipe(server, client)
-	}
-}
-
-func (p *resetProxy) pipe(dst, src net.Conn) {
-	defer p.wg.Done()
-	_, _ = io.Copy(dst, src)
-	_ = dst.Close()
-	_ = src.Close()
-}
-
-// reset closes every forwarded connection.
-func (p *resetProxy) reset() {
-	p.mu.Lock()
-	conns := p.conns
-	p.conns = nil
-	p.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-}
-
 // A worker's connection to RabbitMQ is reset (the broker keeps running):
 // RabbitMQ deletes the worker's exclusive queue with the connection, and
 // the worker declares it and its binding again, so that what is published
@@ -517,9 +451,9 @@ func TestWorkerRedeclaresExclusiveQueueOnRabbitMQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := startResetProxy(t, u.Host)
+	proxy := faulttest.StartProxy(t, u.Host)
 	viaProxy := *u
-	viaProxy.Host = proxy.ln.Addr().String()
+	viaProxy.Host = proxy.Addr()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	opts := &kombu.Options{ConnectTimeout: 2 * time.Second}
@@ -571,7 +505,11 @@ func TestWorkerRedeclaresExclusiveQueueOnRabbitMQ(t *testing.T) {
 			lost, _, _ := led.Check(ids)
 			t.Fatalf("round %d: %d of %d messages not handled", round, lost, len(ids))
 		}
-		proxy.reset()
+		// Reset the open connections, then let the worker's reconnect through.
+		if err := proxy.Inject(faulttest.Fault{Kind: faulttest.ResetAll}, time.Second); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Heal()
 	}
 	stop()
 }

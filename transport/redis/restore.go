@@ -200,7 +200,7 @@ func (s *Store) restoreEntries(ctx context.Context, tags []string, mode restoreM
 	}
 	if mode.take == "" {
 		// Entries that cannot be restored wait another visibility timeout.
-		now := float64(time.Now().UnixMicro()|1) / 1e6 // odd: see takeScore
+		now := float64(leaseMicros(time.Now())) / 1e6
 		for _, tag := range park {
 			pipe.ZAddXX(ctx, s.k.unackedIndex, redis.Z{Score: now, Member: tag})
 		}

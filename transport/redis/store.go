@@ -771,22 +771,23 @@ func (s *Store) takeScore() string {
 		last := s.lastScore.Load()
 		us := max(now, last+2)
 		if s.lastScore.CompareAndSwap(last, us) {
-			return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64)
+			return microScore(us)
 		}
 	}
 }
 
 // nowScore is kombu's unacked_index score: Unix time in float seconds.
-func nowScore(t time.Time) string {
-	return strconv.FormatFloat(float64(t.UnixMicro())/1e6, 'f', 6, 64)
-}
+func nowScore(t time.Time) string { return microScore(t.UnixMicro()) }
 
 // leaseScore is nowScore rounded to an odd number of microseconds, the
 // score of entries whose lease moved (see takeScore).
-func leaseScore(t time.Time) string {
-	us := t.UnixMicro() | 1
-	return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64)
-}
+func leaseScore(t time.Time) string { return microScore(leaseMicros(t)) }
+
+// leaseMicros is t in microseconds, made odd (see takeScore).
+func leaseMicros(t time.Time) int64 { return t.UnixMicro() | 1 }
+
+// microScore is an unacked_index score of us microseconds, in seconds.
+func microScore(us int64) string { return strconv.FormatFloat(float64(us)/1e6, 'f', 6, 64) }
 
 // unackedRecord is the unacked hash value kombu writes:
 // [envelope, exchange, routing_key] with Python's ", " separator.
