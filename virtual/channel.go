@@ -663,11 +663,19 @@ func (ch *Channel) quarantine(ctx context.Context, it Item) error {
 	return q.Quarantine(ctx, it)
 }
 
+// quarantineJob is an undecodable item settled on delivery (no-ack) and
+// the delivery that reports it.
+type quarantineJob struct {
+	item     Item
+	delivery *driver.Delivery
+}
+
 // track assigns delivery tags and records unacked items. Items that can no
 // longer be delivered (channel closed, consumer cancelled) are requeued.
 func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.Delivery {
 	ds := make([]*driver.Delivery, 0, len(items))
-	var orphans, autoAcked, quarantined []Item
+	var orphans, autoAcked []Item
+	var quarantined []quarantineJob
 	var block []driver.Delivery
 	ch.mu.Lock()
 	for _, it := range items {
@@ -705,7 +713,7 @@ func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.
 		}
 		if skipAck && it.DecodeErr != nil {
 			// Settled on delivery, but never deleted.
-			quarantined = append(quarantined, it)
+			quarantined = append(quarantined, quarantineJob{it, d})
 		} else if skipAck {
 			if ch.acker != nil {
 				autoAcked = append(autoAcked, it)
@@ -718,8 +726,11 @@ func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.
 	ch.mu.Unlock()
 	ctx := context.Background()
 	ch.ackItems(ctx, autoAcked)
-	for _, it := range quarantined {
-		ch.quarantine(ctx, it)
+	for _, q := range quarantined {
+		if err := ch.quarantine(ctx, q.item); err != nil {
+			// The consumer's decode-error path reports it with the message.
+			q.delivery.DecodeError = fmt.Errorf("%w; moving it aside failed, so it is gone: %w", q.delivery.DecodeError, err)
+		}
 	}
 	for _, it := range orphans {
 		ch.requeueItem(ctx, it)

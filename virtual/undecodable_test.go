@@ -26,6 +26,8 @@ type garbageStore struct {
 	garbage     map[string][][]byte
 	quarantined map[string][][]byte
 	acked       [][]byte
+	// quarantineErr, when set, makes Quarantine fail.
+	quarantineErr error
 }
 
 var errNotAMessage = errors.New("not a message")
@@ -94,6 +96,9 @@ func (s *garbageStore) Requeue(ctx context.Context, it virtual.Item) error {
 func (s *garbageStore) Quarantine(ctx context.Context, it virtual.Item) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.quarantineErr != nil {
+		return s.quarantineErr
+	}
 	s.quarantined[it.Queue] = append(s.quarantined[it.Queue], it.Envelope.Body)
 	return nil
 }
@@ -163,6 +168,18 @@ func TestUndecodableMessageIsNeverDeleted(t *testing.T) {
 		}
 		if s.count(s.quarantined, "q") != 1 || !bytes.Equal(s.quarantined["q"][0], huge) {
 			t.Errorf("the rejected garbage was not quarantined whole")
+		}
+	})
+	t.Run("no-ack, quarantine fails", func(t *testing.T) {
+		// The loss is not silent: the delivery's decode error says so.
+		s, ch := openGarbage(t)
+		s.quarantineErr = errors.New("disk full")
+		declare(t, ch, driver.Queue{Name: "q"})
+		s.inject("q", []byte("not json"))
+		consume(t, ch, "q", true)
+		d := receiveOne(t, ch)
+		if !errors.Is(d.DecodeError, errNotAMessage) || !strings.Contains(d.DecodeError.Error(), "disk full") {
+			t.Fatalf("decode error %v does not report the failed quarantine", d.DecodeError)
 		}
 	})
 	t.Run("no-ack", func(t *testing.T) {
