@@ -105,8 +105,9 @@ type Consumer struct {
 	endErr     *driver.ConsumerError // a consumer tag the broker ended
 	notify     chan struct{}         // signalled when inbox grows or state changes
 	stopFetch  context.CancelFunc
-	workers    sync.WaitGroup
-	held       heldMessages // failed messages waiting out their backoff
+	running    int           // Consume workers running
+	idle       chan struct{} // closed by the last Consume worker to return
+	held       heldMessages  // failed messages waiting out their backoff
 }
 
 // NewConsumer declares queues (unless NoDeclare), applies the prefetch
@@ -529,14 +530,17 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 		}
 	}
 	n := max(c.opts.Concurrency, 1)
-	c.workers.Add(n)
+	if c.running == 0 {
+		c.idle = make(chan struct{})
+	}
+	c.running += n
 	c.mu.Unlock()
 	defer stop()
 
 	errc := make(chan error, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			defer c.workers.Done()
+			defer c.workerDone()
 			for {
 				m, err := c.Receive(fetchCtx)
 				if err == nil && fetchCtx.Err() != nil {
@@ -615,23 +619,32 @@ func (c *Consumer) Shutdown(ctx context.Context) error {
 	c.mu.Unlock()
 	cerr := c.Cancel(ctx)
 	c.mu.Lock()
-	stop := c.stopFetch
+	stop, idle := c.stopFetch, c.idle
+	if c.running == 0 {
+		idle = nil
+	}
 	c.mu.Unlock()
 	if stop != nil {
 		stop()
 	}
-	done := make(chan struct{})
-	go func() {
-		c.workers.Wait()
-		close(done)
-	}()
 	var werr error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		werr = ctx.Err()
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			werr = ctx.Err()
+		}
 	}
 	return errors.Join(cerr, werr, c.Close())
+}
+
+// workerDone ends one Consume worker; the last one wakes Shutdown.
+func (c *Consumer) workerDone() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running--; c.running == 0 {
+		close(c.idle)
+	}
 }
 
 // Close stops the consumer at once: it cancels its consumer tags, gives

@@ -139,34 +139,14 @@ func (m *Message) DeliveryCount() int {
 // headerCount reads a non-negative count, whatever number type the
 // transport decoded it as; anything else counts as 0.
 func headerCount(v any) int {
-	var n int64
+	n, _ := driver.Int64(v)
 	switch x := v.(type) {
-	case int:
-		n = int64(x)
-	case int8:
-		n = int64(x)
-	case int16:
-		n = int64(x)
-	case int32:
-		n = int64(x)
-	case int64:
-		n = x
-	case uint8:
-		n = int64(x)
-	case uint16:
-		n = int64(x)
-	case uint32:
-		n = int64(x)
-	case uint64:
-		n = int64(min(x, math.MaxInt32))
 	case float64:
 		if x >= 0 && x <= math.MaxInt32 {
 			n = int64(x)
 		}
 	case float32:
-		if x >= 0 && x <= math.MaxInt32 {
-			n = int64(x)
-		}
+		return headerCount(float64(x))
 	case string:
 		n, _ = strconv.ParseInt(x, 10, 32)
 	case interface{ Int64() (int64, error) }: // json.Number

@@ -70,6 +70,7 @@ type Worker struct {
 	queues  []Queue
 	handler Handler
 	opts    WorkerOptions
+	retry   RetryPolicy // Run's reconnect policy, from opts
 
 	mu         sync.Mutex
 	running    bool
@@ -136,6 +137,8 @@ func NewWorker(conn *Connection, queues []Queue, h Handler, opts *WorkerOptions)
 	if w.opts.IntervalMax == 0 {
 		w.opts.IntervalMax = defaultWorkerIntervalMax
 	}
+	w.retry = RetryPolicy{MaxRetries: w.opts.MaxRetries, IntervalStart: w.opts.IntervalStart,
+		IntervalStep: w.opts.IntervalStep, IntervalMax: w.opts.IntervalMax, OnRetry: w.connectionError}
 	return w, nil
 }
 
@@ -201,13 +204,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			return &Error{Op: "worker.run", Transport: w.conn.TransportName(), Err: err}
 		}
 		failures++
-		if w.opts.MaxRetries > 0 && failures > w.opts.MaxRetries {
+		again, serr := w.retry.backoff(waitCtx, failures-1, err)
+		if !again {
 			return &Error{Op: "worker.run", Transport: w.conn.TransportName(),
 				Err: fmt.Errorf("gave up after %d consecutive failures: %w", failures, err)}
 		}
-		wait := w.backoff(failures)
-		w.connectionError(err, wait)
-		if sleep(waitCtx, wait) != nil {
+		if serr != nil {
 			return nil // ctx ended or Shutdown
 		}
 	}
@@ -304,11 +306,6 @@ func (w *Worker) stopped(ctx context.Context) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.stopping || ctx.Err() != nil
-}
-
-func (w *Worker) backoff(failures int) time.Duration {
-	wait := w.opts.IntervalStart + time.Duration(failures-1)*w.opts.IntervalStep
-	return min(wait, w.opts.IntervalMax)
 }
 
 func (w *Worker) connectionError(err error, wait time.Duration) {

@@ -83,33 +83,44 @@ func NormalizeQueueArgs(args map[string]any) (map[string]any, error) {
 
 // integerArg returns v as an int64 when it is a Go integer that fits.
 func integerArg(k string, v any) (int64, error) {
+	if n, ok := Int64(v); ok {
+		return n, nil
+	}
+	switch v.(type) {
+	case uint, uint64:
+		return 0, fmt.Errorf("%w: queue argument %s = %v out of range", ErrInvalidArgument, k, v)
+	}
+	return 0, fmt.Errorf("%w: queue argument %s must be an integer, not %T", ErrInvalidArgument, k, v)
+}
+
+// Int64 returns v as an int64 when v is a Go integer of any width whose
+// value fits; ok is false for anything else.
+func Int64(v any) (n int64, ok bool) {
 	switch x := v.(type) {
 	case int:
-		return int64(x), nil
+		return int64(x), true
 	case int8:
-		return int64(x), nil
+		return int64(x), true
 	case int16:
-		return int64(x), nil
+		return int64(x), true
 	case int32:
-		return int64(x), nil
+		return int64(x), true
 	case int64:
-		return x, nil
+		return x, true
 	case uint8:
-		return int64(x), nil
+		return int64(x), true
 	case uint16:
-		return int64(x), nil
+		return int64(x), true
 	case uint32:
-		return int64(x), nil
+		return int64(x), true
 	case uint:
 		if uint64(x) <= math.MaxInt64 {
-			return int64(x), nil
+			return int64(x), true
 		}
 	case uint64:
 		if x <= math.MaxInt64 {
-			return int64(x), nil
+			return int64(x), true
 		}
-	default:
-		return 0, fmt.Errorf("%w: queue argument %s must be an integer, not %T", ErrInvalidArgument, k, v)
 	}
-	return 0, fmt.Errorf("%w: queue argument %s = %v out of range", ErrInvalidArgument, k, v)
+	return 0, false
 }
