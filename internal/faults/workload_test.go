@@ -53,12 +53,6 @@ type workload struct {
 	resumeBound                            time.Duration // fault end to the next delivery
 	publishTimeout                         time.Duration // per Publish call; 0 means 20 s
 	allowLoss                              bool          // report losses instead of failing (async replication)
-	// byHand consumes with a Consumer and a Reconnect loop of the test's
-	// own instead of a kombu.Worker, with no prefetch limit: a worker
-	// always sets one (at least its concurrency), and transport/amqp sends
-	// it as basic.qos global=true, which RabbitMQ 3.x refuses on quorum
-	// queues (540 NOT_IMPLEMENTED). TODO: drop once that is fixed.
-	byHand bool
 	// explain, when set, describes the broker's state when the run times
 	// out (where the missing messages are).
 	explain func(ctx context.Context) string
@@ -261,11 +255,7 @@ func (w *workload) run(t *testing.T) outcome {
 
 	lastDelivery := make([]atomic.Int64, w.consumers)
 	var reconnects atomic.Int64
-	consume := w.startWorkers
-	if w.byHand {
-		consume = w.startByHand
-	}
-	stopConsumers := consume(ctx, t, led, lastDelivery, &reconnects)
+	stopConsumers := w.startWorkers(ctx, t, led, lastDelivery, &reconnects)
 
 	// Faults, at fractions of the published messages; after each, wait for
 	// every consumer (ownQueues) or any consumer to get a message again.
@@ -522,63 +512,5 @@ func (w *workload) startWorkers(ctx context.Context, t *testing.T, led *faulttes
 				return
 			}
 		}
-	}
-}
-
-// startByHand is the consumer loop without a worker (see workload.byHand):
-// receive and ack; on an error, reconnect and consume again.
-func (w *workload) startByHand(ctx context.Context, t *testing.T, led *faulttest.Ledger, lastDelivery []atomic.Int64, reconnects *atomic.Int64) (stop func()) {
-	t.Helper()
-	var stopping atomic.Bool
-	var wg sync.WaitGroup
-	for i := range w.consumers {
-		queues := w.queues
-		if w.ownQueues {
-			queues = []kombu.Queue{w.queues[i%len(w.queues)]}
-		}
-		wg.Go(func() {
-			conn, err := kombu.NewConnection(w.url, nil)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer conn.Close()
-			for !stopping.Load() && ctx.Err() == nil {
-				cons, err := conn.Consumer(ctx, queues, &kombu.ConsumerOptions{PrefetchCount: w.prefetch})
-				if err == nil {
-					for !stopping.Load() {
-						rctx, rcancel := context.WithTimeout(ctx, 300*time.Millisecond)
-						m, rerr := cons.Receive(rctx)
-						rcancel()
-						if rerr != nil {
-							if errors.Is(rerr, context.DeadlineExceeded) && ctx.Err() == nil {
-								continue
-							}
-							err = rerr
-							break
-						}
-						lastDelivery[i].Store(time.Now().UnixNano())
-						seq, ok := led.Delivery(m.Headers, m.Body, m.Redelivered)
-						aerr := m.Ack(ctx)
-						if ok {
-							led.Ack(seq, aerr)
-						}
-					}
-					_ = cons.Close()
-				}
-				if stopping.Load() || ctx.Err() != nil {
-					return
-				}
-				led.Error("consume: "+errClass(err), err)
-				if reconnect(ctx, conn) != nil {
-					return
-				}
-				reconnects.Add(1)
-			}
-		})
-	}
-	return func() {
-		stopping.Store(true)
-		wg.Wait()
 	}
 }

@@ -844,9 +844,7 @@ func (c *Channel) Close() error {
 	var err error
 	if g != nil && !g.ch.IsClosed() {
 		done := make(chan error, 1)
-		if !c.conn.spawn(func() { done <- g.ch.Close() }) {
-			done <- g.ch.Close() // the connection is closed: returns at once
-		}
+		c.conn.goOrRun(func() { done <- g.ch.Close() })
 		select {
 		case err = <-done:
 		case <-time.After(5 * time.Second):

@@ -382,29 +382,18 @@ func (c *Conn) callCtx(ctx context.Context, fn func() error) error {
 	}
 }
 
-// goOrRun runs fn in a goroutine that Close waits for or, once the
-// connection is closed (its RPCs fail at once), on the caller's. fn must
-// not wait for the caller.
+// goOrRun runs fn in a goroutine that Close waits for or, once Close has
+// closed the connection (its RPCs then fail at once), on the caller's. fn
+// must not wait for the caller.
 func (c *Conn) goOrRun(fn func()) {
-	if !c.spawn(fn) {
-		fn()
-	}
-}
-
-// spawn runs fn in a goroutine that Close waits for, and reports false
-// (running nothing) once Close has closed the connection.
-func (c *Conn) spawn(fn func()) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.bgWaiting {
-		return false
-	}
-	c.bg.Add(1)
-	go func() {
-		defer c.bg.Done()
+		c.mu.Unlock()
 		fn()
-	}()
-	return true
+		return
+	}
+	c.bg.Go(fn) // under mu: see bg
+	c.mu.Unlock()
 }
 
 // As lets users reach the *amqp091.Connection of a Conn.

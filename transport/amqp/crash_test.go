@@ -18,13 +18,12 @@ import (
 	"time"
 
 	"github.com/kombu-go/kombu/internal/faulttest"
-	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu"
 )
 
 // Broker crash (F3) and consumer crash (F8) tests, through the kombu API.
 //
-// F3 kills a RabbitMQ node of its own (the rabbitmq_fault service of
+// F3 kills a RabbitMQ node of its own (faulttest.FaultRabbit: the rabbitmq_fault service of
 // scripts/services.sh), so the suites using the shared node in parallel are
 // not disturbed:
 //
@@ -35,99 +34,6 @@ import (
 //
 // F8 re-executes the test binary as a consumer process and SIGKILLs it; it
 // uses the shared node.
-
-const (
-	envFaultURL     = "KOMBU_TEST_AMQP_FAULT_URL"
-	envFaultPIDFile = "KOMBU_TEST_AMQP_FAULT_PIDFILE"
-	envFaultRestart = "KOMBU_TEST_AMQP_FAULT_RESTART"
-)
-
-// faultNode is the RabbitMQ node the test may kill.
-type faultNode struct {
-	url, pidFile, restartCmd string
-}
-
-func newFaultNode(t *testing.T) *faultNode {
-	t.Helper()
-	n := &faultNode{
-		url:        testenv.ServerURL(t, envFaultURL),
-		pidFile:    testenv.ServerURL(t, envFaultPIDFile),
-		restartCmd: testenv.ServerURL(t, envFaultRestart),
-	}
-	// internal/faults kills the same node, from another test binary.
-	faulttest.LockFile(t, n.pidFile+".lock")
-	return n
-}
-
-func (n *faultNode) pid() (int, error) {
-	b, err := os.ReadFile(n.pidFile)
-	if err != nil {
-		return 0, err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("pid file %s holds %q", n.pidFile, b)
-	}
-	return pid, nil
-}
-
-// processGone reports whether pid has exited (a zombie counts as exited).
-func processGone(pid int) bool {
-	if err := syscall.Kill(pid, 0); err != nil {
-		return true
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] == 'Z'
-	}
-	return false
-}
-
-// kill sends sig to the node and waits until its process has exited.
-func (n *faultNode) kill(sig syscall.Signal) error {
-	pid, err := n.pid()
-	if err != nil {
-		return err
-	}
-	if err := syscall.Kill(pid, sig); err != nil {
-		return fmt.Errorf("kill -%d %d: %w", sig, pid, err)
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for !processGone(pid) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("node pid %d still alive 60 s after signal %d", pid, sig)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return nil
-}
-
-// restart runs the restart command; it returns once the node is up again.
-func (n *faultNode) restart(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 120*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, n.restartCmd).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%s: %w\n%s", n.restartCmd, err, out)
-	}
-	return nil
-}
-
-// ensureUp starts the node when an earlier test (or run) left it down.
-func (n *faultNode) ensureUp(t *testing.T) {
-	t.Helper()
-	if pid, err := n.pid(); err == nil && !processGone(pid) {
-		return
-	}
-	t.Logf("fault node is down; starting it")
-	if err := n.restart(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // ledgerBody is the body of message seq of a run; the same run id and seq
 // travel in the headers.
@@ -292,9 +198,8 @@ func reconnectLoop(ctx context.Context, conn *kombu.Connection) error {
 // duplicates ≤ what can be in flight at the faults; deliveries resume
 // within 30 s of the node accepting connections again.
 func TestBrokerCrashF3(t *testing.T) {
-	node := newFaultNode(t)
+	node := faulttest.FaultRabbit(t) // locked against internal/faults, started when down
 	t.Parallel()
-	node.ensureUp(t)
 
 	const (
 		total      = 10000
@@ -318,7 +223,7 @@ func TestBrokerCrashF3(t *testing.T) {
 	led := newCrashLedger(total)
 	start := time.Now()
 
-	setupConn, err := kombu.Dial(ctx, node.url, nil)
+	setupConn, err := kombu.Dial(ctx, node.URL, nil)
 	must(t, err)
 	setupCh, err := setupConn.Channel(ctx)
 	must(t, err)
@@ -326,7 +231,7 @@ func TestBrokerCrashF3(t *testing.T) {
 	must(t, err)
 	_ = setupConn.Close()
 	t.Cleanup(func() {
-		c, err := kombu.Dial(context.Background(), node.url, nil)
+		c, err := kombu.Dial(context.Background(), node.URL, nil)
 		if err != nil {
 			return
 		}
@@ -344,7 +249,7 @@ func TestBrokerCrashF3(t *testing.T) {
 	pubFailed := make(chan error, publishers)
 	for p := range publishers {
 		pubWG.Go(func() {
-			conn, err := kombu.Dial(ctx, node.url, nil)
+			conn, err := kombu.Dial(ctx, node.URL, nil)
 			if err != nil {
 				pubFailed <- fmt.Errorf("publisher %d: %w", p, err)
 				return
@@ -389,7 +294,7 @@ func TestBrokerCrashF3(t *testing.T) {
 	var consWG sync.WaitGroup
 	for c := range consumers {
 		consWG.Go(func() {
-			conn, err := kombu.Dial(ctx, node.url, nil)
+			conn, err := kombu.Dial(ctx, node.URL, nil)
 			if err != nil {
 				t.Errorf("consumer %d: %v", c, err)
 				return
@@ -442,7 +347,7 @@ func TestBrokerCrashF3(t *testing.T) {
 		restart, resumeIn time.Duration // restart command; accepting to a delivery
 	}
 	var records []faultRecord
-	host := mustURL(t, node.url).Host
+	host := mustURL(t, node.URL).Host
 	faultErr := make(chan error, 1)
 	faultsDone := make(chan struct{})
 	go func() {
@@ -456,7 +361,7 @@ func TestBrokerCrashF3(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 			r := faultRecord{sig: f.sig, at: time.Now(), confirmed: led.nConfirmed.Load(), acked: led.nAcked.Load()}
-			if err := node.kill(f.sig); err != nil {
+			if err := node.Kill(f.sig); err != nil {
 				faultErr <- err
 				return
 			}
@@ -464,7 +369,7 @@ func TestBrokerCrashF3(t *testing.T) {
 			time.Sleep(2 * time.Second)
 			rs := time.Now()
 			restarted := make(chan error, 1)
-			go func() { restarted <- node.restart(ctx) }()
+			go func() { restarted <- node.Restart(ctx) }()
 			// The node accepts connections some time before the restart
 			// command returns: resumption is measured from then.
 			var up time.Time
@@ -547,7 +452,7 @@ func TestBrokerCrashF3(t *testing.T) {
 	// consumers' connections are closed, so nothing is unacked) counts.
 	var leftover int
 	func() {
-		conn, err := kombu.Dial(ctx, node.url, nil)
+		conn, err := kombu.Dial(ctx, node.URL, nil)
 		must(t, err)
 		defer conn.Close()
 		ch, err := conn.Channel(ctx)

@@ -228,3 +228,38 @@ func FuzzTableConnRead(f *testing.F) {
 		}
 	})
 }
+
+// loopConn serves the same bytes forever.
+type loopConn struct {
+	chunkConn
+	pos int
+}
+
+func (c *loopConn) Read(p []byte) (int, error) {
+	k := copy(p, c.data[c.pos:])
+	c.pos = (c.pos + k) % len(c.data)
+	return k, nil
+}
+
+func (c *loopConn) Write(p []byte) (int, error) { return len(p), nil }
+
+// The wrapper sees every frame: reading and writing frames whose tables
+// need no replacement allocate nothing (the tag rewrite works in place).
+func TestTableConnCommonPathDoesNotAllocate(t *testing.T) {
+	var in []byte
+	for range 64 {
+		in = append(in, stream('L')...)
+	}
+	rc := newTableConn(&loopConn{chunkConn: chunkConn{data: in}}, 0)
+	buf := make([]byte, 4096)
+	if n := testing.AllocsPerRun(1000, func() { _, _ = rc.Read(buf) }); n != 0 {
+		t.Errorf("Read allocates %v times per call", n)
+	}
+	for _, tag := range []byte{'L', 'l'} { // nothing to rewrite; a rewrite in the reused buffer
+		wc := newTableConn(&loopConn{}, 0)
+		out := stream(tag)
+		if n := testing.AllocsPerRun(1000, func() { _, _ = wc.Write(out) }); n != 0 {
+			t.Errorf("Write of %q tags allocates %v times per call", tag, n)
+		}
+	}
+}
