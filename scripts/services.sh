@@ -42,12 +42,8 @@
 #   svc_NAME_status    print a one-line description of the running service
 #   svc_NAME_env       print `export KOMBU_TEST_...=...` lines for .services/env
 # Only svc_NAME_packages and svc_NAME_env are needed for a component that is not a server
-# (see `python`). Planned, not implemented yet (hook points are marked "HOOK:" below):
-#   sqs       npm fauxqs (pin it in a package.json; start it through a few lines of JS that
-#             call buildApp() and listen on 127.0.0.1) -> KOMBU_TEST_SQS_URL
-#   mongodb   FerretDB built from the Go module proxy in a module of its own -> KOMBU_TEST_MONGODB_URL
-#   beanstalkd  Debian beanstalkd, `beanstalkd -l 127.0.0.1 -p P`
-#   postgres  Debian postgresql, private cluster via initdb + pg_ctl as user postgres
+# (see `python`). A new service goes in a file of its own, scripts/services.d/NAME.sh, which
+# defines these functions and ends with `SERVICES+=(NAME)`.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,7 +51,7 @@ STATE="${KOMBU_SERVICES_DIR:-$REPO/.services}"
 ENV_FILE="$STATE/env"
 
 # Start order; dependencies come first (sentinel watches redis).
-# HOOK: add sqs, mongodb, beanstalkd, postgres here once their functions exist.
+# Services defined in scripts/services.d/ append themselves to this list.
 SERVICES=(redis sentinel rabbitmq rabbitmq_fault rabbitmq_cluster sentinel_cluster python)
 
 # Ports are probed in this range: below Linux's ephemeral range (32768-60999), so an outgoing
@@ -1139,23 +1135,26 @@ SYSTEM_PYTHON=/usr/bin/python3
 
 python_ok() {
 	[[ -x $SYSTEM_PYTHON ]] &&
-		(cd / && "$SYSTEM_PYTHON" -I -c 'import kombu, redis, amqp; kombu.Connection' >/dev/null 2>&1)
+		(cd / && "$SYSTEM_PYTHON" -I -c 'import kombu, redis, amqp, boto3, pymongo, sqlalchemy, psycopg2; kombu.Connection' >/dev/null 2>&1)
 }
 
 svc_python_packages() {
 	python_ok && return 0
 	[[ -x $SYSTEM_PYTHON ]] || echo python3
-	echo python3-kombu python3-redis python3-amqp
+	echo python3-kombu python3-redis python3-amqp python3-boto3 python3-pymongo python3-sqlalchemy python3-psycopg2
 }
 
 svc_python_running() { python_ok; }
 svc_python_status() { echo "$SYSTEM_PYTHON, kombu $(cd / && "$SYSTEM_PYTHON" -I -c 'import kombu; print(kombu.__version__)' 2>/dev/null)"; }
 svc_python_env() { echo "export KOMBU_TEST_PYTHON='$SYSTEM_PYTHON'"; }
 
-# HOOK: svc_sqs_*        (npm fauxqs; see shared notes on binding it to 127.0.0.1)
-# HOOK: svc_mongodb_*    (FerretDB built from its own go.mod under scripts/, SQLite dir in $STATE)
-# HOOK: svc_beanstalkd_* (Debian beanstalkd)
-# HOOK: svc_postgres_*   (Debian postgresql, initdb/pg_ctl as user postgres)
+# More services, one file each: scripts/services.d/NAME.sh defines svc_NAME_* (same contract as
+# above, helpers of this file available) and appends NAME to SERVICES. Files load in name order.
+for f in "$REPO"/scripts/services.d/*.sh; do
+	[[ -e $f ]] || continue
+	# shellcheck disable=SC1090
+	. "$f"
+done
 
 # ---------------------------------------------------------------------------------------------
 # Commands
