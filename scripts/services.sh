@@ -33,7 +33,8 @@
 #
 # Adding a service: write the functions below for it and add its name to SERVICES.
 #   svc_NAME_packages  print the Debian packages still missing (nothing when all is there)
-#   svc_NAME_install   optional: non-Debian installs (npm into REPO/node_modules, go build, ...)
+#   svc_NAME_install   optional: non-Debian installs (npm, go build into an ignored cache, ...);
+#                      runs beside apt-get and the other installs, so it must not need Debian packages
 #   svc_NAME_start     optional: launch it without waiting (`up` calls every start first, so
 #                      slow servers boot side by side); svc_NAME_up then waits for it
 #   svc_NAME_up        start it unless it is already running; wait until it answers
@@ -188,27 +189,39 @@ apt_install() {
 	die "could not install $*"
 }
 
+# install_missing NAME...: one apt-get for every missing Debian package, and beside it every
+# svc_NAME_install (npm installs, go builds: slow on a fresh machine, so they run side by side).
+# An svc_NAME_install must therefore not need the Debian packages of any service.
 install_missing() {
-	local s pkgs=()
+	local s pkgs=() names=() pids=() i failed=()
+	for s in "$@"; do
+		if declare -F "svc_${s}_install" >/dev/null; then
+			mkdir -p "$STATE"
+			"svc_${s}_install" &
+			names+=("$s")
+			pids+=($!)
+		fi
+	done
 	for s in "$@"; do
 		if declare -F "svc_${s}_packages" >/dev/null; then
 			# shellcheck disable=SC2207
 			pkgs+=($("svc_${s}_packages"))
 		fi
 	done
+	local apt_ok=1
 	if ((${#pkgs[@]} > 0)); then
 		# de-duplicate, keep order
 		local uniq=() p
 		for p in "${pkgs[@]}"; do
 			[[ " ${uniq[*]-} " == *" $p "* ]] || uniq+=("$p")
 		done
-		apt_install "${uniq[@]}"
+		(apt_install "${uniq[@]}") || apt_ok=0
 	fi
-	for s in "$@"; do
-		if declare -F "svc_${s}_install" >/dev/null; then
-			"svc_${s}_install"
-		fi
+	for i in "${!pids[@]}"; do
+		wait "${pids[i]}" || failed+=("${names[i]}")
 	done
+	((apt_ok)) || die "could not install Debian packages (see $STATE/apt.log)"
+	((${#failed[@]} == 0)) || die "install failed for: ${failed[*]}"
 }
 
 # ---------------------------------------------------------------------------------------------
