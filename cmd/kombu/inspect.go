@@ -172,3 +172,12 @@ func schemeCompletion() ([]string, cobra.ShellCompDirective) {
 	}
 	return out, cobra.ShellCompDirectiveNoSpace | cobra.ShellCompDirectiveNoFileComp
 }
+
+// urlFirstCompletion offers URL schemes for the first argument and leaves
+// the others (queue names, files) to the shell.
+func urlFirstCompletion(_ *cobra.Command, args []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(args) == 0 {
+		return schemeCompletion()
+	}
+	return nil, cobra.ShellCompDirectiveDefault
+}

@@ -100,6 +100,9 @@ file, body), 3 broker unreachable, 4 queue or exchange not found, 5 no message
 	)
 	for _, c := range root.Commands() {
 		c.SetFlagErrorFunc(root.FlagErrorFunc())
+		if c.ValidArgsFunction == nil && c.Name() != "load" {
+			c.ValidArgsFunction = urlFirstCompletion
+		}
 	}
 	return root
 }

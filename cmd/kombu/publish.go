@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/codec"
@@ -108,6 +109,9 @@ func (a *app) readBody(args []string, file string) ([]byte, error) {
 			return nil, usagef("cannot read body: %v", err)
 		}
 		return b, nil
+	}
+	if f, ok := a.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return nil, usagef("no body: give BODY, --file FILE, or pipe it to stdin")
 	}
 	b, err := io.ReadAll(a.stdin)
 	if err != nil {
