@@ -24,8 +24,12 @@ type drainer struct {
 	// last first: transports that put a requeued message at the head of
 	// its queue (redis) then keep the queue's order.
 	handBack bool
-	tag      string
-	held     []uint64
+	// blocked, when set, reports that the deliveries held unsettled fill
+	// the prefetch window: a quiet queue that still has messages is then
+	// not waited on.
+	blocked func() bool
+	tag     string
+	held    []uint64
 }
 
 // run hands every batch to handle, which settles it. It returns how many
@@ -88,7 +92,7 @@ func (d *drainer) run(ctx context.Context, handle func([]*driver.Delivery) error
 		if err != nil {
 			return got, err
 		}
-		if info.Messages == 0 {
+		if info.Messages == 0 || (d.blocked != nil && d.blocked()) {
 			break
 		}
 		last = time.Now()

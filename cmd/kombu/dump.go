@@ -133,6 +133,7 @@ type loadFlags struct {
 	connFlags
 	queue, exchange, routingKey string
 	noDeclare                   bool
+	skipUnreadable              bool
 	batch                       int
 }
 
@@ -167,6 +168,7 @@ routing key it had). A file is checked whole before anything is published.`,
 	c.Flags().StringVarP(&f.exchange, "exchange", "e", "", "publish through this exchange")
 	c.Flags().StringVarP(&f.routingKey, "routing-key", "r", "", "routing key with --exchange (default: each message's own)")
 	c.Flags().BoolVar(&f.noDeclare, "no-declare", false, "do not declare the queues")
+	c.Flags().BoolVar(&f.skipUnreadable, "skip-unreadable", false, "skip (and count) messages the transport could not read when they were dumped")
 	c.Flags().IntVar(&f.batch, "batch", 100, "messages per round trip")
 	return c
 }
@@ -255,6 +257,11 @@ func (a *app) load(ctx context.Context, file, raw string, f *loadFlags) error {
 				done()
 				return usagef("%s: line %d names no queue: give --queue or --exchange", file, dr.line)
 			}
+			if r.DecodeError != "" && !f.skipUnreadable {
+				done()
+				return usagef("%s: line %d is a message the transport could not read (%s): its body is the raw bytes, "+
+					"not a message to publish; give --skip-unreadable to load the others", file, dr.line, r.DecodeError)
+			}
 		}
 		done()
 	}
@@ -271,7 +278,7 @@ func (a *app) load(ctx context.Context, file, raw string, f *loadFlags) error {
 	declared := map[string]bool{}
 	dr := &dumpReader{r: bufio.NewReaderSize(in, 1<<16)}
 	var pubs []*driver.Publishing
-	loaded := 0
+	loaded, skipped := 0, 0
 	flush := func() error {
 		if err := publishAll(ctx, s.drv, pubs); err != nil {
 			return fmt.Errorf("after %d messages: %w", loaded, err)
@@ -287,6 +294,13 @@ func (a *app) load(ctx context.Context, file, raw string, f *loadFlags) error {
 		}
 		if err != nil {
 			return fmt.Errorf("%s (%d messages loaded): %w", file, loaded, err)
+		}
+		if r.DecodeError != "" {
+			if !f.skipUnreadable {
+				return usagef("%s: line %d is a message the transport could not read; give --skip-unreadable to load the others", file, dr.line)
+			}
+			skipped++
+			continue
 		}
 		p := &driver.Publishing{Message: m}
 		switch {
@@ -322,5 +336,8 @@ func (a *app) load(ctx context.Context, file, raw string, f *loadFlags) error {
 		return err
 	}
 	fmt.Fprintf(a.stderr, "loaded %d messages\n", loaded)
+	if skipped > 0 {
+		fmt.Fprintf(a.stderr, "skipped %d unreadable messages (their lines hold decode_error)\n", skipped)
+	}
 	return nil
 }

@@ -111,12 +111,14 @@ func (a *app) move(ctx context.Context, srcURL, queue, dstURL string, f *moveFla
 	if !f.quiet {
 		bar = newProgress(a.stderr, "moving "+queue, total, f.progressEvery)
 	}
-	d := &drainer{s: src, queue: queue, batch: f.batch, idle: f.idle, untilEmpty: true, follow: f.follow, limit: f.count}
 	moved, skipped := 0, 0
+	d := &drainer{s: src, queue: queue, batch: f.batch, idle: f.idle, untilEmpty: true, follow: f.follow, limit: f.count,
+		blocked: func() bool { return skipped >= f.batch }}
 	start := time.Now()
 	_, err = d.run(ctx, func(ds []*driver.Delivery) error {
 		pubs := make([]*driver.Publishing, 0, len(ds))
 		tags := make([]uint64, 0, len(ds))
+		heldBefore := skipped
 		for _, m := range ds {
 			if m.DecodeError != nil {
 				skipped++ // stays unacked: the channel's close hands it back
@@ -124,6 +126,14 @@ func (a *app) move(ctx context.Context, srcURL, queue, dstURL string, f *moveFla
 			}
 			pubs = append(pubs, target.publishing(m))
 			tags = append(tags, m.Tag)
+		}
+		if skipped > heldBefore {
+			// Widen the window by what is held, so that the good messages
+			// keep flowing (a transport whose consumers keep the prefetch
+			// they started with stops once --batch are held: blocked).
+			if err := src.drv.Qos(ctx, f.batch+skipped); err != nil {
+				return err
+			}
 		}
 		if err := publishAll(ctx, dst.drv, pubs); err != nil {
 			return fmt.Errorf("destination: %w", err)
@@ -144,8 +154,8 @@ func (a *app) move(ctx context.Context, srcURL, queue, dstURL string, f *moveFla
 	el := time.Since(start)
 	fmt.Fprintf(a.stderr, "moved %d messages from %s to %s in %v (%.0f msg/s)\n", moved, queue, dst.conn.URI(),
 		el.Round(time.Millisecond), float64(moved)/max(el.Seconds(), 1e-9))
-	if skipped > 0 {
-		fmt.Fprintf(a.stderr, "left %d messages the source could not read in %s (see kombu get --raw)\n", skipped, queue)
+	if err == nil && skipped > 0 {
+		err = fmt.Errorf("left %d messages the source could not read in %s (look at them with kombu get --raw)", skipped, queue)
 	}
 	return err
 }

@@ -3,12 +3,12 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/term"
-	"os"
 )
 
 // progress reports how far a long command is: a bar redrawn in place
@@ -77,7 +77,7 @@ func (p *progress) eta() string {
 	if p.total == 0 || r == 0 {
 		return "?"
 	}
-	return (time.Duration(float64(p.total-p.done)/r) * time.Second / time.Second * time.Second).String()
+	return (time.Duration(float64(p.total-p.done)/r+0.5) * time.Second).String()
 }
 
 func (p *progress) draw() {
