@@ -280,7 +280,7 @@ func (a *app) load(ctx context.Context, file, raw string, f *loadFlags) error {
 	var pubs []*driver.Publishing
 	loaded, skipped := 0, 0
 	flush := func() error {
-		if err := publishAll(ctx, s.drv, pubs); err != nil {
+		if err := publishAll(ctx, s.drv, pubs, f.exchange == "" && !f.noDeclare); err != nil {
 			return fmt.Errorf("after %d messages: %w", loaded, err)
 		}
 		loaded += len(pubs)
@@ -302,7 +302,7 @@ func (a *app) load(ctx context.Context, file, raw string, f *loadFlags) error {
 			skipped++
 			continue
 		}
-		p := &driver.Publishing{Message: m}
+		p := &driver.Publishing{Message: m, Mandatory: true} // unroutable is an error, not a loss
 		switch {
 		case f.exchange != "":
 			p.Exchange, p.RoutingKey = f.exchange, f.routingKey

@@ -135,7 +135,7 @@ func (a *app) move(ctx context.Context, srcURL, queue, dstURL string, f *moveFla
 				return err
 			}
 		}
-		if err := publishAll(ctx, dst.drv, pubs); err != nil {
+		if err := publishAll(ctx, dst.drv, pubs, target.queue != "" && !f.noDeclare); err != nil {
 			return fmt.Errorf("destination: %w", err)
 		}
 		// Confirmed by the destination: now the source may forget them.
@@ -168,7 +168,8 @@ type publishTarget struct {
 }
 
 func (t publishTarget) publishing(m *driver.Delivery) *driver.Publishing {
-	p := &driver.Publishing{Message: m.Message}
+	// Mandatory: a message no queue takes is an error, not a silent loss.
+	p := &driver.Publishing{Message: m.Message, Mandatory: true}
 	switch {
 	case t.queue != "":
 		p.RoutingKey = t.queue
@@ -181,13 +182,17 @@ func (t publishTarget) publishing(m *driver.Delivery) *driver.Publishing {
 	return p
 }
 
-// publishAll publishes pubs, in one batch where the channel can, and
-// returns once the broker confirmed every one (where it confirms).
-func publishAll(ctx context.Context, ch driver.Channel, pubs []*driver.Publishing) error {
+// publishAll publishes pubs and returns once the broker confirmed every
+// one (where it confirms). routable says each goes to a queue declared by
+// this command, so one batch (one round trip where the channel can) is
+// safe; otherwise they go one by one, mandatory, because a batch reports
+// an unroutable message only after the fact (AMQP's basic.return arrives
+// on its own), when the source may already have forgotten it.
+func publishAll(ctx context.Context, ch driver.Channel, pubs []*driver.Publishing, routable bool) error {
 	if len(pubs) == 0 {
 		return nil
 	}
-	if bp, ok := ch.(driver.BatchPublisher); ok {
+	if bp, ok := ch.(driver.BatchPublisher); ok && routable {
 		return bp.PublishBatch(ctx, pubs)
 	}
 	for _, p := range pubs {

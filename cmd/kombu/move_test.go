@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -258,5 +259,50 @@ func TestMovePrintsProgressLinesWithoutTerminal(t *testing.T) {
 	}
 	if got := strings.Count(mustKombu(t, "", "consume", url, dst, "--ack", "--raw", "--timeout", "500ms").stdout, "\n"); got != n {
 		t.Errorf("%d messages at the destination, want %d", got, n)
+	}
+}
+
+// TestMoveKeepsTheSourceWhenTheDestinationRefuses: a destination that
+// refuses (no such exchange) or routes nowhere makes the move fail with
+// every message still in the source.
+func TestMoveKeepsTheSourceWhenTheDestinationRefuses(t *testing.T) {
+	redisURL := testenv.ServerURL(t, testenv.RedisURL)
+	amqpURL := testenv.ServerURL(t, testenv.AMQPURL)
+	q := uniqueName(t, "refused")
+	t.Cleanup(func() { runKombu(t, "", nil, "delete", redisURL, "queue", q) })
+	fillQueue(t, redisURL, q, 50)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no such exchange", []string{"--exchange", q + "-missing", "--routing-key", "k"}, "NOT_FOUND"},
+		{"unroutable", []string{"--exchange", "amq.direct", "--routing-key", q + "-nowhere"}, "unroutable"},
+		{"undeclared queue", []string{"--dst-queue", q + "-undeclared", "--no-declare"}, "unroutable"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := runKombu(t, "", nil, append([]string{"move", redisURL, q, amqpURL, "--idle", "300ms"}, tc.args...)...)
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+				t.Fatalf("exit %d, stderr %q; want a failure saying %q", r.code, r.stderr, tc.want)
+			}
+			ctx := context.Background()
+			if n := readyCount(t, ctx, channel(t, ctx, redisURL), q); n != 50 {
+				t.Fatalf("the source holds %d messages after the refused move, want 50", n)
+			}
+		})
+	}
+}
+
+// TestLoadFailsOnUnroutable: load through an exchange that routes the
+// messages nowhere fails instead of losing them.
+func TestLoadFailsOnUnroutable(t *testing.T) {
+	amqpURL := testenv.ServerURL(t, testenv.AMQPURL)
+	dump := t.TempDir() + "/one.jsonl"
+	if err := os.WriteFile(dump, []byte(`{"queue":"q","body":"x","properties":{}}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runKombu(t, "", nil, "load", dump, amqpURL, "--exchange", "amq.direct", "--routing-key", uniqueName(t, "nowhere"))
+	if r.code == 0 || !strings.Contains(r.stderr, "unroutable") || !strings.Contains(r.stderr, "after 0 messages") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
 }
