@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -269,12 +268,4 @@ func featureMap(ft driver.Features) map[string]any {
 		"leases": ft.Leases, "confirms": ft.Confirms, "exchange_binding": ft.ExchangeBinding,
 		"shared_state": ft.SharedState,
 	}
-}
-
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only called on maps of plain values
-	}
-	return b
 }

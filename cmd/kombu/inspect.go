@@ -6,13 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/transport"
@@ -156,12 +154,6 @@ func (s *session) reopen(ctx context.Context) error {
 	}
 	s.ch, s.drv = ch, ch.Driver()
 	return nil
-}
-
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // schemeCompletion offers the registered URL schemes.
