@@ -115,6 +115,11 @@ func (a *app) declareCommand() *cobra.Command {
 				return err
 			}
 			if f.bindExchange != "" {
+				if cmd.Flags().Changed("type") {
+					if err := s.declareExchange(ctx, f.bindExchange, f.exchangeType); err != nil {
+						return err
+					}
+				}
 				if err := s.drv.QueueBind(ctx, driver.Binding{Queue: info.Name, Exchange: f.bindExchange, RoutingKey: f.routingKey}); err != nil {
 					return err
 				}
@@ -125,7 +130,7 @@ func (a *app) declareCommand() *cobra.Command {
 	}
 	f.register(c)
 	fl := c.Flags()
-	fl.StringVar(&f.exchangeType, "type", "direct", "exchange type: direct, topic, fanout or headers")
+	fl.StringVar(&f.exchangeType, "type", "direct", "exchange type: direct, topic, fanout or headers (with queue --bind: declare the exchange with it first, as redis needs)")
 	fl.BoolVar(&f.durable, "durable", true, "survive a broker restart")
 	fl.BoolVar(&f.autoDelete, "auto-delete", false, "delete when the last consumer (queue) or binding (exchange) goes")
 	fl.BoolVar(&f.exclusive, "exclusive", false, "queue only: used by this connection only")
@@ -227,6 +232,9 @@ func (a *app) bindingCommand(bind bool) *cobra.Command {
 			}
 			defer s.Close()
 			dest, source := rest[0], rest[1]
+			if err := s.declareExchange(ctx, source, f.exchangeType); err != nil {
+				return err
+			}
 			if f.exchangeBindingTarget {
 				eb, ok := s.drv.(driver.ExchangeBinder)
 				if !ok {
@@ -255,6 +263,7 @@ func (a *app) bindingCommand(bind bool) *cobra.Command {
 	c.Flags().StringVarP(&f.routingKey, "routing-key", "r", "", "routing key (binding key)")
 	c.Flags().StringArrayVar(&f.args, "arg", nil, "binding argument NAME=VALUE (headers exchanges; repeatable)")
 	c.Flags().BoolVar(&f.exchangeBindingTarget, "exchange-to-exchange", false, "the first name is an exchange, not a queue")
+	c.Flags().StringVar(&f.exchangeType, "exchange-type", "", exchangeTypeHelp)
 	return c
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -98,3 +99,19 @@ type unreachableError struct {
 
 func (e *unreachableError) Error() string { return "cannot reach " + e.url + ": " + e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
+
+// declareExchange declares a durable exchange of type typ, when typ is
+// given: on transports whose declarations live in the connection (redis,
+// as in Python kombu) an exchange is known only once this connection
+// declared it. An empty typ leaves it to the broker to know it.
+func (s *session) declareExchange(ctx context.Context, name, typ string) error {
+	if typ == "" || name == "" {
+		return nil
+	}
+	if err := s.drv.ExchangeDeclare(ctx, driver.Exchange{Name: name, Type: typ, Durable: true}); err != nil {
+		return fmt.Errorf("exchange %s: %w", name, err)
+	}
+	return nil
+}
+
+const exchangeTypeHelp = "declare the exchange first with this type (direct, topic, fanout, headers): needed where declarations live per connection (redis)"

@@ -132,6 +132,7 @@ func (a *app) dump(ctx context.Context, raw, queue, file string, f *dumpFlags) e
 type loadFlags struct {
 	connFlags
 	queue, exchange, routingKey string
+	exchangeType                string
 	noDeclare                   bool
 	skipUnreadable              bool
 	batch                       int
@@ -166,6 +167,7 @@ routing key it had). A file is checked whole before anything is published.`,
 	f.register(c)
 	c.Flags().StringVarP(&f.queue, "queue", "q", "", "publish every message to this queue")
 	c.Flags().StringVarP(&f.exchange, "exchange", "e", "", "publish through this exchange")
+	c.Flags().StringVar(&f.exchangeType, "exchange-type", "", exchangeTypeHelp)
 	c.Flags().StringVarP(&f.routingKey, "routing-key", "r", "", "routing key with --exchange (default: each message's own)")
 	c.Flags().BoolVar(&f.noDeclare, "no-declare", false, "do not declare the queues")
 	c.Flags().BoolVar(&f.skipUnreadable, "skip-unreadable", false, "skip (and count) messages the transport could not read when they were dumped")
@@ -275,6 +277,9 @@ func (a *app) load(ctx context.Context, file, raw string, f *loadFlags) error {
 		return err
 	}
 	defer s.Close()
+	if err := s.declareExchange(ctx, f.exchange, f.exchangeType); err != nil {
+		return err
+	}
 	declared := map[string]bool{}
 	dr := &dumpReader{r: bufio.NewReaderSize(in, 1<<16)}
 	var pubs []*driver.Publishing

@@ -13,6 +13,7 @@ import (
 type moveFlags struct {
 	src, dst      connFlags
 	exchange      string
+	exchangeType  string
 	routingKey    string
 	dstQueue      string
 	noDeclare     bool
@@ -54,6 +55,7 @@ Messages the source transport could not read are left in the source queue.`,
 	fl := c.Flags()
 	fl.DurationVar(&f.src.connectTimeout, "connect-timeout", 10*time.Second, "how long to try to reach each broker")
 	fl.StringVarP(&f.exchange, "exchange", "e", "", "publish to this exchange on the destination (default: the queue)")
+	fl.StringVar(&f.exchangeType, "exchange-type", "", exchangeTypeHelp)
 	fl.StringVarP(&f.routingKey, "routing-key", "r", "", "routing key with --exchange (default: each message's own)")
 	fl.StringVar(&f.dstQueue, "dst-queue", "", "destination queue (default: QUEUE)")
 	fl.BoolVar(&f.noDeclare, "no-declare", false, "do not declare the destination queue")
@@ -88,6 +90,9 @@ func (a *app) move(ctx context.Context, srcURL, queue, dstURL string, f *moveFla
 		return err
 	}
 	defer dst.Close()
+	if err := dst.declareExchange(ctx, f.exchange, f.exchangeType); err != nil {
+		return err
+	}
 	target := publishTarget{exchange: f.exchange, routingKey: f.routingKey}
 	if f.exchange == "" {
 		target.queue = f.dstQueue

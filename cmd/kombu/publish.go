@@ -20,6 +20,7 @@ import (
 type publishFlags struct {
 	connFlags
 	exchange, routingKey, queue   string
+	exchangeType                  string
 	file                          string
 	serializer, compression       string
 	contentType, contentEncoding  string
@@ -64,6 +65,7 @@ text it is sent as text/plain and with raw as application/data, unchecked.
 	fl := c.Flags()
 	f.register(c)
 	fl.StringVarP(&f.exchange, "exchange", "e", "", "exchange to publish to (default: the nameless direct exchange)")
+	fl.StringVar(&f.exchangeType, "exchange-type", "", exchangeTypeHelp)
 	fl.StringVarP(&f.routingKey, "routing-key", "r", "", "routing key (default: --queue)")
 	fl.StringVarP(&f.queue, "queue", "q", "", "declare this durable queue and route to it through the default exchange")
 	fl.StringVarP(&f.file, "file", "f", "", "read the body from this file (- for stdin)")
@@ -222,6 +224,9 @@ func (a *app) publish(ctx context.Context, raw string, args []string, f *publish
 		return err
 	}
 	defer s.Close()
+	if err := s.declareExchange(ctx, f.exchange, f.exchangeType); err != nil {
+		return err
+	}
 	rk := f.routingKey
 	opts := &kombu.PublishOptions{
 		ContentType: ct, ContentEncoding: ce, Compression: f.compression, Headers: headers,
