@@ -157,6 +157,7 @@ func TestBadInputIsOneLineAndExitCode2(t *testing.T) {
 		{"two settle modes", "", []string{"consume", "memory://", "q", "--ack", "--no-ack"}, "one of --ack"},
 		{"unknown command", "", []string{"frobnicate"}, "unknown command"},
 		{"move without URLs", "", []string{"move", "q", "memory://"}, "SRC-URL QUEUE DST-URL"},
+		{"move into itself", "", []string{"move", "memory://", "q", "memory://"}, "the same queue"},
 		{"declare bad kind", "", []string{"declare", "memory://", "topic", "x"}, "want queue or exchange"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,7 +40,10 @@ nothing; messages in flight at the interruption may arrive twice.
 The move ends when the queue stayed empty for --idle, or with --follow keeps
 shovelling until Ctrl-C. A progress bar (count, rate, ETA) is drawn on a
 terminal; otherwise a progress line is printed every --progress-interval.
-Messages the source transport could not read are left in the source queue.`,
+Messages the source transport could not read are left in the source queue.
+On redis, the messages a killed move held come back after the source URL's
+visibility_timeout (an hour by default; add ?visibility_timeout=60 to resume
+sooner).`,
 		Example: `  kombu move redis://localhost:6379/0 tasks amqp://guest:guest@localhost//
   kombu move amqp://old// orders amqp://new// --dst-queue orders.v2
   kombu move redis://localhost:6379/0 events amqp://localhost// --exchange events --routing-key replay`,
@@ -74,6 +77,9 @@ func (a *app) move(ctx context.Context, srcURL, queue, dstURL string, f *moveFla
 	}
 	if f.exchange == "" && f.routingKey != "" {
 		return usagef("--routing-key needs --exchange (without it messages go to --dst-queue)")
+	}
+	if srcURL == dstURL && f.exchange == "" && (f.dstQueue == "" || f.dstQueue == queue) {
+		return usagef("source and destination are the same queue: give --dst-queue or another DST-URL")
 	}
 	f.dst = f.src
 	src, err := a.dial(ctx, srcURL, f.src)
