@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,27 @@ func TestPublishOptions(t *testing.T) {
 	out := mustKombu(t, "", "inspect", url, q, "--json").stdout
 	if !strings.Contains(out, `"messages": 1020`) {
 		t.Errorf("inspect after 1020 publishes: %s", out)
+	}
+}
+
+// TestInspectMasksThePassword: a working URL with a password is shown
+// with "**" in both the table and the JSON.
+func TestInspectMasksThePassword(t *testing.T) {
+	url := testenv.ServerURL(t, testenv.AMQPURL) // amqp://guest:guest@...
+	if !strings.Contains(url, ":guest@") {
+		t.Skipf("the test server's URL has no password: %s", url)
+	}
+	q := uniqueName(t, "inspect")
+	t.Cleanup(func() { runKombu(t, "", nil, "delete", url, "queue", q) })
+	mustKombu(t, "", "declare", url, "queue", q)
+	mustKombu(t, "", "publish", url, "--queue", q, "1")
+	for _, args := range [][]string{{"inspect", url, q}, {"inspect", url, q, "--json"}} {
+		out := mustKombu(t, "", args...).stdout
+		if strings.Contains(out, ":guest@") || !strings.Contains(out, "guest:**@") {
+			t.Errorf("%v: %q", args[2:], out)
+		}
+		if !strings.Contains(out, q) || !(strings.Contains(out, `"messages": 1,`) || regexp.MustCompile(q+`\s+1\s+0\s`).MatchString(out)) {
+			t.Errorf("%v does not show the queue's one message: %q", args[2:], out)
+		}
 	}
 }
