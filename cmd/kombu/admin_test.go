@@ -158,3 +158,17 @@ func TestInspectMasksThePassword(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedCredentialsExit1: a broker that answers but refuses the login
+// is a failure (1), not an unreachable broker (3) worth retrying, and the
+// wrong password is not printed.
+func TestRefusedCredentialsExit1(t *testing.T) {
+	url := testenv.ServerURL(t, testenv.AMQPURL)
+	if !strings.Contains(url, ":guest@") {
+		t.Skipf("the test server's URL has no password: %s", url)
+	}
+	r := runKombu(t, "", nil, "check", strings.Replace(url, ":guest@", ":Wr0ng-pw@", 1))
+	if r.code != exitFailure || !strings.Contains(r.stderr, "access refused") || strings.Contains(r.stderr, "Wr0ng-pw") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+}

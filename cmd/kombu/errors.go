@@ -16,7 +16,7 @@ const (
 	exitOK          = 0
 	exitFailure     = 1   // the broker refused or failed an operation
 	exitUsage       = 2   // bad input: flags, URL, scheme, file, body
-	exitUnreachable = 3   // the broker could not be reached
+	exitUnreachable = 3   // the broker could not be reached (refused credentials are 1)
 	exitNotFound    = 4   // the queue or exchange does not exist
 	exitEmpty       = 5   // get found no message; consume --count got fewer before --timeout
 	exitInterrupted = 130 // stopped by SIGINT or SIGTERM (128+2, as shells report it)
@@ -57,6 +57,8 @@ func exitCode(err error) int {
 		return exitEmpty
 	case errors.Is(err, kombu.ErrNotFound):
 		return exitNotFound
+	case errors.Is(err, kombu.ErrAccessRefused):
+		return exitFailure // the broker answered: retrying will not help
 	case errors.As(err, &unreachable), errors.Is(err, kombu.ErrConnectionLost), errors.Is(err, context.DeadlineExceeded):
 		return exitUnreachable
 	}

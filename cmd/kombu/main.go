@@ -84,7 +84,7 @@ KOMBU_URL environment variable is set. Messages are printed and stored as JSON
 lines, byte-exact; passwords are never printed.
 
 Exit codes: 0 ok, 1 the broker failed the operation, 2 bad input (flags, URL,
-file, body), 3 broker unreachable, 4 queue or exchange not found, 5 no message
+file, body), 3 broker unreachable (wrong credentials: 1), 4 queue or exchange not found, 5 no message
 (get) or fewer than --count before --timeout (consume), 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,

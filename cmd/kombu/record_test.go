@@ -123,6 +123,7 @@ func TestExitCodeMapping(t *testing.T) {
 		{&emptyError{msg: "empty"}, exitEmpty},
 		{errInterrupted, exitInterrupted},
 		{fmt.Errorf("x: %w", kombu.ErrPreconditionFailed), exitFailure},
+		{&unreachableError{url: "amqp://h", err: kombu.ErrAccessRefused}, exitFailure},
 	} {
 		if got := exitCode(tc.err); got != tc.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
