@@ -1,0 +1,9 @@
+package main
+
+// The transports this binary speaks, one blank import each: a new transport
+// is one more line here, and every command works on it by URL.
+import (
+	_ "github.com/kombu-go/kombu/transport/amqp"
+	_ "github.com/kombu-go/kombu/transport/memory"
+	_ "github.com/kombu-go/kombu/transport/redis"
+)
