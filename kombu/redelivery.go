@@ -276,7 +276,7 @@ func (m *Message) redeliver(ctx context.Context, deliveries int, err error) erro
 	h := failureHeaders(m, err, 1)
 	h[HeaderDeliveryCount] = int64(deliveries)
 	pub := m.republished("", m.Queue, h)
-	return m.settle(ctx, Requeued, "message.redeliver", func() error {
+	return m.settleAs(ctx, Requeued, EventRedelivered, deliveries, "message.redeliver", func() error {
 		if err := m.ch.drv.Publish(ctx, pub); err != nil {
 			// Given back as it is rather than held unacked for good.
 			return errors.Join(err, m.ch.drv.Reject(ctx, m.DeliveryTag, true))
@@ -327,7 +327,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message, q Queue, deliveri
 			return perr
 		}
 	}
-	return m.settle(ctx, Rejected, "message.dead_letter", func() error {
+	return m.settleAs(ctx, Rejected, EventDeadLettered, deliveries, "message.dead_letter", func() error {
 		return m.ch.drv.Ack(ctx, m.DeliveryTag, false)
 	})
 }
