@@ -234,6 +234,10 @@ func (m *Message) ExtendLease(ctx context.Context, d time.Duration) error {
 	return m.ch.wrap("extend_lease", m.Queue, le.ExtendLease(ctx, m.DeliveryTag, d))
 }
 
+// Channel returns the channel the message was received on; nil for a
+// Message not received from a broker.
+func (m *Message) Channel() *Channel { return m.ch }
+
 // As reaches the transport's own delivery value (e.g. *amqp091.Delivery).
 func (m *Message) As(target any) bool {
 	if m.delivery == nil || m.delivery.As == nil {
