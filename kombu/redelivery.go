@@ -212,8 +212,10 @@ func (c *Consumer) failed(ctx context.Context, m *Message, err error) {
 		// A redelivery without the counter: this broker does not count.
 		(!m.Redelivered || m.Headers[brokerDeliveryCount] != nil)
 	c.held.hold(ctx, m, p.Backoff(n), func(ctx context.Context) error {
-		if brokerCounts {
-			return m.Requeue(ctx) // the broker raises x-delivery-count
+		if brokerCounts { // the broker raises x-delivery-count
+			return m.settleAs(ctx, Requeued, EventRedelivered, n, "requeue", func() error {
+				return m.ch.drv.Reject(ctx, m.DeliveryTag, true)
+			})
 		}
 		return m.redeliver(ctx, n, err)
 	})
