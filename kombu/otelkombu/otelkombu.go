@@ -127,6 +127,42 @@ func destination(exchange, routingKey string) string {
 // message headers.
 func (o *Observer) StartPublish(ctx context.Context, p *kombu.PublishInfo) (context.Context, func(error)) {
 	dest := destination(p.Exchange, p.RoutingKey)
+	ctx, span := o.tracer.Start(ctx, "publish "+dest, trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() { // attributes cost nothing when not sampled
+		span.SetAttributes(publishAttrs(p, dest)...)
+	}
+	o.propagator.Inject(ctx, (*publishCarrier)(p))
+	pe := &pending{o: o, ctx: ctx, span: span, start: time.Now(), set: o.attrSet(p.Transport, dest, "publish")}
+	return ctx, pe.endPublish
+}
+
+// pending is a started operation: one allocation for its span, start
+// time and attributes.
+type pending struct {
+	o     *Observer
+	ctx   context.Context
+	span  trace.Span
+	start time.Time
+	set   metric.MeasurementOption
+}
+
+func (pe *pending) endPublish(err error) {
+	o := pe.o
+	o.record(pe.ctx, o.m.operationDuration, pe.start, pe.set, err)
+	if err == nil {
+		o.m.sent.Add(pe.ctx, 1, pe.set)
+	} else {
+		o.m.sendErrors.Add(pe.ctx, 1, pe.set)
+	}
+	endSpan(pe.span, err)
+}
+
+func (pe *pending) endProcess(err error) {
+	pe.o.record(pe.ctx, pe.o.m.processDuration, pe.start, pe.set, err)
+	endSpan(pe.span, err)
+}
+
+func publishAttrs(p *kombu.PublishInfo, dest string) []attribute.KeyValue {
 	system := System(p.Transport)
 	attrs := make([]attribute.KeyValue, 0, 9)
 	attrs = append(attrs,
@@ -136,7 +172,7 @@ func (o *Observer) StartPublish(ctx context.Context, p *kombu.PublishInfo) (cont
 		semconv.MessagingDestinationName(dest),
 		semconv.MessagingMessageBodySize(p.BodySize),
 	)
-	if p.Exchange == "" && dest == "" {
+	if dest == "" {
 		attrs = append(attrs, semconv.MessagingDestinationAnonymous(true))
 	}
 	if p.MessageID != "" {
@@ -148,34 +184,15 @@ func (o *Observer) StartPublish(ctx context.Context, p *kombu.PublishInfo) (cont
 	if p.RoutingKey != "" && system == "rabbitmq" {
 		attrs = append(attrs, semconv.MessagingRabbitMQDestinationRoutingKey(p.RoutingKey))
 	}
-	ctx, span := o.tracer.Start(ctx, "publish "+dest, trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
-	if p.Headers == nil {
-		p.Headers = make(map[string]any, 2)
-	}
-	o.propagator.Inject(ctx, headerCarrier(p.Headers))
-	start := time.Now()
-	set := o.attrSet(p.Transport, dest, "publish")
-	return ctx, func(err error) {
-		o.m.operationDuration.Record(ctx, time.Since(start).Seconds(), set, o.errorAttr(err))
-		if err == nil {
-			o.m.sent.Add(ctx, 1, set)
-		} else {
-			o.m.sendErrors.Add(ctx, 1, set)
-		}
-		endSpan(span, err)
-	}
+	return attrs
 }
 
 // StartHandle starts the process span, child of the trace context the
 // message carries.
 func (o *Observer) StartHandle(ctx context.Context, m *kombu.Message) (context.Context, func(error)) {
 	ctx, span := o.startConsumerSpan(ctx, m, "process", semconv.MessagingOperationTypeProcess)
-	start := time.Now()
-	set := o.attrSet(transportOf(m), m.Queue, "process")
-	return ctx, func(err error) {
-		o.m.processDuration.Record(ctx, time.Since(start).Seconds(), set, o.errorAttr(err))
-		endSpan(span, err)
-	}
+	pe := &pending{o: o, ctx: ctx, span: span, start: time.Now(), set: o.attrSet(transportOf(m), m.Queue, "process")}
+	return ctx, pe.endProcess
 }
 
 // Extract returns ctx with the trace context that m's headers carry, for
@@ -189,8 +206,11 @@ func (o *Observer) startConsumerSpan(ctx context.Context, m *kombu.Message, op s
 	// conventions: the creation context may be the parent of a single
 	// message's processing).
 	parent := o.propagator.Extract(ctx, headerCarrier(m.Headers))
-	return o.tracer.Start(parent, op+" "+m.Queue, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(messageAttrs(m, opType, op)...))
+	ctx, span := o.tracer.Start(parent, op+" "+m.Queue, trace.WithSpanKind(trace.SpanKindConsumer))
+	if span.IsRecording() {
+		span.SetAttributes(messageAttrs(m, opType, op)...)
+	}
+	return ctx, span
 }
 
 // messageAttrs are the semantic-convention attributes of a received message.
@@ -337,14 +357,31 @@ func (o *Observer) attrSet(transport, dest, op string) metric.MeasurementOption 
 	return v.(metric.MeasurementOption)
 }
 
-var noError = metric.WithAttributes()
-
-func (o *Observer) errorAttr(err error) metric.MeasurementOption {
+// record records the duration since start, with error.type on failure
+// (a second attribute option costs a merge: only then).
+func (o *Observer) record(ctx context.Context, h metric.Float64Histogram, start time.Time, set metric.MeasurementOption, err error) {
+	d := time.Since(start).Seconds()
 	if err == nil {
-		return noError
+		h.Record(ctx, d, set)
+		return
 	}
-	return metric.WithAttributes(semconv.ErrorTypeKey.String(errorType(err)))
+	h.Record(ctx, d, set, metric.WithAttributes(semconv.ErrorTypeKey.String(errorType(err))))
 }
+
+// publishCarrier writes a propagator's headers into a publish, creating
+// its header map only when there is something to write.
+type publishCarrier kombu.PublishInfo
+
+func (c *publishCarrier) Get(key string) string { return headerCarrier(c.Headers).Get(key) }
+
+func (c *publishCarrier) Set(key, value string) {
+	if c.Headers == nil {
+		c.Headers = make(map[string]any, 3)
+	}
+	c.Headers[key] = value
+}
+
+func (c *publishCarrier) Keys() []string { return headerCarrier(c.Headers).Keys() }
 
 // headerCarrier reads and writes string message headers for a propagator.
 type headerCarrier map[string]any
