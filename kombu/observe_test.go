@@ -413,3 +413,33 @@ func TestRetryEventsAreLogged(t *testing.T) {
 		t.Errorf("want 2 retry lines, attempt 1 and 2:\n%s", out)
 	}
 }
+
+// A Worker's reconnect attempts are retry events, logged and observed,
+// and OnConnectionError still hears each.
+func TestWorkerRetriesAreEvents(t *testing.T) {
+	var buf bytes.Buffer
+	opts, _ := flakyRegistry(t)
+	opts.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+	rec := &recorder{}
+	opts.Observer = rec
+	conn, err := kombu.NewConnection("flaky://down:1", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var heard int
+	w, err := kombu.NewWorker(conn, []kombu.Queue{kombu.NewQueue("q", kombu.DefaultExchange, "q")},
+		kombu.HandlerFunc(func(context.Context, *kombu.Message) error { return nil }),
+		&kombu.WorkerOptions{MaxRetries: 3, IntervalStart: time.Millisecond, IntervalStep: time.Millisecond,
+			OnConnectionError: func(error, time.Duration) { heard++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Run(context.Background()); err == nil {
+		t.Fatal("Run connected to a host that is down")
+	}
+	out := buf.String()
+	if rec.count("retry") != heard || heard < 2 || strings.Count(out, "event=retry") != heard || !strings.Contains(out, "attempt=2") {
+		t.Errorf("retry events %d, OnConnectionError %d, log:\n%s", rec.count("retry"), heard, out)
+	}
+}
