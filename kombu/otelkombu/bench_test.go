@@ -154,6 +154,8 @@ func BenchmarkObserverPerMessage(b *testing.B) {
 	info := kombu.PublishInfo{Transport: "memory", RoutingKey: "bench", BodySize: 1000}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := cpuTime()
+	defer func() { b.ReportMetric(float64(cpuTime()-cpu)/float64(b.N), "cpu-ns/op") }()
 	for i := 0; i < b.N; i++ {
 		pi := info
 		pctx, end := obs.StartPublish(ctx, &pi)

@@ -286,6 +286,9 @@ func (o *Observer) Observe(ctx context.Context, e kombu.Event) {
 	if e.Kind == kombu.EventReturned {
 		dest = destination(e.Exchange, e.RoutingKey)
 	}
+	if int(e.Kind) >= len(o.m.events) {
+		return // a kind newer than this package
+	}
 	if c := o.m.events[e.Kind]; c != nil {
 		c.Add(ctx, 1, o.attrSet(e.Transport, dest, ""))
 	}

@@ -449,6 +449,15 @@ func TestReceiveSpanLinksToPublisher(t *testing.T) {
 	}
 }
 
+// An event kind this package does not know is ignored, not a panic.
+func TestUnknownEventKind(t *testing.T) {
+	tel := newTelemetry(t)
+	tel.obs.Observe(context.Background(), kombu.Event{Kind: 250, Queue: "q"})
+	if n := len(tel.counters(t)); n != 0 {
+		t.Errorf("%d metrics recorded for an unknown kind", n)
+	}
+}
+
 func TestSystemNames(t *testing.T) {
 	for transport, want := range map[string]string{"amqp": "rabbitmq", "amqps": "rabbitmq", "sqs": "aws_sqs", "redis": "redis", "memory": "memory"} {
 		if got := otelkombu.System(transport); got != want {
