@@ -5,14 +5,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/kombu-go/kombu/kombu"
 )
-
-func stack() []byte { return debug.Stack() }
 
 // MessageKey returns what identifies a message for Dedup: its message_id
 // property, else the "id" header of a Celery task message (protocol 2);

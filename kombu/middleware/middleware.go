@@ -16,6 +16,11 @@
 // Order matters: Retry inside Timeout gives every attempt together one
 // deadline, Timeout inside Retry gives each attempt its own. A message a
 // handler settled itself is never retried or deduplicated.
+//
+// The constructors run while a program sets up its consumers: given an
+// argument that cannot work (a non-positive timeout or limit), they panic
+// with a message naming it, as time.NewTicker does, rather than build a
+// middleware that would fail every message.
 package middleware
 
 import (
@@ -23,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -38,7 +44,7 @@ func Recover(onPanic func(ctx context.Context, m *kombu.Message, p *kombu.PanicE
 		return kombu.HandlerFunc(func(ctx context.Context, m *kombu.Message) (err error) {
 			defer func() {
 				if r := recover(); r != nil {
-					pe := &kombu.PanicError{Value: r, Stack: stack()}
+					pe := &kombu.PanicError{Value: r, Stack: debug.Stack()}
 					if onPanic != nil {
 						onPanic(ctx, m, pe)
 					}
