@@ -96,6 +96,13 @@ func testTraceHeaders(e *env) {
 	})
 	e.waitFor(done, "the redelivered message")
 	stop()
+	// The redelivery's event comes once its publish and ack are done,
+	// which may be after the new copy was handled.
+	e.eventually("the redelivered event", func() bool {
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		return obs.events[kombu.EventRedelivered] > 0
+	})
 	obs.mu.Lock()
 	defer obs.mu.Unlock()
 	if len(obs.handled) != 2 {
