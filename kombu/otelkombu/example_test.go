@@ -65,10 +65,15 @@ func Example() {
 	for _, s := range spans.GetSpans() {
 		byID[s.SpanContext.SpanID().String()] = s.Name
 	}
+	var links []string // sorted: spans end in no fixed order
 	for _, s := range spans.GetSpans() {
 		if parent := byID[s.Parent.SpanID().String()]; parent != "" {
-			fmt.Printf("%s <- %s\n", parent, s.Name)
+			links = append(links, parent+" <- "+s.Name)
 		}
+	}
+	sort.Strings(links)
+	for _, l := range links {
+		fmt.Println(l)
 	}
 	var rm metricdata.ResourceMetrics
 	_ = reader.Collect(ctx, &rm)
