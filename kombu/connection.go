@@ -48,6 +48,10 @@ type Options struct {
 	// and the error that made it leave the first. It runs on the goroutine
 	// that dials; keep it short.
 	OnFailover func(from, to string, err error)
+	// Observer is told about publishes, deliveries, settlements and
+	// connection events, for tracing and metrics (see package otelkombu);
+	// nil observes nothing.
+	Observer Observer
 }
 
 var defaultAccept = []string{"application/json", "text/plain", "application/data"}
@@ -254,7 +258,15 @@ func (c *Connection) driverConn(ctx context.Context) (driver.Conn, error) {
 				c.conn, c.current = conn, idx
 				c.gen++
 			}
+			gen := c.gen
 			c.mu.Unlock()
+			if err == nil {
+				kind := EventConnected
+				if gen > 1 {
+					kind = EventReconnected
+				}
+				c.lifecycle(ctx, slog.LevelInfo, Event{Kind: kind, URL: transport.Redact(c.urls[idx])})
+			}
 		}
 		call.err = err
 		close(call.done)
@@ -300,8 +312,13 @@ func (c *Connection) dial(ctx context.Context, start int) (driver.Conn, int, err
 // failedOver tells Options.OnFailover that the connection moves from URL
 // from to URL to because of err.
 func (c *Connection) failedOver(from, to int, err error) {
-	if c.opts.OnFailover != nil && from != to {
-		c.opts.OnFailover(transport.Redact(c.urls[from]), transport.Redact(c.urls[to]), err)
+	if from == to {
+		return
+	}
+	fromURL, toURL := transport.Redact(c.urls[from]), transport.Redact(c.urls[to])
+	c.lifecycle(context.Background(), slog.LevelWarn, Event{Kind: EventFailover, URL: fromURL, ToURL: toURL, Err: err})
+	if c.opts.OnFailover != nil {
+		c.opts.OnFailover(fromURL, toURL, err)
 	}
 }
 
@@ -429,6 +446,9 @@ func (c *Connection) dropLocked() dropped {
 func (c *Connection) retire(d dropped) {
 	if d.conn == nil && len(d.channels) == 0 {
 		return
+	}
+	if d.cause != nil {
+		c.lifecycle(context.Background(), slog.LevelWarn, Event{Kind: EventConnectionLost, Err: d.cause})
 	}
 	for _, ch := range d.channels {
 		ch.markClosed(d.cause)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"runtime/debug"
 	"strconv"
@@ -84,6 +85,10 @@ type ConsumerOptions struct {
 	// (backoff, delivery limit, then dead-letter or poison queue); nil
 	// means DefaultRedeliveryPolicy. See RedeliveryPolicy.
 	Redelivery *RedeliveryPolicy
+	// Middleware wraps the Handler given to Consume (and a Worker's
+	// handler), the first one outermost: see Chain and package
+	// kombu/middleware.
+	Middleware []Middleware
 }
 
 // Consumer receives messages from one or more queues on one channel.
@@ -312,6 +317,7 @@ func (c *Consumer) Purge(ctx context.Context) (int, error) {
 
 // dispatch hands a received message to callbacks or to the inbox.
 func (c *Consumer) dispatch(ctx context.Context, m *Message) {
+	m.observe(ctx, EventDelivered, 0, nil)
 	if err := m.prepare(c.accept); err != nil {
 		c.decodeFailed(ctx, m, err)
 		return
@@ -356,6 +362,7 @@ func (c *Consumer) wake() {
 // it, and then rejects it without requeue unless the callback settled it:
 // left unsettled, it would hold a prefetch slot until the channel closes.
 func (c *Consumer) decodeFailed(ctx context.Context, m *Message, err error) {
+	m.observe(ctx, EventDecodeError, 0, err)
 	if cb := c.opts.OnDecodeError; cb != nil {
 		perr := recovered(func() error { cb(m, err); return nil })
 		if perr != nil {
@@ -515,6 +522,9 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 	if isNilHandler(h) {
 		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Err: fmt.Errorf("%w: nil handler", ErrInvalidArgument)}
 	}
+	if h = Chain(h, c.opts.Middleware...); isNilHandler(h) {
+		return &Error{Op: "consumer.consume", Transport: c.ch.conn.TransportName(), Err: fmt.Errorf("%w: a middleware returned a nil handler", ErrInvalidArgument)}
+	}
 	fetchCtx, stop := context.WithCancel(ctx)
 	c.mu.Lock()
 	if c.closed {
@@ -536,6 +546,8 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 	c.running += n
 	c.mu.Unlock()
 	defer stop()
+	conn := c.ch.conn
+	conn.lifecycle(ctx, slog.LevelInfo, Event{Kind: EventConsumerStarted, Queue: c.firstQueue()})
 
 	errc := make(chan error, n)
 	for i := 0; i < n; i++ {
@@ -564,13 +576,25 @@ func (c *Consumer) Consume(ctx context.Context, h Handler) error {
 			first = err
 		}
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
+	err := first
+	switch {
+	case ctx.Err() != nil:
+		err = ctx.Err()
+	case c.isClosed() || errors.Is(first, context.Canceled):
+		err = c.closedErr("consumer.consume")
 	}
-	if c.isClosed() || errors.Is(first, context.Canceled) {
-		return c.closedErr("consumer.consume")
+	conn.lifecycle(context.WithoutCancel(ctx), slog.LevelInfo, Event{Kind: EventConsumerStopped, Queue: c.firstQueue(), Err: err})
+	return err
+}
+
+// firstQueue names the consumer in lifecycle events.
+func (c *Consumer) firstQueue() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queues) == 0 {
+		return ""
 	}
-	return first
+	return c.queues[0].Name
 }
 
 // isNilHandler reports whether h is nil or a nil function (such as
@@ -587,12 +611,22 @@ func isNilHandler(h Handler) bool {
 const settleTimeout = 30 * time.Second
 
 func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
+	if obs := c.ch.conn.opts.Observer; obs != nil {
+		hctx, end := obs.StartHandle(ctx, m)
+		end(c.runHandler(hctx, h, m))
+		return
+	}
+	c.runHandler(ctx, h, m)
+}
+
+// runHandler runs h on m and settles m; it returns h's error.
+func (c *Consumer) runHandler(ctx context.Context, h Handler, m *Message) error {
 	err := recovered(func() error { return h.HandleMessage(ctx, m) })
 	if pe, ok := err.(*PanicError); ok {
 		c.ch.conn.reportError(&Error{Op: "consumer.handle", Transport: c.ch.conn.TransportName(), Name: m.Queue, Err: pe})
 	}
 	if m.Acknowledged() {
-		return
+		return err
 	}
 	// The outcome is settled even when the handler cancelled ctx (a
 	// handler that stops the loop after its last message still acks it).
@@ -600,7 +634,7 @@ func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
 	defer cancel()
 	if derr := m.failedDecode(); derr != nil {
 		c.decodeFailed(ctx, m, derr)
-		return
+		return err
 	}
 	switch {
 	case err == nil:
@@ -608,6 +642,7 @@ func (c *Consumer) handle(ctx context.Context, h Handler, m *Message) {
 	default:
 		c.failed(ctx, m, err)
 	}
+	return err
 }
 
 // Shutdown stops fetching (cancelling the consumer tags), then waits for
@@ -684,6 +719,7 @@ func (c *Consumer) Close() error {
 
 // ended records that the broker ended one of the consumer's tags.
 func (c *Consumer) ended(ce *driver.ConsumerError) {
+	c.ch.conn.lifecycle(context.Background(), slog.LevelWarn, Event{Kind: EventChannelError, Queue: ce.Queue, Err: ce})
 	c.mu.Lock()
 	for q, tag := range c.tags {
 		if tag == ce.ConsumerTag {

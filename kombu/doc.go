@@ -69,6 +69,18 @@
 // program runs: it reconnects with backoff after every lost connection,
 // declares its queues again and goes on consuming.
 //
+// # Observability
+//
+// ConsumerOptions.Middleware wraps a Consumer's or Worker's Handler in
+// Middleware (package kombu/middleware has recovery, timeouts, retries,
+// dedup, limits and correlation ids). Options.Observer sees every publish,
+// handler run, settlement and connection event: package kombu/otelkombu
+// implements it with OpenTelemetry traces and metrics, and any other
+// backend can. Options.Logger gets the connection's lifecycle events
+// (connect, reconnect, failover, retry, consumer start and stop, channel
+// errors) as structured log/slog records; without it nothing is logged.
+// See docs/observability.md.
+//
 // # Errors
 //
 // Methods return *Error (operation, transport, entity name) wrapping the

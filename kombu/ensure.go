@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -87,6 +88,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 // a closed Connection) and ctx's end are returned at once.
 func (c *Connection) EnsureConnection(ctx context.Context, policy *RetryPolicy) error {
 	pol := policy.withDefaults()
+	c.reportRetries(&pol)
 	for attempt := 0; ; attempt++ {
 		err := c.Connect(ctx)
 		if err == nil || isCtxErr(err) || !errors.Is(err, ErrConnectionLost) || c.isClosed() {
@@ -110,6 +112,7 @@ func (c *Connection) EnsureConnection(ctx context.Context, policy *RetryPolicy) 
 // (ErrUnconfirmed, ErrTimeout) are never retried.
 func (c *Connection) Ensure(ctx context.Context, policy *RetryPolicy, fn func(ctx context.Context) error, revive ...Reviver) error {
 	pol := policy.withDefaults()
+	c.reportRetries(&pol)
 	// A reviver still on a channel of a dropped connection moves first,
 	// rather than failing once and costing the live connection a redial.
 	needRevive := staleRevivers(revive)
@@ -135,6 +138,22 @@ func (c *Connection) Ensure(ctx context.Context, policy *RetryPolicy, fn func(ct
 			return ctx.Err()
 		}
 		needRevive = len(revive) > 0
+	}
+}
+
+// reportRetries makes pol's retries lifecycle events (EventRetry), when
+// someone listens.
+func (c *Connection) reportRetries(pol *RetryPolicy) {
+	if c.opts.Observer == nil && c.opts.Logger == nil {
+		return
+	}
+	onRetry, attempt := pol.OnRetry, 0
+	pol.OnRetry = func(err error, wait time.Duration) {
+		attempt++
+		c.lifecycle(context.Background(), slog.LevelWarn, Event{Kind: EventRetry, Attempt: attempt, Wait: wait, Err: err})
+		if onRetry != nil {
+			onRetry(err, wait)
+		}
 	}
 }
 

@@ -8,8 +8,9 @@ import (
 	"testing"
 )
 
-// A program that imports only the core and memory:// links no third-party
-// package and no net/http: codecs beyond json, raw and zlib come from their
+// A program that imports only the core, memory:// and the middleware links
+// no third-party package (OpenTelemetry stays in kombu/otelkombu) and no
+// net/http: codecs beyond json, raw and zlib come from their
 // own packages (docs/design.md, "A lean core").
 func TestCoreLinksOnlyTheStandardLibrary(t *testing.T) {
 	if testing.Short() {
@@ -17,7 +18,8 @@ func TestCoreLinksOnlyTheStandardLibrary(t *testing.T) {
 	}
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	out, err := exec.Command(goCmd, "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{else}}std:{{.ImportPath}}{{end}}",
-		"github.com/kombu-go/kombu/kombu", "github.com/kombu-go/kombu/transport/memory").CombinedOutput()
+		"github.com/kombu-go/kombu/kombu", "github.com/kombu-go/kombu/transport/memory",
+		"github.com/kombu-go/kombu/kombu/middleware").CombinedOutput()
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}

@@ -156,6 +156,23 @@ func (m *Message) State() MessageState {
 func (m *Message) Acknowledged() bool { return m.State() != Received }
 
 func (m *Message) settle(ctx context.Context, to MessageState, op string, fn func() error) error {
+	return m.settleAs(ctx, to, settleEvents[to], 0, op, fn)
+}
+
+// settleEvents is the event each plain settlement reports.
+var settleEvents = [...]EventKind{Acked: EventAcked, Rejected: EventRejected, Requeued: EventRequeued}
+
+// settleAs is settle reporting kind (with attempt) to the observer once
+// the message is settled.
+func (m *Message) settleAs(ctx context.Context, to MessageState, kind EventKind, attempt int, op string, fn func() error) error {
+	err := m.settleLocked(ctx, to, op, fn)
+	if err == nil {
+		m.observe(ctx, kind, attempt, nil)
+	}
+	return err
+}
+
+func (m *Message) settleLocked(ctx context.Context, to MessageState, op string, fn func() error) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state != Received {
@@ -216,6 +233,10 @@ func (m *Message) ExtendLease(ctx context.Context, d time.Duration) error {
 	}
 	return m.ch.wrap("extend_lease", m.Queue, le.ExtendLease(ctx, m.DeliveryTag, d))
 }
+
+// Channel returns the channel the message was received on; nil for a
+// Message not received from a broker.
+func (m *Message) Channel() *Channel { return m.ch }
 
 // As reaches the transport's own delivery value (e.g. *amqp091.Delivery).
 func (m *Message) As(target any) bool {

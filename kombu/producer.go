@@ -151,11 +151,33 @@ func (p *Producer) Publish(ctx context.Context, body any, opts *PublishOptions) 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if !o.Retry {
-		return p.publishOnce(ctx, pub, &o)
+	if obs := p.conn.opts.Observer; obs != nil {
+		var end func(error)
+		ctx, end = p.startPublish(ctx, obs, pub)
+		err := p.publish(ctx, pub, &o)
+		end(err)
+		return err
 	}
-	return p.conn.Ensure(ctx, o.RetryPolicy, func(ctx context.Context) error { return p.publishOnce(ctx, pub, &o) },
+	return p.publish(ctx, pub, &o)
+}
+
+func (p *Producer) publish(ctx context.Context, pub *driver.Publishing, o *PublishOptions) error {
+	if !o.Retry {
+		return p.publishOnce(ctx, pub, o)
+	}
+	return p.conn.Ensure(ctx, o.RetryPolicy, func(ctx context.Context) error { return p.publishOnce(ctx, pub, o) },
 		p.revivers()...)
+}
+
+// startPublish tells obs about pub and takes the headers it added.
+func (p *Producer) startPublish(ctx context.Context, obs Observer, pub *driver.Publishing) (context.Context, func(error)) {
+	info := &PublishInfo{Transport: p.conn.TransportName(), Exchange: pub.Exchange, RoutingKey: pub.RoutingKey,
+		MessageID: pub.Properties.MessageID, CorrelationID: pub.Properties.CorrelationID,
+		BodySize: len(pub.Body), Headers: pub.Headers}
+	ctx, end := obs.StartPublish(ctx, info)
+	pub.Headers = info.Headers
+	pub.Properties.CorrelationID = info.CorrelationID
+	return ctx, end
 }
 
 func (p *Producer) exchangeFor(o *PublishOptions) Exchange {
@@ -244,6 +266,9 @@ func (p *Producer) publishOnce(ctx context.Context, pub *driver.Publishing, o *P
 	if p.returned(err) {
 		return nil
 	}
+	if err != nil && errors.Is(err, ErrUnroutable) {
+		p.conn.observe(ctx, Event{Kind: EventReturned, Exchange: pub.Exchange, RoutingKey: pub.RoutingKey, Err: err})
+	}
 	return ch.wrap("publish", pub.Exchange, err)
 }
 
@@ -278,8 +303,15 @@ func (p *Producer) returned(err error) bool {
 	if !errors.As(err, &re) {
 		return false
 	}
-	p.opts.OnReturn(re.Return)
+	p.onReturn(re.Return)
 	return true
+}
+
+// onReturn hands a returned message to OnReturn, telling the observer.
+func (p *Producer) onReturn(r Return) {
+	p.conn.observe(context.Background(), Event{Kind: EventReturned, Exchange: r.Exchange, RoutingKey: r.RoutingKey,
+		Err: fmt.Errorf("%w: %d %s", ErrUnroutable, r.ReplyCode, r.ReplyText)})
+	p.opts.OnReturn(r)
 }
 
 // PublishBatch publishes every body with the same options in as few round
@@ -304,23 +336,45 @@ func (p *Producer) PublishBatch(ctx context.Context, bodies []any, opts *Publish
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	done := 0
+	if obs := p.conn.opts.Observer; obs != nil {
+		ends := make([]func(error), len(pubs))
+		for i, pub := range pubs {
+			// Each message gets its own context (its own span): the
+			// batch's ctx stays the parent of all.
+			_, ends[i] = p.startPublish(ctx, obs, pub)
+		}
+		var published int
+		err := p.sendBatch(ctx, pubs, &o, &published)
+		for i, end := range ends {
+			if i < published {
+				end(nil)
+			} else {
+				end(err)
+			}
+		}
+		return err
+	}
+	return p.sendBatch(ctx, pubs, &o, new(int))
+}
+
+// sendBatch publishes pubs, counting in *done how many went through.
+func (p *Producer) sendBatch(ctx context.Context, pubs []*driver.Publishing, o *PublishOptions, done *int) error {
 	once := func(ctx context.Context) error {
-		for done < len(pubs) {
-			ch, err := p.declared(ctx, &o)
+		for *done < len(pubs) {
+			ch, err := p.declared(ctx, o)
 			if err != nil {
 				return err
 			}
-			n, err := publishBatch(ctx, ch.drv, pubs[done:])
-			done += n
+			n, err := publishBatch(ctx, ch.drv, pubs[*done:])
+			*done += n
 			if err == nil {
 				continue
 			}
 			if p.returned(err) {
-				done++ // the returned message counts as handled
+				*done++ // the returned message counts as handled
 				continue
 			}
-			return ch.wrap("publish", pubs[0].Exchange, &driver.BatchError{Published: done, Err: err})
+			return ch.wrap("publish", pubs[0].Exchange, &driver.BatchError{Published: *done, Err: err})
 		}
 		return nil
 	}
@@ -358,7 +412,7 @@ func publishBatch(ctx context.Context, ch driver.Channel, pubs []*driver.Publish
 // such handler: the last producer created on it wins.
 func (p *Producer) notifyReturns(ch *Channel) {
 	if rn, ok := ch.drv.(driver.ReturnNotifier); ok && p.opts.OnReturn != nil {
-		rn.NotifyReturn(p.opts.OnReturn)
+		rn.NotifyReturn(p.onReturn)
 	}
 }
 

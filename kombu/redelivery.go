@@ -212,8 +212,10 @@ func (c *Consumer) failed(ctx context.Context, m *Message, err error) {
 		// A redelivery without the counter: this broker does not count.
 		(!m.Redelivered || m.Headers[brokerDeliveryCount] != nil)
 	c.held.hold(ctx, m, p.Backoff(n), func(ctx context.Context) error {
-		if brokerCounts {
-			return m.Requeue(ctx) // the broker raises x-delivery-count
+		if brokerCounts { // the broker raises x-delivery-count
+			return m.settleAs(ctx, Requeued, EventRedelivered, n, "requeue", func() error {
+				return m.ch.drv.Reject(ctx, m.DeliveryTag, true)
+			})
 		}
 		return m.redeliver(ctx, n, err)
 	})
@@ -276,7 +278,7 @@ func (m *Message) redeliver(ctx context.Context, deliveries int, err error) erro
 	h := failureHeaders(m, err, 1)
 	h[HeaderDeliveryCount] = int64(deliveries)
 	pub := m.republished("", m.Queue, h)
-	return m.settle(ctx, Requeued, "message.redeliver", func() error {
+	return m.settleAs(ctx, Requeued, EventRedelivered, deliveries, "message.redeliver", func() error {
 		if err := m.ch.drv.Publish(ctx, pub); err != nil {
 			// Given back as it is rather than held unacked for good.
 			return errors.Join(err, m.ch.drv.Reject(ctx, m.DeliveryTag, true))
@@ -327,7 +329,7 @@ func (c *Consumer) deadLetter(ctx context.Context, m *Message, q Queue, deliveri
 			return perr
 		}
 	}
-	return m.settle(ctx, Rejected, "message.dead_letter", func() error {
+	return m.settleAs(ctx, Rejected, EventDeadLettered, deliveries, "message.dead_letter", func() error {
 		return m.ch.drv.Ack(ctx, m.DeliveryTag, false)
 	})
 }

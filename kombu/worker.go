@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -38,7 +39,8 @@ type WorkerOptions struct {
 
 	// OnConnectionError is called from Run for each failure (a lost
 	// connection, a failed reconnect or declaration) with the wait before
-	// the next attempt. nil logs a warning to the connection's Logger.
+	// the next attempt. Each failure is also a retry event for the
+	// connection's Logger (a warning) and Observer.
 	OnConnectionError func(err error, nextRetryIn time.Duration)
 	// OnConnectionRevived is called from Run when consuming works again
 	// after a failure.
@@ -78,6 +80,7 @@ type Worker struct {
 	cancelWait context.CancelFunc // interrupts reconnect waits and attempts
 	cur        *Consumer
 	done       chan struct{} // closed when Run returns
+	failures   int           // failed attempts reported, for retry events (Run's goroutine only)
 
 	pmu          sync.Mutex // serializes the producer's creation (I/O)
 	producer     *Producer
@@ -194,7 +197,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			if failures > 0 && w.opts.OnConnectionRevived != nil {
 				w.opts.OnConnectionRevived()
 			}
-			failures = 0
+			failures, w.failures = 0, 0
 			err = w.consume(hctx, c)
 		}
 		if w.stopped(ctx) || errors.Is(err, ErrConsumerStopped) {
@@ -308,13 +311,13 @@ func (w *Worker) stopped(ctx context.Context) bool {
 	return w.stopping || ctx.Err() != nil
 }
 
+// connectionError reports a failed attempt: a retry event (logged to the
+// connection's Logger, counted by its Observer), then OnConnectionError.
 func (w *Worker) connectionError(err error, wait time.Duration) {
+	w.failures++
+	w.conn.lifecycle(context.Background(), slog.LevelWarn, Event{Kind: EventRetry, Attempt: w.failures, Wait: wait, Err: err})
 	if w.opts.OnConnectionError != nil {
 		w.opts.OnConnectionError(err, wait)
-		return
-	}
-	if l := w.conn.opts.Logger; l != nil {
-		l.Warn("kombu: worker: broker connection error, trying again", "transport", w.conn.TransportName(), "in", wait, "err", err)
 	}
 }
 

@@ -26,7 +26,7 @@
 // input (undecodable bodies, messages the transport itself cannot decode
 // pushed with the broker's own client, refused content types, unknown serializers
 // and compression, decompression bombs, invalid names), TTL and
-// dead-lettering, and pools.
+// dead-lettering, pools, and the trace context headers an Observer adds.
 //
 // # Adapting to transports
 //
@@ -175,6 +175,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"TTL", ttlCases},
 		{"Pools", poolCases},
 		{"Heal", healCases},
+		{"Observability", observabilityCases},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
