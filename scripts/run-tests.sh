@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/run-tests.sh: the checks behind `make test`, run with the servers already up
 # (scripts/with-services.sh sets the KOMBU_TEST_* variables): go vet, the gofmt check, then
-# go test -race. All three run even when an earlier one fails; go test's output comes last.
+# go test -race, then the example modules under examples/. All run even when an earlier one
+# fails; go test's output comes last.
 # Exit status: go test's when it failed, else 1 when vet or gofmt failed, else 0.
 #   PKG        packages to vet and test (default ./...)
 #   TESTFLAGS  extra go test flags (e.g. -run Redis -v)
@@ -29,6 +30,16 @@ echo "--- go test -race -count=1 -timeout 40m ${TESTFLAGS:-} $pkg"
 # shellcheck disable=SC2086 # TESTFLAGS and PKG are word lists on purpose
 go test -race -count=1 -timeout 40m ${TESTFLAGS:-} $pkg
 trc=$?
+
+# Example modules of their own (they keep their dependencies, e.g. Prometheus, out of go.mod).
+if [[ -z ${PKG:-} ]]; then
+	for mod in examples/*/go.mod; do
+		[[ -e $mod ]] || continue
+		dir=$(dirname "$mod")
+		echo "--- go vet + go test ($dir, a module of its own)"
+		(cd "$dir" && go vet ./... && go test -count=1 ./...) || trc=1
+	done
+fi
 
 if [[ -s $KOMBU_FAULT_TABLE ]]; then
 	echo "--- fault tests: every message counted by id (lost = published and acknowledged, never delivered)"

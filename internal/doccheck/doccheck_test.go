@@ -23,11 +23,15 @@ import (
 
 const module = "github.com/kombu-go/kombu"
 
-// placeholders are the free names a doc-comment fragment may use without
-// declaring them (a context, a test, a URL, parsed options, the package's
-// Transport), besides names that start with "my" or "My" (openMyStore,
+// placeholders are the free names a doc fragment may use without declaring
+// them (a context, a test, a URL (u, url), parsed options, the package's
+// Transport, a connection, a consumer, an observer, OpenTelemetry tracer and
+// meter providers), besides names that start with "my" or "My" (openMyStore,
 // myHandler: the reader's own code). Any other undefined name is an error.
-var placeholders = map[string]bool{"ctx": true, "t": true, "u": true, "opts": true, "Transport": true}
+var placeholders = map[string]bool{
+	"ctx": true, "t": true, "u": true, "url": true, "opts": true, "Transport": true,
+	"conn": true, "c": true, "obs": true, "tp": true, "mp": true,
+}
 
 func isPlaceholder(name string) bool {
 	return placeholders[name] || strings.HasPrefix(name, "my") || strings.HasPrefix(name, "My") ||
@@ -75,9 +79,10 @@ func markdownBlocks(t *testing.T, root string) []mdBlock {
 	return out
 }
 
-// Every ```go block of README.md and docs/*.md is a whole program that
-// builds and vets; a block followed by a ```text block prints exactly that
-// when run (the README's example does).
+// Every ```go block of README.md and docs/*.md that starts with
+// "package main" is a whole program that builds; a block followed by a
+// ```text block prints exactly that when run (the README's example does).
+// Other ```go blocks are fragments, type-checked as doc comments' are.
 func TestMarkdownExamples(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the go command")
@@ -90,10 +95,11 @@ func TestMarkdownExamples(t *testing.T) {
 	tmp := t.TempDir()
 	overlay := map[string]string{}
 	var pkgs []string
+	var fragments []codeBlock
 	for i, b := range blocks {
 		where := fmt.Sprintf("%s:%d", strings.TrimPrefix(b.file, root+"/"), b.line)
 		if !strings.HasPrefix(strings.TrimSpace(stripComments(b.code)), "package main") {
-			t.Errorf("%s: a ```go block must be a whole program (package main ...)", where)
+			fragments = append(fragments, codeBlock{where: where, text: b.code})
 			continue
 		}
 		src := filepath.Join(tmp, fmt.Sprintf("block%d.go", i))
@@ -103,6 +109,15 @@ func TestMarkdownExamples(t *testing.T) {
 		dir := fmt.Sprintf("internal/doccheck/generated/block%d", i)
 		overlay[filepath.Join(root, dir, "main.go")] = src
 		pkgs = append(pkgs, "./"+dir)
+	}
+	if len(fragments) > 0 {
+		fset := token.NewFileSet()
+		imp := importer.ForCompiler(fset, "source", nil)
+		for _, f := range fragments {
+			if !checkFragment(t, fset, imp, f.where, strings.TrimSpace(f.text)) {
+				t.Errorf("%s: a ```go block is neither a whole program nor a Go fragment", f.where)
+			}
+		}
 	}
 	ov := filepath.Join(tmp, "overlay.json")
 	js, _ := json.Marshal(map[string]any{"Replace": overlay})
@@ -218,7 +233,8 @@ var importFor = map[string]string{
 	"drivertest": module + "/kombu/drivertest", "transport": module + "/transport",
 	"memory": module + "/transport/memory", "redis": module + "/transport/redis", "amqp": module + "/transport/amqp",
 	"virtual": module + "/virtual", "routing": module + "/virtual/routing", "storetest": module + "/virtual/storetest",
-	"testenv": module + "/internal/testenv",
+	"testenv": module + "/internal/testenv", "middleware": module + "/kombu/middleware",
+	"otelkombu": module + "/kombu/otelkombu",
 }
 
 var (
@@ -265,32 +281,9 @@ func TestDocCommentExamples(t *testing.T) {
 				t.Errorf("%s: import %q: %v", b.where, p, err)
 			}
 		}
-		code := strings.TrimSpace(strings.Join(body, "\n"))
-		if code == "" {
+		if checkFragment(t, fset, imp, b.where, strings.TrimSpace(strings.Join(body, "\n"))) {
 			checked++
-			continue
 		}
-		f, err := parseFragment(fset, code)
-		if err != nil {
-			if looksLikeGo.MatchString(code) {
-				t.Errorf("%s: Go example does not parse: %v\n%s", b.where, err, code)
-			}
-			continue
-		}
-		var errs []string
-		conf := types.Config{Importer: imp, Error: func(err error) {
-			te := err.(types.Error)
-			name, undefined := strings.CutPrefix(te.Msg, "undefined: ")
-			if te.Soft || (undefined && isPlaceholder(name)) {
-				return
-			}
-			errs = append(errs, te.Msg)
-		}}
-		_, _ = conf.Check("fragment", fset, []*ast.File{f}, nil)
-		if len(errs) > 0 {
-			t.Errorf("%s: example does not compile:\n\t%s\n%s", b.where, strings.Join(errs, "\n\t"), code)
-		}
-		checked++
 	}
 	if checked < 10 {
 		t.Fatalf("only %d doc-comment examples checked: the extraction is broken", checked)
@@ -300,6 +293,36 @@ func TestDocCommentExamples(t *testing.T) {
 
 // parseFragment parses code as statements inside a function, or else as
 // top-level declarations, adding imports for the package names it uses.
+// checkFragment type-checks a Go fragment inside a function; placeholder
+// names may stay undefined. It reports false for a block that is not Go.
+func checkFragment(t *testing.T, fset *token.FileSet, imp types.Importer, where, code string) bool {
+	t.Helper()
+	if code == "" {
+		return true
+	}
+	f, err := parseFragment(fset, code)
+	if err != nil {
+		if looksLikeGo.MatchString(code) {
+			t.Errorf("%s: Go example does not parse: %v\n%s", where, err, code)
+		}
+		return false
+	}
+	var errs []string
+	conf := types.Config{Importer: imp, Error: func(err error) {
+		te := err.(types.Error)
+		name, undefined := strings.CutPrefix(te.Msg, "undefined: ")
+		if te.Soft || (undefined && isPlaceholder(name)) {
+			return
+		}
+		errs = append(errs, te.Msg)
+	}}
+	_, _ = conf.Check("fragment", fset, []*ast.File{f}, nil)
+	if len(errs) > 0 {
+		t.Errorf("%s: example does not compile:\n\t%s\n%s", where, strings.Join(errs, "\n\t"), code)
+	}
+	return true
+}
+
 func parseFragment(fset *token.FileSet, code string) (*ast.File, error) {
 	var used []string
 	for name, path := range importFor {

@@ -244,9 +244,11 @@ func messageAttrs(m *kombu.Message, opType attribute.KeyValue, op string) []attr
 // message within StartHandle's span to trace the processing too:
 //
 //	m, err := obs.Receive(ctx, c)
-//	...
+//	if err != nil {
+//		return nil, err
+//	}
 //	hctx, end := obs.StartHandle(ctx, m)
-//	err = handle(hctx, m)
+//	err = myHandle(hctx, m)
 //	end(err)
 func (o *Observer) Receive(ctx context.Context, c *kombu.Consumer) (*kombu.Message, error) {
 	name := ""
