@@ -77,8 +77,15 @@
 //
 // # As
 //
-// The transport hands out no go-beanstalk connection: each one is tied to
-// the jobs it reserved, and a command sent on it by someone else would
-// settle or strand them. kombu.Connection.As and kombu.Channel.As report
-// false; dial Options().Addr with beanstalk.Dial for your own commands.
+// kombu.Connection.As and kombu.Channel.As hand out the *Store, for
+// Store.Kick (buried jobs back to ready):
+//
+//	var store *beanstalk.Store
+//	if conn.As(&store) {
+//		n, err := store.Kick(ctx, "tasks", 100)
+//	}
+//
+// They hand out no go-beanstalk connection: each one is tied to the jobs it
+// reserved, and a command sent on it by someone else would settle or
+// strand them. Dial Options().Addr with go-beanstalk for your own commands.
 package beanstalk

@@ -662,3 +662,38 @@ func (s *Store) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Kick moves up to bound buried jobs of queue back to ready (or, when it
+// has none buried, delayed jobs), as beanstalkd's kick does, and returns
+// how many moved. Buried jobs are the undecodable ones the transport moved
+// aside. Reach it with kombu.Connection.As (see the package doc).
+func (s *Store) Kick(ctx context.Context, queue string, bound int) (int, error) {
+	if err := checkTube(queue); err != nil {
+		return 0, err
+	}
+	if bound <= 0 {
+		return 0, fmt.Errorf("%w: beanstalk kick: bound %d, want at least 1", driver.ErrInvalidArgument, bound)
+	}
+	c, err := s.acquire(ctx, false)
+	if err != nil {
+		return 0, err
+	}
+	defer s.release(c)
+	var n int
+	err = s.run(ctx, c, 0, func() error {
+		var err error
+		n, err = (&beanstalk.Tube{Conn: c.bc, Name: queue}).Kick(bound)
+		return err
+	})
+	return n, wrap("kick", err)
+}
+
+// As implements driver.Aser: a **Store target receives the store, for
+// Kick. No go-beanstalk connection is handed out (see the package doc).
+func (s *Store) As(target any) bool {
+	if p, ok := target.(**Store); ok {
+		*p = s
+		return true
+	}
+	return false
+}

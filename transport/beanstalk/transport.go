@@ -77,6 +77,7 @@ var (
 	_ virtual.QueueStore    = (*Store)(nil)
 	_ virtual.BindingStore  = (*Store)(nil)
 	_ driver.Pinger         = (*Store)(nil)
+	_ driver.Aser           = (*Store)(nil)
 	_ driver.Connector      = (*Connector)(nil)
 	_ driver.Describer      = (*Connector)(nil)
 	_ virtual.StoreDialer   = (*Connector)(nil)
