@@ -71,9 +71,11 @@
 //
 // A job's body is kombu's JSON envelope (body in base64,
 // properties.body_encoding "base64") with properties.delivery_info.priority
-// set, laid out as kombu 3.0's beanstalk transport wrote it. kombu 1.x to
-// 3.0.x (the releases that ship kombu.transport.beanstalk, with beanstalkc)
-// read and write the same tubes; kombu 4.0 removed the transport.
+// set, laid out as kombu 3.0's beanstalk transport wrote it: kombu up to
+// 3.0.x (the releases that ship kombu.transport.beanstalk, on beanstalkc)
+// read and write the same tubes; kombu 4.0 removed the transport. A kombu
+// 3.0 consumer deletes a job as it reserves it, and a kombu 3.0 producer
+// puts with beanstalkc's TTR of 120 s.
 //
 // # As
 //

@@ -17,11 +17,13 @@ var Description = driver.Description{
 	Features: driver.Features{
 		// Job priorities are kombu's 0..9 as they are: beanstalkd
 		// serves the lowest number first, as kombu 3.0 wrote them.
-		Priority:   driver.PriorityLowFirst,
-		Mandatory:  true, // routing happens in the publisher, which knows
-		Persistent: true, // jobs live in beanstalkd (and its binlog with -b)
-		Leases:     true, // a reservation's TTR, restarted by touch
-		Confirms:   true, // Publish returns once beanstalkd answered INSERTED
+		Priority: driver.PriorityLowFirst,
+		// Fanout is one job per bound tube: copies wait for consumers.
+		DurableFanout: true,
+		Mandatory:     true, // routing happens in the publisher, which knows
+		Persistent:    true, // jobs live in beanstalkd (and its binlog with -b)
+		Leases:        true, // a reservation's TTR, restarted by touch
+		Confirms:      true, // Publish returns once beanstalkd answered INSERTED
 	},
 }
 
