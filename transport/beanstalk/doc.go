@@ -29,7 +29,9 @@
 // deletes it, a requeue releases it, and a consumer that dies or loses its
 // connection gives its jobs back at once: beanstalkd releases the jobs of a
 // closed connection. A job reserved before (released, timed out, kicked)
-// is delivered with Redelivered set, from beanstalkd's reserve count.
+// is delivered with Redelivered set, from beanstalkd's reserve count; so is
+// a job put before the server last started, since beanstalkd's binlog does
+// not keep reserve counts.
 //
 // Priorities are beanstalkd's own: a job's priority is the message's
 // priority 0..9 as it is, as kombu 3.0 put it, so 0 is served first

@@ -36,16 +36,16 @@ const maxIdleConns = 4
 // only run on connections that hold no job, and connections holding jobs
 // only reserve without waiting.
 type Store struct {
-	opts       *Options
-	reg        *registry
-	maxJobSize int // the server's max-job-size
+	opts        *Options
+	reg         *registry
+	mu          sync.Mutex
+	closed      bool
+	conns       []*conn
+	maxJobSize  int       // the server's max-job-size
+	serverStart time.Time // when the server started, from its uptime at the latest dial
 
 	closeCtx    context.Context // cancelled by Close: interrupts waits
 	closeCancel context.CancelFunc
-
-	mu     sync.Mutex
-	closed bool
-	conns  []*conn
 }
 
 // conn is one connection to beanstalkd.
@@ -77,25 +77,12 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 		s.closeCancel()
 		return nil, err
 	}
-	var stats map[string]string
-	err = s.run(ctx, first, 0, func() error {
-		var err error
-		stats, err = first.bc.Stats()
-		return err
-	})
-	if err != nil {
-		s.closeCancel()
-		first.nc.Close()
-		return nil, wrap("stats", err)
-	}
-	s.maxJobSize, _ = strconv.Atoi(stats["max-job-size"])
-	if s.maxJobSize <= 0 {
-		s.maxJobSize = DefaultMaxJobSize
-	}
 	s.conns = append(s.conns, first)
 	return s, nil
 }
 
+// dial opens a connection and reads the server's stats: its max-job-size,
+// and its uptime, which dates its start (see reserve).
 func (s *Store) dial(ctx context.Context) (*conn, error) {
 	d := net.Dialer{Timeout: s.opts.ConnectTimeout, KeepAlive: beanstalk.DefaultKeepAlivePeriod}
 	nc, err := d.DialContext(ctx, "tcp", s.opts.Addr)
@@ -105,7 +92,27 @@ func (s *Store) dial(ctx context.Context) (*conn, error) {
 		}
 		return nil, fmt.Errorf("%w: beanstalk: dial %s: %w", driver.ErrConnectionLost, s.opts.Addr, err)
 	}
-	return &conn{nc: nc, bc: beanstalk.NewConn(nc)}, nil
+	c := &conn{nc: nc, bc: beanstalk.NewConn(nc)}
+	var stats map[string]string
+	err = s.run(ctx, c, 0, func() error {
+		var err error
+		stats, err = c.bc.Stats()
+		return err
+	})
+	if err != nil {
+		nc.Close()
+		return nil, wrap("stats", err)
+	}
+	maxJob, _ := strconv.Atoi(stats["max-job-size"])
+	if maxJob <= 0 {
+		maxJob = DefaultMaxJobSize
+	}
+	uptime, _ := strconv.Atoi(stats["uptime"])
+	s.mu.Lock()
+	s.maxJobSize = maxJob
+	s.serverStart = time.Now().Add(-time.Duration(uptime) * time.Second)
+	s.mu.Unlock()
+	return c, nil
 }
 
 // acquire takes a connection no other command uses: one holding no job
@@ -339,9 +346,12 @@ func (s *Store) Put(ctx context.Context, queue string, env *virtual.Envelope) er
 	if err != nil {
 		return err
 	}
-	if len(body) > s.maxJobSize {
+	s.mu.Lock()
+	maxJob := s.maxJobSize
+	s.mu.Unlock()
+	if len(body) > maxJob {
 		return fmt.Errorf("%w: beanstalk: the message is %d bytes as a job, more than the server's max-job-size %d (beanstalkd -z)",
-			driver.ErrInvalidArgument, len(body), s.maxJobSize)
+			driver.ErrInvalidArgument, len(body), maxJob)
 	}
 	c, err := s.acquire(ctx, false)
 	if err != nil {
@@ -455,12 +465,32 @@ func (s *Store) reserve(ctx context.Context, c *conn, queues []string, wait time
 		return virtual.UndecodableItem(tube, body, fmt.Errorf("beanstalk job %d of tube %q: %w", id, tube, derr), r), nil
 	}
 	env.Raw = nil
-	if n, _ := strconv.Atoi(stats["reserves"]); n > 1 {
-		// Reserved before: released by a requeue, a closed connection
-		// or a TTR that ran out, or kicked back from the buried list.
+	if s.reservedBefore(stats) {
 		env.Redelivered = true
 	}
 	return virtual.Item{Queue: tube, Envelope: env, Receipt: r}, nil
+}
+
+// reservedBefore reports whether a job may have been delivered before:
+// reserved before (released by a requeue, a closed connection or a TTR
+// that ran out, or kicked back from the buried list), or put before the
+// server last started. beanstalkd's binlog does not keep reserve counts,
+// so after a restart a job held by a consumer then comes back counted
+// once; it is flagged when its age reaches the server's uptime, as
+// RabbitMQ flags what it recovers (a job put within the server's first
+// second is flagged too).
+func (s *Store) reservedBefore(stats map[string]string) bool {
+	if n, _ := strconv.Atoi(stats["reserves"]); n > 1 {
+		return true
+	}
+	age, err := strconv.Atoi(stats["age"])
+	if err != nil {
+		return false
+	}
+	s.mu.Lock()
+	uptime := time.Since(s.serverStart)
+	s.mu.Unlock()
+	return time.Duration(age)*time.Second >= uptime.Truncate(time.Second)
 }
 
 // settle runs a command on the connection that reserved it's job and
