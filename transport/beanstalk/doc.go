@@ -85,8 +85,9 @@
 // Store.Kick (buried jobs back to ready):
 //
 //	var store *beanstalk.Store
-//	if conn.As(&store) {
-//		n, err := store.Kick(ctx, "tasks", 100)
+//	if myConn.As(&store) {
+//		kicked, err := store.Kick(ctx, "tasks", 100)
+//		fmt.Println(kicked, err)
 //	}
 //
 // They hand out no go-beanstalk connection: each one is tied to the jobs it
