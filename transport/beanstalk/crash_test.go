@@ -69,6 +69,7 @@ func TestCrashConsumerProcess(t *testing.T) {
 // message is delivered twice without the redelivered flag.
 func TestConsumerKilled(t *testing.T) {
 	raw := serverURL(t)
+	start := time.Now()
 	const total, prefetch, ackFirst = 1000, 50, 300
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -150,8 +151,9 @@ func TestConsumerKilled(t *testing.T) {
 		}
 	}
 	res := ledger.Check()
-	t.Logf("beanstalk consumer kill -9: %d messages, prefetch %d, killed after %d acks holding %d; %s; redelivered in drain %d",
-		total, prefetch, childAcked, prefetch, res, heldRedelivered)
+	faulttest.Record(t, faulttest.Row{Test: "consumer process killed holding its window", Transport: "beanstalk",
+		Fault: fmt.Sprintf("SIGKILL after %d acks, %d unacked", childAcked, prefetch), Result: res, Elapsed: time.Since(start),
+		Note: fmt.Sprintf("redelivered after the kill %d", heldRedelivered)})
 	if !res.OK() || res.Unexplained != 0 || res.Published != total {
 		t.Fatalf("lost %d (%v), unexpected %d, unexplained duplicates %d, published %d of %d",
 			res.Lost, res.LostSeqs, res.Unexpected, res.Unexplained, res.Published, total)
@@ -173,6 +175,7 @@ func TestConsumerKilled(t *testing.T) {
 // so no message may come twice), and every one is acked.
 func TestConcurrentConsumers(t *testing.T) {
 	raw := serverURL(t)
+	start := time.Now()
 	const total, consumers = 2000, 4
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -224,7 +227,8 @@ func TestConcurrentConsumers(t *testing.T) {
 	}
 	wg.Wait()
 	res := ledger.Check()
-	t.Logf("beanstalk 4 consumers: %s; per consumer %v", res, perConsumer)
+	faulttest.Record(t, faulttest.Row{Test: "4 concurrent consumers", Transport: "beanstalk", Fault: "none",
+		Result: res, Elapsed: time.Since(start), Note: fmt.Sprintf("per consumer %v", perConsumer)})
 	if !res.OK() || res.Duplicated != 0 || res.Acked != total {
 		t.Fatalf("lost %d, unexpected %d, delivered twice %d, acked %d of %d", res.Lost, res.Unexpected, res.Duplicated, res.Acked, total)
 	}

@@ -172,7 +172,7 @@ func TestTTRIsTheLease(t *testing.T) {
 	if err != nil || held.Envelope.Redelivered {
 		t.Fatalf("first get: %v, redelivered %v", err, held.Envelope.Redelivered)
 	}
-	again, err := b.Get(ctx, []string{tube}, 3*time.Second)
+	again, err := b.Get(ctx, []string{tube}, 5*time.Second)
 	if err != nil {
 		t.Fatalf("the job did not come back after its TTR: %v", err)
 	}
