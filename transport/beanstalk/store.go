@@ -208,7 +208,7 @@ func (s *Store) run(ctx context.Context, c *conn, wait time.Duration, cmd func()
 	broken := c.broken
 	s.mu.Unlock()
 	if broken {
-		return errConnBroken
+		return errConnFailed
 	}
 	_ = c.nc.SetDeadline(time.Now().Add(wait + commandTimeout))
 	var ctxFired, closeFired bool
@@ -245,7 +245,7 @@ func (s *Store) run(ctx context.Context, c *conn, wait time.Duration, cmd func()
 	case closeFired || closed:
 		return fmt.Errorf("%w: beanstalk: the store was closed during the command: %w", driver.ErrClosed, err)
 	}
-	return err
+	return fmt.Errorf("%w: %w", errConnFailed, err)
 }
 
 // breakConn marks c failed and closes it unless a command holds it.
@@ -259,7 +259,9 @@ func (s *Store) breakConn(c *conn) {
 	c.nc.Close()
 }
 
-var errConnBroken = errors.New("beanstalk: the connection that reserved the job failed, so beanstalkd put the job back in its tube")
+// errConnFailed wraps the errors of commands whose connection failed (or
+// had failed before): beanstalkd released every job it had reserved.
+var errConnFailed = errors.New("beanstalk: the connection failed")
 
 // protocolErrors are beanstalkd's error replies: the command was answered
 // and the connection is still in step.
@@ -505,8 +507,9 @@ func (s *Store) settle(ctx context.Context, it virtual.Item, op string, cmd func
 	r.conn.held--
 	s.mu.Unlock()
 	switch {
-	case errors.Is(err, errConnBroken):
-		return fmt.Errorf("%w: beanstalk %s of job %d: %w", driver.ErrConnectionLost, op, r.id, err)
+	case errors.Is(err, errConnFailed):
+		return fmt.Errorf("%w: beanstalk %s of job %d: the connection that reserved it failed, so beanstalkd put it back in its tube: %w",
+			driver.ErrConnectionLost, op, r.id, err)
 	case errors.Is(err, beanstalk.ErrNotFound):
 		return fmt.Errorf("beanstalk %s of job %d: the job is no longer reserved here (its TTR of %v ran out and it went back to its tube): %w",
 			op, r.id, s.opts.TTR, err)
@@ -536,7 +539,13 @@ func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
 // priority. beanstalkd counts the reserve, so the next delivery is marked
 // redelivered.
 func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
-	return s.settle(ctx, it, "release", func(c *beanstalk.Conn, r *receipt) error { return c.Release(r.id, r.pri, 0) })
+	err := s.settle(ctx, it, "release", func(c *beanstalk.Conn, r *receipt) error { return c.Release(r.id, r.pri, 0) })
+	if errors.Is(err, errConnFailed) || errors.Is(err, beanstalk.ErrNotFound) {
+		// beanstalkd put the job back by itself (its connection closed,
+		// or its TTR ran out): what the requeue asked for.
+		return nil
+	}
+	return err
 }
 
 // Quarantine implements virtual.Quarantiner: an undecodable job is
@@ -557,8 +566,9 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 		return nil
 	}
 	err := s.run(ctx, r.conn, 0, func() error { return r.conn.bc.Touch(r.id) })
-	if errors.Is(err, errConnBroken) {
-		return fmt.Errorf("%w: beanstalk touch of job %d: %w", driver.ErrConnectionLost, r.id, err)
+	if errors.Is(err, errConnFailed) {
+		return fmt.Errorf("%w: beanstalk touch of job %d: the connection that reserved it failed, so beanstalkd put it back in its tube: %w",
+			driver.ErrConnectionLost, r.id, err)
 	}
 	return wrap("touch", err)
 }

@@ -316,3 +316,48 @@ func TestFanoutOneJobPerTube(t *testing.T) {
 		}
 	}
 }
+
+// A requeue whose connection failed meanwhile succeeds: beanstalkd put the
+// job back when the connection closed. An ack on it fails instead: the job
+// was not deleted and comes again, flagged redelivered.
+func TestSettleAfterConnectionLoss(t *testing.T) {
+	s, ctx, tube := openStore(t), testCtx(t), tubeName(t)
+	for _, body := range []string{"requeued", "acked"} {
+		if err := s.Put(ctx, tube, env(body, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := s.Get(ctx, []string{tube}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := s.Get(ctx, []string{tube}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Receipt.(*receipt).conn.nc.Close()
+	second.Receipt.(*receipt).conn.nc.Close()
+	if err := s.Requeue(ctx, first); err != nil {
+		t.Errorf("requeue after the connection failed: %v", err)
+	}
+	if err := s.Ack(ctx, second); !errors.Is(err, driver.ErrConnectionLost) {
+		t.Errorf("ack after the connection failed: %v, want ErrConnectionLost", err)
+	}
+	var got []string
+	for range 2 {
+		it, err := s.Get(ctx, []string{tube}, 2*time.Second)
+		if err != nil {
+			t.Fatalf("after the connection loss, got %v: %v", got, err)
+		}
+		if !it.Envelope.Redelivered {
+			t.Errorf("%q came back without the redelivered flag", it.Envelope.Body)
+		}
+		got = append(got, string(it.Envelope.Body))
+		if err := s.Ack(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fmt.Sprint(got) != "[requeued acked]" {
+		t.Errorf("came back %v", got)
+	}
+}
