@@ -25,7 +25,9 @@
 //
 // A queue is a tube and a message is a job. A delivery is a reservation:
 // its TTR is the visibility timeout, Message.ExtendLease touches the job
-// (its whole TTR starts again; beanstalkd has no other length), an ack
+// (its whole TTR starts again; beanstalkd has no other length, so asked for
+// longer it touches and returns an error wrapping kombu.ErrInvalidArgument
+// that says when the lease now ends), an ack
 // deletes it, a requeue releases it, and a consumer that dies or loses its
 // connection gives its jobs back at once: beanstalkd releases the jobs of a
 // closed connection. A job reserved before (released, timed out, kicked)

@@ -66,6 +66,7 @@ type receipt struct {
 	conn *conn
 	id   uint64
 	pri  uint32
+	ttr  time.Duration // the job's time to run, as put
 }
 
 // Dial connects to beanstalkd and returns a Store.
@@ -460,7 +461,8 @@ func (s *Store) reserve(ctx context.Context, c *conn, queues []string, wait time
 	c.held++
 	s.mu.Unlock()
 	pri, _ := strconv.ParseUint(stats["pri"], 10, 32)
-	r := &receipt{conn: c, id: id, pri: uint32(pri)}
+	ttr, _ := strconv.Atoi(stats["ttr"])
+	r := &receipt{conn: c, id: id, pri: uint32(pri), ttr: time.Duration(ttr) * time.Second}
 	tube := stats["tube"]
 	env, derr := virtual.UnmarshalEnvelope(body)
 	if derr != nil {
@@ -555,8 +557,10 @@ func (s *Store) Quarantine(ctx context.Context, it virtual.Item) error {
 }
 
 // ExtendLease implements virtual.LeaseExtender with touch: the job's TTR
-// starts again. beanstalkd has no other length than the TTR the job was
-// put with, so d only matters when it is 0 (nothing to do).
+// starts again. beanstalkd extends by the TTR the job was put with and by
+// nothing else, so a d longer than that TTR touches the job and returns an
+// error wrapping driver.ErrInvalidArgument that says when the lease now
+// ends; d <= 0 does nothing.
 func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duration) error {
 	r, ok := it.Receipt.(*receipt)
 	if !ok {
@@ -566,9 +570,13 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 		return nil
 	}
 	err := s.run(ctx, r.conn, 0, func() error { return r.conn.bc.Touch(r.id) })
-	if errors.Is(err, errConnFailed) {
+	switch {
+	case errors.Is(err, errConnFailed):
 		return fmt.Errorf("%w: beanstalk touch of job %d: the connection that reserved it failed, so beanstalkd put it back in its tube: %w",
 			driver.ErrConnectionLost, r.id, err)
+	case err == nil && r.ttr > 0 && d > r.ttr:
+		return fmt.Errorf("%w: beanstalk touch of job %d: its lease now ends in its TTR of %v, not in %v (beanstalkd extends by the TTR the job was put with; touch again before it ends)",
+			driver.ErrInvalidArgument, r.id, r.ttr, d)
 	}
 	return wrap("touch", err)
 }

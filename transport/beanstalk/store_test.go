@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,6 +206,10 @@ func TestExtendLeaseTouches(t *testing.T) {
 	}
 	if it, err := b.Get(ctx, []string{tube}, 0); !errors.Is(err, driver.ErrEmpty) {
 		t.Fatalf("another consumer got %v, %v while the lease was extended", it.Envelope, err)
+	}
+	// Longer than the TTR: touched, and told that the lease is shorter.
+	if err := a.ExtendLease(ctx, held, time.Minute); !errors.Is(err, driver.ErrInvalidArgument) || !strings.Contains(err.Error(), "TTR of 2s") {
+		t.Errorf("extend by a minute with a 2 s TTR: %v, want ErrInvalidArgument naming the TTR", err)
 	}
 	if err := a.Ack(ctx, held); err != nil {
 		t.Fatalf("ack after touches: %v", err)
