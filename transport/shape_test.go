@@ -9,6 +9,7 @@ import (
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/amqp"
+	"github.com/kombu-go/kombu/transport/beanstalk"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
 )
@@ -32,6 +33,11 @@ var (
 	_ func(*amqp.Options) *amqp.Connector   = amqp.NewConnector
 	_ func(*amqp.Connector) *amqp.Options   = (*amqp.Connector).Options
 	_ driverConnector                       = (*amqp.Connector)(nil)
+
+	_ func(*url.URL) (*beanstalk.Options, error)    = beanstalk.ParseURL
+	_ func(*beanstalk.Options) *beanstalk.Connector = beanstalk.NewConnector
+	_ func(*beanstalk.Connector) *beanstalk.Options = (*beanstalk.Connector).Options
+	_ driverConnector                               = (*beanstalk.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -53,6 +59,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"memory"}, memory.Transport, memory.Description, memory.NewConnector(&memory.Options{Broker: "shape"}), "memory://shape"},
 		{[]string{"redis", "rediss", "sentinel"}, redis.Transport, redis.Description, mustRedis(t), "redis://127.0.0.1:6379/0"},
 		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
+		{[]string{"beanstalk"}, beanstalk.Transport, beanstalk.Description, beanstalk.NewConnector(nil), "beanstalk://127.0.0.1:11300"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {

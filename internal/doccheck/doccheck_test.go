@@ -231,7 +231,7 @@ var importFor = map[string]string{
 	"errors": "errors", "log": "log",
 	"kombu": module + "/kombu", "codec": module + "/kombu/codec", "driver": module + "/kombu/driver",
 	"drivertest": module + "/kombu/drivertest", "transport": module + "/transport",
-	"memory": module + "/transport/memory", "redis": module + "/transport/redis", "amqp": module + "/transport/amqp",
+	"memory": module + "/transport/memory", "redis": module + "/transport/redis", "amqp": module + "/transport/amqp", "beanstalk": module + "/transport/beanstalk",
 	"virtual": module + "/virtual", "routing": module + "/virtual/routing", "storetest": module + "/virtual/storetest",
 	"testenv": module + "/internal/testenv", "middleware": module + "/kombu/middleware",
 	"otelkombu": module + "/kombu/otelkombu",
