@@ -4,6 +4,7 @@ package main
 // is one more line here, and every command works on it by URL.
 import (
 	_ "github.com/kombu-go/kombu/transport/amqp"
+	_ "github.com/kombu-go/kombu/transport/beanstalk"
 	_ "github.com/kombu-go/kombu/transport/memory"
 	_ "github.com/kombu-go/kombu/transport/redis"
 )
