@@ -9,6 +9,7 @@ import (
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/amqp"
+	"github.com/kombu-go/kombu/transport/couchdb"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
 )
@@ -32,6 +33,11 @@ var (
 	_ func(*amqp.Options) *amqp.Connector   = amqp.NewConnector
 	_ func(*amqp.Connector) *amqp.Options   = (*amqp.Connector).Options
 	_ driverConnector                       = (*amqp.Connector)(nil)
+
+	_ func(*url.URL) (*couchdb.Options, error)  = couchdb.ParseURL
+	_ func(*couchdb.Options) *couchdb.Connector = couchdb.NewConnector
+	_ func(*couchdb.Connector) *couchdb.Options = (*couchdb.Connector).Options
+	_ driverConnector                           = (*couchdb.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -53,6 +59,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"memory"}, memory.Transport, memory.Description, memory.NewConnector(&memory.Options{Broker: "shape"}), "memory://shape"},
 		{[]string{"redis", "rediss", "sentinel"}, redis.Transport, redis.Description, mustRedis(t), "redis://127.0.0.1:6379/0"},
 		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
+		{[]string{"couchdb", "couchdbs"}, couchdb.Transport, couchdb.Description, mustCouchDB(t), "couchdb://127.0.0.1:5984/kombu"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -116,6 +123,14 @@ func mustAMQP(t *testing.T) *amqp.Connector {
 		t.Fatal(err)
 	}
 	return amqp.NewConnector(o)
+}
+
+func mustCouchDB(t *testing.T) *couchdb.Connector {
+	o, err := couchdb.ParseURL(&url.URL{Scheme: "couchdb", Host: "127.0.0.1:5984"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return couchdb.NewConnector(o)
 }
 
 // The TLS options mean the same on every scheme that speaks TLS: one

@@ -1,0 +1,899 @@
+package couchdb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-kivik/kivik/v4"
+	"github.com/go-kivik/kivik/v4/couchdb"
+
+	"github.com/kombu-go/kombu/kombu/driver"
+	"github.com/kombu-go/kombu/virtual"
+)
+
+// closeRestoreTimeout bounds the requeue of the messages a store still
+// holds when it closes.
+const closeRestoreTimeout = 10 * time.Second
+
+// Store is the couchdb virtual.Store: one kivik client and the database of
+// the URL. Messages are documents; a consumer claims one by writing a lease
+// into it with the revision it read, so that CouchDB's MVCC refuses every
+// other claimer.
+type Store struct {
+	opts   *Options
+	client *kivik.Client
+	http   *http.Transport
+	db     *kivik.DB
+	hub    *hub
+	ids    *idClock
+	owner  string
+	closed atomic.Bool
+
+	mu        sync.Mutex
+	held      map[string]*lease // claimed by this store and not settled yet
+	lastSweep time.Time
+}
+
+// lease is the receipt of a claimed message: the document as stored, with
+// its current revision.
+type lease struct {
+	mu    sync.Mutex
+	id    string
+	queue string
+	doc   map[string]json.RawMessage // every field, also those this package does not know
+	rev   string
+}
+
+// Dial connects to the server, creates the database and the design
+// document when missing, and returns the store.
+func (c *Connector) Dial(ctx context.Context) (*Store, error) {
+	o := c.opts
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = o.TLS
+	tr.MaxIdleConnsPerHost = 16
+	opts := []kivik.Option{couchdb.OptionHTTPClient(&http.Client{Transport: tr}), couchdb.OptionNoRequestCompression()}
+	if o.Username != "" || o.Password != "" {
+		opts = append(opts, couchdb.BasicAuth(o.Username, o.Password))
+	}
+	client, err := kivik.New("couch", o.Server, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: couchdb: %v", driver.ErrInvalidURL, err)
+	}
+	s := &Store{opts: o, client: client, http: tr, db: client.DB(o.Database), ids: newIDClock(), held: map[string]*lease{}}
+	s.owner = virtual.NewDeliveryTag()
+	s.hub = newHub(s.db)
+	if err := s.prepare(ctx); err != nil {
+		_ = client.Close()
+		tr.CloseIdleConnections()
+		return nil, err
+	}
+	return s, nil
+}
+
+// prepare creates the database and installs the design document.
+func (s *Store) prepare(ctx context.Context) error {
+	err := s.client.CreateDB(ctx, s.opts.Database)
+	if err != nil && status(err) != http.StatusPreconditionFailed { // 412: it exists
+		return wrap(ctx, "create database "+s.opts.Database, err)
+	}
+	for attempt := 0; ; attempt++ {
+		var cur designDoc
+		err := s.db.Get(ctx, designID).ScanDoc(&cur)
+		switch {
+		case err == nil && cur.Version == designVersion:
+			return nil
+		case err != nil && !isNotFound(err):
+			return wrap(ctx, "read "+designID, err)
+		}
+		d := newDesignDoc()
+		d.Rev = cur.Rev
+		_, err = s.db.Put(ctx, designID, d)
+		if err == nil {
+			return nil
+		}
+		if !isConflict(err) || attempt == 3 {
+			return wrap(ctx, "write "+designID, err)
+		}
+		// Another process installed it at the same time: read it again.
+	}
+}
+
+var (
+	_ virtual.Store         = (*Store)(nil)
+	_ virtual.Acker         = (*Store)(nil)
+	_ virtual.BatchPutter   = (*Store)(nil)
+	_ virtual.BatchGetter   = (*Store)(nil)
+	_ virtual.BatchAcker    = (*Store)(nil)
+	_ virtual.LeaseExtender = (*Store)(nil)
+	_ virtual.Quarantiner   = (*Store)(nil)
+	_ virtual.BindingStore  = (*Store)(nil)
+	_ virtual.QueueStore    = (*Store)(nil)
+	_ driver.Pinger         = (*Store)(nil)
+)
+
+func (s *Store) newMessage(queue string, env *virtual.Envelope) (map[string]any, error) {
+	raw := env.Raw // the bytes it was read with, when unchanged since
+	if raw == nil {
+		var err error
+		if raw, err = env.Marshal(); err != nil {
+			return nil, err
+		}
+	}
+	payload, err := json.Marshal(string(raw))
+	if err != nil {
+		return nil, err
+	}
+	doc := map[string]any{
+		"_id":      s.ids.next(queue),
+		"kombu":    kindMessage,
+		"queue":    queue,
+		"priority": min(int(env.Properties.Priority), 9),
+		"payload":  json.RawMessage(payload),
+		"lease":    0,
+	}
+	if !env.ExpiresAt.IsZero() {
+		doc["expires"] = env.ExpiresAt.UnixMilli()
+	}
+	return doc, nil
+}
+
+// Put implements virtual.Store: one document per message.
+func (s *Store) Put(ctx context.Context, queue string, env *virtual.Envelope) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	doc, err := s.newMessage(queue, env)
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.Put(ctx, doc["_id"].(string), doc); err != nil {
+		return wrap(ctx, "put message", err)
+	}
+	s.hub.notify(queue)
+	return nil
+}
+
+// PutBatch implements virtual.BatchPutter with one _bulk_docs request.
+// CouchDB writes each document on its own: on a failure, the messages
+// before the first failed one are reported as published.
+func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	docs := make([]any, len(batch))
+	for i, qe := range batch {
+		doc, err := s.newMessage(qe.Queue, qe.Envelope)
+		if err != nil {
+			return &driver.BatchError{Published: 0, Err: err}
+		}
+		docs[i] = doc
+	}
+	results, err := s.db.BulkDocs(ctx, docs)
+	if err != nil {
+		return &driver.BatchError{Published: 0, Err: wrap(ctx, "put messages", err)}
+	}
+	woken := map[string]bool{}
+	for _, qe := range batch {
+		if !woken[qe.Queue] {
+			woken[qe.Queue] = true
+			s.hub.notify(qe.Queue)
+		}
+	}
+	for i, r := range results {
+		if r.Error != nil {
+			return &driver.BatchError{Published: i, Err: wrap(ctx, "put message", r.Error)}
+		}
+	}
+	if len(results) != len(batch) {
+		return &driver.BatchError{Published: len(results), Err: fmt.Errorf("couchdb: _bulk_docs answered %d of %d documents", len(results), len(batch))}
+	}
+	return nil
+}
+
+// Get implements virtual.Store.
+func (s *Store) Get(ctx context.Context, queues []string, wait time.Duration) (virtual.Item, error) {
+	items, err := s.GetBatch(ctx, queues, 1, wait)
+	if err != nil {
+		return virtual.Item{}, err
+	}
+	return items[0], nil
+}
+
+// GetBatch implements virtual.BatchGetter: it claims up to max ready
+// messages, from the first queue that has some on. A waiting call sleeps
+// until the _changes feed reports a change to one of queues, the polling
+// interval passes, or wait is over.
+func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait time.Duration) ([]virtual.Item, error) {
+	if max <= 0 {
+		max = 1
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		if s.closed.Load() {
+			return nil, errStoreClosed
+		}
+		var woken chan struct{}
+		if wait > 0 {
+			// Registered before looking, so that a message put while we
+			// look still wakes us.
+			if err := s.hub.start(ctx); err != nil {
+				return nil, wrap(ctx, "follow _changes", err)
+			}
+			woken = s.hub.register(queues)
+		}
+		items, err := s.look(ctx, queues, max)
+		left := time.Until(deadline)
+		if err != nil || len(items) > 0 || wait <= 0 || left <= 0 {
+			if woken != nil {
+				s.hub.unregister(woken, queues)
+			}
+			if err == nil && len(items) == 0 {
+				err = driver.ErrEmpty
+			}
+			return items, err
+		}
+		t := time.NewTimer(min(left, s.opts.PollingInterval))
+		select {
+		case <-woken:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+		s.hub.unregister(woken, queues)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// look restores expired leases when it is time, then claims.
+func (s *Store) look(ctx context.Context, queues []string, max int) ([]virtual.Item, error) {
+	s.mu.Lock()
+	sweep := time.Since(s.lastSweep) >= s.opts.PollingInterval
+	if sweep {
+		s.lastSweep = time.Now()
+	}
+	s.mu.Unlock()
+	if sweep {
+		if _, err := s.RestoreExpired(ctx); err != nil {
+			return nil, err
+		}
+	}
+	var items []virtual.Item
+	for _, q := range queues {
+		got, err := s.claim(ctx, q, max-len(items))
+		items = append(items, got...)
+		if err != nil {
+			return items, err
+		}
+		if len(items) == max {
+			break
+		}
+	}
+	return items, nil
+}
+
+// claimRounds bounds how often claim reads the queue again after losing
+// every message it tried to claim to other consumers.
+const claimRounds = 8
+
+// claim takes up to n ready messages of queue: it reads the head of the
+// queue and writes a lease into each document with the revision it read,
+// in one _bulk_docs request. A document another consumer claimed first
+// fails with a conflict and is skipped.
+func (s *Store) claim(ctx context.Context, queue string, n int) ([]virtual.Item, error) {
+	var items []virtual.Item
+	for round := 0; round < claimRounds && len(items) < n; round++ {
+		heads, err := s.readyDocs(ctx, queue, n-len(items))
+		if err != nil || len(heads) == 0 {
+			return items, err
+		}
+		until := time.Now().Add(s.opts.VisibilityTimeout).UnixMilli()
+		owner, _ := json.Marshal(s.owner)
+		docs := make([]any, len(heads))
+		for i, l := range heads {
+			l.doc["lease"] = json.RawMessage(fmt.Sprint(until))
+			l.doc["owner"] = owner
+			docs[i] = l.doc
+		}
+		results, err := s.db.BulkDocs(ctx, docs)
+		if err != nil {
+			// The claims may have been written: their leases expire and
+			// the messages come back, redelivered.
+			return items, wrap(ctx, "claim", err)
+		}
+		lost := 0
+		for i, r := range results {
+			if i >= len(heads) {
+				break
+			}
+			if r.Error != nil {
+				if !isConflict(r.Error) {
+					return items, wrap(ctx, "claim", r.Error)
+				}
+				lost++
+				continue
+			}
+			l := heads[i]
+			l.setRev(r.Rev)
+			s.mu.Lock()
+			s.held[l.id] = l
+			s.mu.Unlock()
+			items = append(items, s.item(l))
+		}
+		if lost == 0 {
+			break // the queue had fewer than n
+		}
+	}
+	return items, nil
+}
+
+// readyDocs reads the first n ready documents of queue.
+func (s *Store) readyDocs(ctx context.Context, queue string, n int) ([]*lease, error) {
+	rs := s.db.Query(ctx, designName, "ready", kivik.Params(map[string]any{
+		"reduce":       false,
+		"include_docs": true,
+		"startkey":     []any{queue},
+		"endkey":       []any{queue, map[string]any{}},
+		"limit":        n,
+	}))
+	defer rs.Close()
+	var out []*lease
+	for rs.Next() {
+		row, ok, err := scanRow(rs)
+		if err != nil {
+			return nil, wrap(ctx, "read messages", err)
+		}
+		if !ok || row.lease() > 0 {
+			continue
+		}
+		out = append(out, &lease{id: row.id, queue: queue, doc: row.doc, rev: row.viewRev})
+	}
+	if err := rs.Err(); err != nil {
+		return nil, wrap(ctx, "read messages", err)
+	}
+	return out, nil
+}
+
+// viewRow is one row of the ready or leases view with its document.
+type viewRow struct {
+	id      string
+	viewRev string // the revision the view indexed
+	doc     map[string]json.RawMessage
+}
+
+// scanRow reads a view row with include_docs. The view and the documents
+// are not read atomically on pouchdb-server: the document may have changed
+// (claimed, acked) since the view indexed it. So the row carries the
+// revision the view saw, which writes use: a document changed since fails
+// with a conflict. ok is false for a row whose document is gone or does
+// not match the indexed revision any more.
+func scanRow(rs *kivik.ResultSet) (row viewRow, ok bool, err error) {
+	row.id, _ = rs.ID()
+	if err := rs.ScanValue(&row.viewRev); err != nil {
+		return row, false, err
+	}
+	if err := rs.ScanDoc(&row.doc); err != nil {
+		if status(err) == http.StatusBadRequest { // "doc is nil": deleted since indexed
+			return row, false, nil
+		}
+		return row, false, err
+	}
+	var rev, kind string
+	_ = json.Unmarshal(row.doc["_rev"], &rev)
+	_ = json.Unmarshal(row.doc["kombu"], &kind)
+	if rev != row.viewRev || kind != kindMessage {
+		return row, false, nil
+	}
+	row.doc["_rev"], _ = json.Marshal(row.viewRev)
+	return row, true, nil
+}
+
+// lease returns the document's lease end in unix ms; 0 when it has none,
+// as the views read it.
+func (r viewRow) lease() int64 {
+	var f float64
+	if json.Unmarshal(r.doc["lease"], &f) != nil || f <= 0 {
+		return 0
+	}
+	return int64(f)
+}
+
+func (l *lease) setRev(rev string) {
+	l.mu.Lock()
+	l.rev = rev
+	l.doc["_rev"], _ = json.Marshal(rev)
+	l.mu.Unlock()
+}
+
+// item decodes a claimed document. A payload that is not a kombu envelope
+// comes back as an undecodable item holding its raw bytes.
+func (s *Store) item(l *lease) virtual.Item {
+	raw, env, err := decodePayload(l.doc["payload"])
+	if err != nil {
+		if raw == nil {
+			raw, _ = json.Marshal(l.doc)
+		}
+		return virtual.UndecodableItem(l.queue, raw, fmt.Errorf("couchdb: document %s of queue %q: %w", l.id, l.queue, err), l)
+	}
+	var redelivered bool
+	_ = json.Unmarshal(l.doc["redelivered"], &redelivered)
+	var expires int64
+	_ = json.Unmarshal(l.doc["expires"], &expires)
+	if redelivered && !env.Redelivered {
+		env.Redelivered = true
+	}
+	if expires > 0 {
+		env.ExpiresAt = time.UnixMilli(expires)
+	}
+	return virtual.Item{Queue: l.queue, Envelope: env, Receipt: l}
+}
+
+// decodePayload reads a message's payload: kombu's JSON envelope as a
+// string (as written here and by Python kombu 3) or as an object. raw is
+// the envelope's bytes, nil when the payload has none.
+func decodePayload(p json.RawMessage) (raw []byte, env *virtual.Envelope, err error) {
+	switch {
+	case len(p) == 0:
+		return nil, nil, errors.New("no payload")
+	case p[0] == '"':
+		var s string
+		if err := json.Unmarshal(p, &s); err != nil {
+			return p, nil, err
+		}
+		raw = []byte(s)
+	case p[0] == '{':
+		raw = p
+	default:
+		return p, nil, fmt.Errorf("payload %.40s is neither a string nor an object", p)
+	}
+	env, err = virtual.UnmarshalEnvelope(raw)
+	return raw, env, err
+}
+
+func receipt(it virtual.Item) (*lease, error) {
+	l, ok := it.Receipt.(*lease)
+	if !ok || l == nil {
+		return nil, fmt.Errorf("couchdb: item of queue %q has no lease (receipt %T)", it.Queue, it.Receipt)
+	}
+	return l, nil
+}
+
+// update writes the lease's document with change applied, with the
+// revision the lease holds. A conflict or a missing document means the
+// lease was lost (it expired and another consumer, or a restore, took the
+// message): lostOK reports that as success.
+func (s *Store) update(ctx context.Context, op string, l *lease, change func(doc map[string]json.RawMessage)) (lost bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	doc := make(map[string]json.RawMessage, len(l.doc)+2)
+	for k, v := range l.doc {
+		doc[k] = v
+	}
+	change(doc)
+	rev, err := s.db.Put(ctx, l.id, doc)
+	if isConflict(err) || isNotFound(err) {
+		return true, nil
+	}
+	if err != nil {
+		return false, wrap(ctx, op, err)
+	}
+	doc["_rev"], _ = json.Marshal(rev)
+	l.doc, l.rev = doc, rev
+	return false, nil
+}
+
+func (s *Store) forget(l *lease) {
+	s.mu.Lock()
+	delete(s.held, l.id)
+	s.mu.Unlock()
+}
+
+// Ack implements virtual.Acker: it deletes the document. A lease lost
+// meanwhile (expired, message delivered again) leaves the document to its
+// new holder.
+func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
+	l, err := receipt(it)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	_, err = s.db.Delete(ctx, l.id, l.rev)
+	l.mu.Unlock()
+	if err != nil && !isConflict(err) && !isNotFound(err) {
+		return wrap(ctx, "ack", err)
+	}
+	s.forget(l)
+	return nil
+}
+
+// AckBatch implements virtual.BatchAcker with one _bulk_docs request.
+func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
+	docs := make([]any, 0, len(items))
+	leases := make([]*lease, 0, len(items))
+	for _, it := range items {
+		l, err := receipt(it)
+		if err != nil {
+			return err
+		}
+		l.mu.Lock()
+		docs = append(docs, map[string]any{"_id": l.id, "_rev": l.rev, "_deleted": true})
+		l.mu.Unlock()
+		leases = append(leases, l)
+	}
+	if len(docs) == 0 {
+		return nil
+	}
+	results, err := s.db.BulkDocs(ctx, docs)
+	if err != nil {
+		return wrap(ctx, "ack", err)
+	}
+	var errs []error
+	for i, r := range results {
+		if r.Error != nil && !isConflict(r.Error) && !isNotFound(r.Error) {
+			errs = append(errs, wrap(ctx, "ack", r.Error))
+			continue
+		}
+		if i < len(leases) {
+			s.forget(leases[i])
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Requeue implements virtual.Acker: the document loses its lease and is
+// marked redelivered; it keeps its place in the queue.
+func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
+	l, err := receipt(it)
+	if err != nil {
+		return err
+	}
+	if _, err := s.update(ctx, "requeue", l, func(doc map[string]json.RawMessage) {
+		doc["lease"] = json.RawMessage("0")
+		doc["redelivered"] = json.RawMessage("true")
+		delete(doc, "owner")
+	}); err != nil {
+		return err
+	}
+	s.forget(l)
+	s.hub.notify(l.queue)
+	return nil
+}
+
+// ExtendLease implements virtual.LeaseExtender: the claim now ends d from
+// now. A lease already lost is an error: the message may be with another
+// consumer.
+func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duration) error {
+	l, err := receipt(it)
+	if err != nil {
+		return err
+	}
+	until := time.Now().Add(d).UnixMilli()
+	lost, err := s.update(ctx, "extend lease", l, func(doc map[string]json.RawMessage) {
+		doc["lease"] = json.RawMessage(fmt.Sprint(until))
+	})
+	if err != nil {
+		return err
+	}
+	if lost {
+		return fmt.Errorf("%w: couchdb: the lease of %s expired and was taken back", driver.ErrPreconditionFailed, l.id)
+	}
+	return nil
+}
+
+// Quarantine implements virtual.Quarantiner: the undecodable document
+// stays in the database, marked "kombu": "quarantined" with the reason,
+// out of every queue.
+func (s *Store) Quarantine(ctx context.Context, it virtual.Item) error {
+	l, err := receipt(it)
+	if err != nil {
+		return err
+	}
+	reason := "undecodable"
+	if it.DecodeErr != nil {
+		reason = it.DecodeErr.Error()
+	}
+	reasonJSON, _ := json.Marshal(reason)
+	kind, _ := json.Marshal(kindQuarantined)
+	lost, err := s.update(ctx, "quarantine", l, func(doc map[string]json.RawMessage) {
+		doc["kombu"] = kind
+		doc["reason"] = reasonJSON
+		doc["quarantined_at"] = json.RawMessage(fmt.Sprint(time.Now().UnixMilli()))
+		doc["lease"] = json.RawMessage("0")
+	})
+	if err != nil {
+		return err
+	}
+	if lost {
+		return fmt.Errorf("couchdb: quarantine of %s: the lease was lost; the document is back in its queue", l.id)
+	}
+	s.forget(l)
+	return nil
+}
+
+// RestoreExpired puts the messages whose lease has expired back in their
+// queues, marked redelivered, and returns how many. Consumers call it
+// every polling interval; it is safe from any number of processes, since
+// each restore is a write with the revision read.
+func (s *Store) RestoreExpired(ctx context.Context) (int, error) {
+	rs := s.db.Query(ctx, designName, "leases", kivik.Params(map[string]any{
+		"include_docs": true,
+		"endkey":       time.Now().UnixMilli(),
+		"limit":        500,
+	}))
+	defer rs.Close()
+	var docs []any
+	var queues []string
+	now := time.Now().UnixMilli()
+	for rs.Next() {
+		row, ok, err := scanRow(rs)
+		if err != nil {
+			return 0, wrap(ctx, "read expired leases", err)
+		}
+		if !ok || row.lease() == 0 || row.lease() > now {
+			continue
+		}
+		var q string
+		_ = json.Unmarshal(row.doc["queue"], &q)
+		row.doc["lease"] = json.RawMessage("0")
+		row.doc["redelivered"] = json.RawMessage("true")
+		delete(row.doc, "owner")
+		docs = append(docs, row.doc)
+		queues = append(queues, q)
+	}
+	if err := rs.Err(); err != nil {
+		return 0, wrap(ctx, "read expired leases", err)
+	}
+	if len(docs) == 0 {
+		return 0, nil
+	}
+	results, err := s.db.BulkDocs(ctx, docs)
+	if err != nil {
+		return 0, wrap(ctx, "restore expired leases", err)
+	}
+	n := 0
+	for i, r := range results {
+		if r.Error == nil && i < len(queues) {
+			n++
+			s.hub.notify(queues[i])
+		}
+	}
+	return n, nil
+}
+
+// queueRows reads the ids and revisions of up to n ready messages of
+// queue.
+func (s *Store) queueRows(ctx context.Context, queue string, n int) ([]any, error) {
+	rs := s.db.Query(ctx, designName, "ready", kivik.Params(map[string]any{
+		"reduce":   false,
+		"startkey": []any{queue},
+		"endkey":   []any{queue, map[string]any{}},
+		"limit":    n,
+	}))
+	defer rs.Close()
+	var docs []any
+	for rs.Next() {
+		id, _ := rs.ID()
+		var rev string
+		if err := rs.ScanValue(&rev); err != nil {
+			return nil, wrap(ctx, "read queue", err)
+		}
+		docs = append(docs, map[string]any{"_id": id, "_rev": rev, "_deleted": true})
+	}
+	return docs, wrap(ctx, "read queue", rs.Err())
+}
+
+// purgeBatch is how many documents one purge round deletes.
+const purgeBatch = 500
+
+// Purge implements virtual.Store: it deletes the ready messages of queue
+// (held ones stay with their consumers) and returns how many it deleted.
+func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
+	if s.closed.Load() {
+		return 0, errStoreClosed
+	}
+	n := 0
+	for {
+		docs, err := s.queueRows(ctx, queue, purgeBatch)
+		if err != nil || len(docs) == 0 {
+			return n, err
+		}
+		results, err := s.db.BulkDocs(ctx, docs)
+		if err != nil {
+			return n, wrap(ctx, "purge", err)
+		}
+		for _, r := range results {
+			if r.Error == nil {
+				n++
+			} else if !isConflict(r.Error) && !isNotFound(r.Error) {
+				return n, wrap(ctx, "purge", r.Error)
+			}
+		}
+	}
+}
+
+// Size implements virtual.Store: the ready messages of queue, counted by
+// the view's reduce.
+func (s *Store) Size(ctx context.Context, queue string) (int, error) {
+	if s.closed.Load() {
+		return 0, errStoreClosed
+	}
+	rs := s.db.Query(ctx, designName, "ready", kivik.Params(map[string]any{
+		"reduce":   true,
+		"startkey": []any{queue},
+		"endkey":   []any{queue, map[string]any{}},
+	}))
+	defer rs.Close()
+	n := 0
+	for rs.Next() {
+		var v int
+		if err := rs.ScanValue(&v); err != nil {
+			return 0, wrap(ctx, "size", err)
+		}
+		n += v
+	}
+	return n, wrap(ctx, "size", rs.Err())
+}
+
+// Delete implements virtual.Store: the queue's record and its ready
+// messages go.
+func (s *Store) Delete(ctx context.Context, queue string) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	if _, err := s.Purge(ctx, queue); err != nil {
+		return err
+	}
+	return s.deleteDoc(ctx, "delete queue", queueDocID(queue))
+}
+
+// currentRev reads a document's revision with a GET. kivik's GetRev
+// (HEAD) reads the ETag, which pouchdb-server makes a weak hash of the
+// body instead of the revision.
+func (s *Store) currentRev(ctx context.Context, id string) (string, error) {
+	var d struct {
+		Rev string `json:"_rev"`
+	}
+	err := s.db.Get(ctx, id).ScanDoc(&d)
+	return d.Rev, err
+}
+
+// deleteDoc deletes a document whatever its revision; a missing one is
+// fine.
+func (s *Store) deleteDoc(ctx context.Context, op, id string) error {
+	for attempt := 0; ; attempt++ {
+		rev, err := s.currentRev(ctx, id)
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return wrap(ctx, op, err)
+		}
+		_, err = s.db.Delete(ctx, id, rev)
+		if err == nil || isNotFound(err) {
+			return nil
+		}
+		if !isConflict(err) || attempt == 3 {
+			return wrap(ctx, op, err)
+		}
+	}
+}
+
+// createDoc writes a document that has no variable content (a queue
+// record, a binding): one that exists already is fine.
+func (s *Store) createDoc(ctx context.Context, op, id string, doc any) error {
+	_, err := s.db.Put(ctx, id, doc)
+	if err != nil && !isConflict(err) {
+		return wrap(ctx, op, err)
+	}
+	return nil
+}
+
+// DeclareQueue implements virtual.QueueStore: a queue record, so that every
+// connection sees the queue exists.
+func (s *Store) DeclareQueue(ctx context.Context, q driver.Queue) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	return s.createDoc(ctx, "declare queue", queueDocID(q.Name), queueDoc{ID: queueDocID(q.Name), Kind: kindQueue, Queue: q.Name})
+}
+
+// QueueExists implements virtual.QueueStore: the queue record is there.
+func (s *Store) QueueExists(ctx context.Context, name string, _ []virtual.StoredBinding) (bool, error) {
+	if s.closed.Load() {
+		return false, errStoreClosed
+	}
+	_, err := s.currentRev(ctx, queueDocID(name))
+	if isNotFound(err) {
+		return false, nil
+	}
+	return err == nil, wrap(ctx, "queue exists", err)
+}
+
+// AddBinding implements virtual.BindingStore: one document per binding.
+func (s *Store) AddBinding(ctx context.Context, b virtual.StoredBinding) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	id := bindingDocID(b.Exchange, b.RoutingKey, b.Pattern, b.Queue)
+	return s.createDoc(ctx, "bind", id, bindingDoc{ID: id, Kind: kindBinding, Exchange: b.Exchange,
+		RoutingKey: b.RoutingKey, Pattern: b.Pattern, Queue: b.Queue})
+}
+
+// RemoveBinding implements virtual.BindingStore.
+func (s *Store) RemoveBinding(ctx context.Context, b virtual.StoredBinding) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	return s.deleteDoc(ctx, "unbind", bindingDocID(b.Exchange, b.RoutingKey, b.Pattern, b.Queue))
+}
+
+// Bindings implements virtual.BindingStore: the exchange's binding
+// documents, one _all_docs range (their ids start with the exchange).
+func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.StoredBinding, error) {
+	if s.closed.Load() {
+		return nil, errStoreClosed
+	}
+	prefix := bindingIDPrefix(exchange)
+	rs := s.db.AllDocs(ctx, kivik.Params(map[string]any{
+		"include_docs": true,
+		"startkey":     prefix,
+		"endkey":       prefix + "\ufff0",
+	}))
+	defer rs.Close()
+	var out []virtual.StoredBinding
+	for rs.Next() {
+		var d bindingDoc
+		if err := rs.ScanDoc(&d); err != nil {
+			return nil, wrap(ctx, "read bindings", err)
+		}
+		if d.Kind == kindBinding && d.Exchange == exchange {
+			out = append(out, virtual.StoredBinding{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Pattern: d.Pattern, Queue: d.Queue})
+		}
+	}
+	return out, wrap(ctx, "read bindings", rs.Err())
+}
+
+// Ping implements driver.Pinger.
+func (s *Store) Ping(ctx context.Context) error {
+	if s.closed.Load() {
+		return errStoreClosed
+	}
+	_, err := s.db.Stats(ctx)
+	return wrap(ctx, "ping", err)
+}
+
+// Close implements virtual.Store: it stops the _changes feed and puts the
+// messages it still holds back in their queues. It is idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.hub.close()
+	s.mu.Lock()
+	held := make([]*lease, 0, len(s.held))
+	for _, l := range s.held {
+		held = append(held, l)
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), closeRestoreTimeout)
+	defer cancel()
+	var errs []error
+	for _, l := range held {
+		if err := s.Requeue(ctx, virtual.Item{Queue: l.queue, Receipt: l}); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, s.client.Close())
+	s.http.CloseIdleConnections()
+	return errors.Join(errs...)
+}
