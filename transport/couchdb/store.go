@@ -177,7 +177,7 @@ func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) er
 		}
 		docs[i] = doc
 	}
-	results, err := s.db.BulkDocs(ctx, docs)
+	results, err := s.bulkDocs(ctx, docs)
 	if err != nil {
 		return &driver.BatchError{Published: 0, Err: wrap(ctx, "put messages", err)}
 	}
@@ -189,14 +189,60 @@ func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) er
 		}
 	}
 	for i, r := range results {
-		if r.Error != nil {
-			return &driver.BatchError{Published: i, Err: wrap(ctx, "put message", r.Error)}
+		if r.err != nil {
+			return &driver.BatchError{Published: i, Err: wrap(ctx, "put message", r.err)}
 		}
 	}
-	if len(results) != len(batch) {
-		return &driver.BatchError{Published: len(results), Err: fmt.Errorf("couchdb: _bulk_docs answered %d of %d documents", len(results), len(batch))}
-	}
 	return nil
+}
+
+// bulkOutcome is what _bulk_docs answered for one document.
+type bulkOutcome struct {
+	rev string
+	err error
+}
+
+// bulkDocs writes docs (each with its "_id") in one _bulk_docs request and
+// returns each one's outcome in the order of docs. pouchdb-server does not
+// answer in the order of the request, so answers are matched by id; a
+// document it did not answer for gets an error.
+func (s *Store) bulkDocs(ctx context.Context, docs []any) ([]bulkOutcome, error) {
+	results, err := s.db.BulkDocs(ctx, docs)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]kivik.BulkResult, len(results))
+	for _, r := range results {
+		byID[r.ID] = r
+	}
+	out := make([]bulkOutcome, len(docs))
+	for i, d := range docs {
+		id := docID(d)
+		r, ok := byID[id]
+		switch {
+		case !ok:
+			out[i].err = fmt.Errorf("couchdb: _bulk_docs gave no answer for %s", id)
+		case r.Error != nil:
+			out[i].err = r.Error
+		default:
+			out[i].rev = r.Rev
+		}
+	}
+	return out, nil
+}
+
+// docID reads the "_id" of a document built by this package.
+func docID(d any) string {
+	switch d := d.(type) {
+	case map[string]any:
+		id, _ := d["_id"].(string)
+		return id
+	case map[string]json.RawMessage:
+		var id string
+		_ = json.Unmarshal(d["_id"], &id)
+		return id
+	}
+	return ""
 }
 
 // Get implements virtual.Store.
@@ -282,6 +328,10 @@ func (s *Store) look(ctx context.Context, queues []string, max int) ([]virtual.I
 	return items, nil
 }
 
+// claimWriteTimeout bounds the claim request, which runs on even when the
+// caller gives up.
+const claimWriteTimeout = 30 * time.Second
+
 // claimRounds bounds how often claim reads the queue again after losing
 // every message it tried to claim to other consumers.
 const claimRounds = 8
@@ -297,44 +347,60 @@ func (s *Store) claim(ctx context.Context, queue string, n int) ([]virtual.Item,
 		if err != nil || len(heads) == 0 {
 			return items, err
 		}
-		until := time.Now().Add(s.opts.VisibilityTimeout).UnixMilli()
-		owner, _ := json.Marshal(s.owner)
-		docs := make([]any, len(heads))
-		for i, l := range heads {
-			l.doc["lease"] = json.RawMessage(fmt.Sprint(until))
-			l.doc["owner"] = owner
-			docs[i] = l.doc
-		}
-		results, err := s.db.BulkDocs(ctx, docs)
-		if err != nil {
-			// The claims may have been written: their leases expire and
-			// the messages come back, redelivered.
-			return items, wrap(ctx, "claim", err)
-		}
-		lost := 0
-		for i, r := range results {
-			if i >= len(heads) {
-				break
-			}
-			if r.Error != nil {
-				if !isConflict(r.Error) {
-					return items, wrap(ctx, "claim", r.Error)
-				}
-				lost++
-				continue
-			}
-			l := heads[i]
-			l.setRev(r.Rev)
-			s.mu.Lock()
-			s.held[l.id] = l
-			s.mu.Unlock()
-			items = append(items, s.item(l))
-		}
-		if lost == 0 {
-			break // the queue had fewer than n
+		won, lost, err := s.writeClaims(ctx, heads)
+		items = append(items, won...)
+		if err != nil || lost == 0 {
+			return items, err // lost == 0: the queue had no more
 		}
 	}
 	return items, nil
+}
+
+// writeClaims writes a lease into each document read by readyDocs, with
+// the revision read, in one _bulk_docs request. It returns the items it
+// won and how many other consumers claimed first (409).
+func (s *Store) writeClaims(ctx context.Context, heads []*lease) (won []virtual.Item, lost int, err error) {
+	until := time.Now().Add(s.opts.VisibilityTimeout).UnixMilli()
+	owner, _ := json.Marshal(s.owner)
+	docs := make([]any, len(heads))
+	for i, l := range heads {
+		l.doc["lease"] = json.RawMessage(fmt.Sprint(until))
+		l.doc["owner"] = owner
+		docs[i] = l.doc
+	}
+	// Once sent, the claims may be written whatever the caller's context
+	// says: finish reading the answer, so that no claimed message is left
+	// to wait for its lease to expire.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimWriteTimeout)
+	defer cancel()
+	results, err := s.bulkDocs(wctx, docs)
+	if err != nil {
+		// The claims may have been written: their leases expire and the
+		// messages come back, redelivered.
+		return nil, 0, wrap(wctx, "claim", err)
+	}
+	var errs []error
+	for i, r := range results {
+		if r.err != nil {
+			if isConflict(r.err) {
+				lost++
+			} else {
+				errs = append(errs, wrap(wctx, "claim", r.err))
+			}
+			continue
+		}
+		l := heads[i]
+		l.setRev(r.rev)
+		s.mu.Lock()
+		s.held[l.id] = l
+		s.mu.Unlock()
+		won = append(won, s.item(l))
+	}
+	// Claims won are delivered even when others failed.
+	if len(won) > 0 {
+		return won, lost, nil
+	}
+	return nil, lost, errors.Join(errs...)
 }
 
 // readyDocs reads the first n ready documents of queue.
@@ -533,19 +599,17 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 	if len(docs) == 0 {
 		return nil
 	}
-	results, err := s.db.BulkDocs(ctx, docs)
+	results, err := s.bulkDocs(ctx, docs)
 	if err != nil {
 		return wrap(ctx, "ack", err)
 	}
 	var errs []error
 	for i, r := range results {
-		if r.Error != nil && !isConflict(r.Error) && !isNotFound(r.Error) {
-			errs = append(errs, wrap(ctx, "ack", r.Error))
+		if r.err != nil && !isConflict(r.err) && !isNotFound(r.err) {
+			errs = append(errs, wrap(ctx, "ack", r.err))
 			continue
 		}
-		if i < len(leases) {
-			s.forget(leases[i])
-		}
+		s.forget(leases[i])
 	}
 	return errors.Join(errs...)
 }
@@ -656,13 +720,13 @@ func (s *Store) RestoreExpired(ctx context.Context) (int, error) {
 	if len(docs) == 0 {
 		return 0, nil
 	}
-	results, err := s.db.BulkDocs(ctx, docs)
+	results, err := s.bulkDocs(ctx, docs)
 	if err != nil {
 		return 0, wrap(ctx, "restore expired leases", err)
 	}
 	n := 0
 	for i, r := range results {
-		if r.Error == nil && i < len(queues) {
+		if r.err == nil {
 			n++
 			s.hub.notify(queues[i])
 		}
@@ -707,15 +771,15 @@ func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 		if err != nil || len(docs) == 0 {
 			return n, err
 		}
-		results, err := s.db.BulkDocs(ctx, docs)
+		results, err := s.bulkDocs(ctx, docs)
 		if err != nil {
 			return n, wrap(ctx, "purge", err)
 		}
 		for _, r := range results {
-			if r.Error == nil {
+			if r.err == nil {
 				n++
-			} else if !isConflict(r.Error) && !isNotFound(r.Error) {
-				return n, wrap(ctx, "purge", r.Error)
+			} else if !isConflict(r.err) && !isNotFound(r.err) {
+				return n, wrap(ctx, "purge", r.err)
 			}
 		}
 	}
