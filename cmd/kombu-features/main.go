@@ -11,6 +11,7 @@ import (
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/transport"
 	_ "github.com/kombu-go/kombu/transport/amqp"
+	_ "github.com/kombu-go/kombu/transport/couchdb"
 	_ "github.com/kombu-go/kombu/transport/memory"
 	_ "github.com/kombu-go/kombu/transport/redis"
 )

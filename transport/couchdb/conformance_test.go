@@ -50,7 +50,8 @@ func pushGarbage(t *testing.T, raw string) func(ctx context.Context, queue strin
 			for k, v := range fields {
 				doc[k] = v
 			}
-			if _, err := db.Put(ctx, ids.next(queue), doc); err != nil {
+			p, _ := fields["priority"].(int)
+			if _, err := db.Put(ctx, ids.next(queue, p), doc); err != nil {
 				return 0, err
 			}
 		}

@@ -14,15 +14,14 @@
 //
 // DATABASE holds every message, queue record and binding of the
 // connection (default kombu_default, Python kombu 3's name); it is created
-// when missing, with the design document _design/kombu_go. Credentials go
-// as HTTP basic auth. Options:
+// when missing. Credentials go as HTTP basic auth. Options:
 //
 //	visibility_timeout  seconds a claimed message stays invisible to other
 //	                    consumers (default 3600, at least 1)
 //	polling_interval    longest pause of a waiting consumer between two
 //	                    looks at its queues when the _changes feed reports
-//	                    nothing; also how often expired claims are looked
-//	                    for (default 1, at least 0.01)
+//	                    nothing, which is how it notices an expired claim
+//	                    (default 1, at least 0.01)
 //	ssl, ssl_cert_reqs, insecure, ssl_ca_certs, ssl_certfile, ssl_keyfile,
 //	ssl_check_hostname, ssl_server_hostname   TLS, as on every scheme
 //
@@ -35,8 +34,11 @@
 // "priority": 0-9, "payload": ENVELOPE, "lease": 0, ...}: payload is
 // Python kombu's JSON envelope as a string (the field names of kombu 3's
 // couchdb transport; an object is read too). The id is
-// "m:QUEUE:TIME" with QUEUE %-escaped outside [A-Za-z0-9._-], so ids of one
-// queue sort in publish order. Queues are records "q:QUEUE"; bindings are
+// "m:QUEUE:D:TIME" with QUEUE %-escaped outside [A-Za-z0-9._-] and D = 9
+// minus the priority, so _all_docs lists a queue highest priority first,
+// then in publish order, with no view to keep up to date (pouchdb-server
+// indexes views slowly: a view on the hot path made consumers 7 times
+// slower). Queues are records "q:QUEUE"; bindings are
 // documents "b:EXCHANGE:HASH" holding exchange, routing_key, pattern (kombu's
 // topic regex) and queue, shared by every connection to the database, and
 // read at each publish to route it (direct, topic and fanout exchanges;
@@ -44,25 +46,29 @@
 //
 // # Semantics
 //
-// The view "ready" indexes unclaimed messages by [queue, 9-priority], so a
-// consumer reads the head of a queue highest priority first and FIFO within
-// a priority. It claims what it read by writing a lease (the end of its
-// claim, unix ms) into each document with the revision the view indexed,
-// in one _bulk_docs request: CouchDB's MVCC refuses the write of every
-// other consumer that read the same revision (409), so no message goes to
-// two consumers at once. An ack deletes the document; a requeue (reject
-// with requeue, a closed channel, a closed connection) writes it back
-// without a lease and marked redelivered, in its old place. The claim is a
-// lease: ExtendLease moves its end; once it has passed (the consumer
-// crashed or hung), any consumer of the database finds it in the view
-// "leases" and puts it back, marked redelivered. An ack after the lease
-// was lost does nothing: the message is with its new consumer.
+// A consumer reads the head of a queue from _all_docs and claims what it
+// read by writing a lease (the end of its claim, unix ms) into each
+// document with the revision it read, in one _bulk_docs request: CouchDB's
+// MVCC refuses the write of every other consumer that read the same
+// revision (409), so no message goes to two consumers at once. Documents
+// under a live lease are skipped. An ack deletes the document: the
+// deletion rides with the consumer's next claim, or is written on its own
+// 20 ms later, or at Close (as AMQP's basic.ack, it is not waited for; a
+// crash in between redelivers the message, never loses it). A requeue
+// (reject with requeue, a closed channel, a closed connection) writes the
+// document back without a lease and marked redelivered, in its old place.
+// The claim is a lease: ExtendLease moves its end; once it has passed (the
+// consumer crashed or hung), the next consumer to read the queue claims
+// the message again, marked redelivered. An ack after the lease was lost
+// does nothing: the message is with its new consumer. Size and Purge read
+// the queue's documents, so their cost grows with the queue.
 //
 // Consumers wait on the database's _changes feed (longpoll: pouchdb-server
 // ignores the feed's timeout parameter, so each request has a client
 // deadline, and the continuous feed delivers nothing through kivik), which
-// tells them which queue's documents changed, instead of polling the view;
-// polling_interval is the safety net. Message TTL (per-message expiration
+// tells them which queue's documents changed, instead of polling; it runs
+// only while a consumer waits. polling_interval is the safety net, and how
+// a waiting consumer notices an expired claim (which changes no document). Message TTL (per-message expiration
 // and x-message-ttl) travels in the document's "expires". Undecodable
 // documents reach the consumer's decode error path; one that is settled
 // without a dead-letter exchange is set aside, never deleted: "kombu"

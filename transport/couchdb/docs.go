@@ -20,59 +20,14 @@ const (
 
 // Document id prefixes: the id says what a document is and, for messages,
 // which queue it belongs to, so that the _changes feed (ids only) tells
-// which queues to wake.
+// which queues to wake. A message id is "m:QUEUE:D:TIME" with D = 9 minus
+// the priority: _all_docs over "m:QUEUE:" lists a queue highest priority
+// first, then in publish order, with no view to maintain.
 const (
 	messagePrefix = "m:"
 	queuePrefix   = "q:"
 	bindingPrefix = "b:"
 )
-
-// designID names the design document of the views below; designVersion
-// changes whenever they do, so that an older one is replaced.
-const (
-	designName    = "kombu_go"
-	designID      = "_design/" + designName
-	designVersion = "1"
-)
-
-// The views. ready: messages nobody holds, keyed [queue, 9-priority] so
-// that a key range gives one queue highest priority first, and FIFO within
-// a priority (rows of equal keys sort by id, and message ids grow with
-// time). The value is the revision, for purges. leases: held messages by
-// the end of their claim (unix ms), for the restore of expired ones.
-// A lease that is not a positive number counts as no lease, so that no
-// malformed document is stuck out of both views.
-const (
-	readyView = `function (doc) {
-  if (doc.kombu !== 'message' || typeof doc.queue !== 'string') return;
-  if (typeof doc.lease === 'number' && doc.lease > 0) return;
-  var p = typeof doc.priority === 'number' ? Math.floor(doc.priority) : 0;
-  p = p < 0 ? 0 : (p > 9 ? 9 : p);
-  emit([doc.queue, 9 - p], doc._rev);
-}`
-	leasesView = `function (doc) {
-  if (doc.kombu === 'message' && typeof doc.lease === 'number' && doc.lease > 0) emit(doc.lease, doc._rev);
-}`
-)
-
-type designDoc struct {
-	ID      string              `json:"_id"`
-	Rev     string              `json:"_rev,omitempty"`
-	Version string              `json:"kombu_go_version"`
-	Views   map[string]viewFunc `json:"views"`
-}
-
-type viewFunc struct {
-	Map    string `json:"map"`
-	Reduce string `json:"reduce,omitempty"`
-}
-
-func newDesignDoc() designDoc {
-	return designDoc{ID: designID, Version: designVersion, Views: map[string]viewFunc{
-		"ready":  {Map: readyView, Reduce: "_count"},
-		"leases": {Map: leasesView},
-	}}
-}
 
 // messageDoc is a message as stored. payload is kombu's JSON envelope as
 // a string, under the field names Python kombu 3's couchdb transport used
@@ -175,11 +130,14 @@ func queueOfMessageID(id string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	i := strings.LastIndexByte(rest, ':')
-	if i < 0 {
-		return "", false
+	for range 2 { // the time, then the priority digit
+		i := strings.LastIndexByte(rest, ':')
+		if i < 0 {
+			return "", false
+		}
+		rest = rest[:i]
 	}
-	return unescapeName(rest[:i])
+	return unescapeName(rest)
 }
 
 // idClock hands out increasing message-id suffixes: unix ns, bumped past
@@ -198,9 +156,10 @@ func newIDClock() *idClock {
 	return &idClock{tail: hex.EncodeToString(b[:])}
 }
 
-// next returns the id of a new message of queue. Ids of one queue sort in
-// the order next was called (then by time across processes).
-func (c *idClock) next(queue string) string {
+// next returns the id of a new message of queue at priority (0-9, higher
+// first). Ids of one queue and priority sort in the order next was called
+// (then by time across processes).
+func (c *idClock) next(queue string, priority int) string {
 	c.mu.Lock()
 	n := time.Now().UnixNano()
 	if n <= c.last {
@@ -212,5 +171,6 @@ func (c *idClock) next(queue string) string {
 	for i := range ts {
 		ts[7-i] = byte(n >> (8 * i))
 	}
-	return messageIDPrefix(queue) + hex.EncodeToString(ts[:]) + c.tail
+	priority = max(0, min(priority, 9))
+	return messageIDPrefix(queue) + string(rune('9'-priority)) + ":" + hex.EncodeToString(ts[:]) + c.tail
 }

@@ -71,7 +71,7 @@ func TestParseURLRefuses(t *testing.T) {
 func TestMessageIDNamesItsQueue(t *testing.T) {
 	ids := newIDClock()
 	for _, q := range []string{"plain", "a:b", "üñî cödé", "100%", "x:y:z%3A", strings.Repeat("q", 200)} {
-		id := ids.next(q)
+		id := ids.next(q, 5)
 		got, ok := queueOfMessageID(id)
 		if !ok || got != q {
 			t.Errorf("queue of %q = %q, %v; want %q", id, got, ok, q)
@@ -80,9 +80,12 @@ func TestMessageIDNamesItsQueue(t *testing.T) {
 			t.Errorf("id %q does not start with its queue prefix", id)
 		}
 	}
-	a, b := ids.next("q"), ids.next("q")
+	a, b := ids.next("q", 0), ids.next("q", 0)
 	if a >= b {
 		t.Errorf("ids do not grow: %q then %q", a, b)
+	}
+	if high := ids.next("q", 9); high >= a {
+		t.Errorf("a priority 9 id %q does not sort before the priority 0 ids %q", high, a)
 	}
 	if _, ok := queueOfMessageID("q:name"); ok {
 		t.Error("a queue record id read as a message id")

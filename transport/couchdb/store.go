@@ -35,9 +35,10 @@ type Store struct {
 	owner  string
 	closed atomic.Bool
 
-	mu        sync.Mutex
-	held      map[string]*lease // claimed by this store and not settled yet
-	lastSweep time.Time
+	mu   sync.Mutex
+	held map[string]*lease // claimed by this store and not settled yet
+
+	acks ackQueue
 }
 
 // lease is the receipt of a claimed message: the document as stored, with
@@ -50,8 +51,8 @@ type lease struct {
 	rev   string
 }
 
-// Dial connects to the server, creates the database and the design
-// document when missing, and returns the store.
+// Dial connects to the server, creates the database when missing, and
+// returns the store.
 func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	o := c.opts
 	tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -76,32 +77,13 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	return s, nil
 }
 
-// prepare creates the database and installs the design document.
+// prepare creates the database when missing.
 func (s *Store) prepare(ctx context.Context) error {
 	err := s.client.CreateDB(ctx, s.opts.Database)
 	if err != nil && status(err) != http.StatusPreconditionFailed { // 412: it exists
 		return wrap(ctx, "create database "+s.opts.Database, err)
 	}
-	for attempt := 0; ; attempt++ {
-		var cur designDoc
-		err := s.db.Get(ctx, designID).ScanDoc(&cur)
-		switch {
-		case err == nil && cur.Version == designVersion:
-			return nil
-		case err != nil && !isNotFound(err):
-			return wrap(ctx, "read "+designID, err)
-		}
-		d := newDesignDoc()
-		d.Rev = cur.Rev
-		_, err = s.db.Put(ctx, designID, d)
-		if err == nil {
-			return nil
-		}
-		if !isConflict(err) || attempt == 3 {
-			return wrap(ctx, "write "+designID, err)
-		}
-		// Another process installed it at the same time: read it again.
-	}
+	return nil
 }
 
 var (
@@ -130,7 +112,7 @@ func (s *Store) newMessage(queue string, env *virtual.Envelope) (map[string]any,
 		return nil, err
 	}
 	doc := map[string]any{
-		"_id":      s.ids.next(queue),
+		"_id":      s.ids.next(queue, int(min(env.Properties.Priority, 9))),
 		"kombu":    kindMessage,
 		"queue":    queue,
 		"priority": min(int(env.Properties.Priority), 9),
@@ -301,19 +283,8 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait tim
 	}
 }
 
-// look restores expired leases when it is time, then claims.
+// look claims from the queues in order.
 func (s *Store) look(ctx context.Context, queues []string, max int) ([]virtual.Item, error) {
-	s.mu.Lock()
-	sweep := time.Since(s.lastSweep) >= s.opts.PollingInterval
-	if sweep {
-		s.lastSweep = time.Now()
-	}
-	s.mu.Unlock()
-	if sweep {
-		if _, err := s.RestoreExpired(ctx); err != nil {
-			return nil, err
-		}
-	}
 	var items []virtual.Item
 	for _, q := range queues {
 		got, err := s.claim(ctx, q, max-len(items))
@@ -362,11 +333,14 @@ func (s *Store) claim(ctx context.Context, queue string, n int) ([]virtual.Item,
 func (s *Store) writeClaims(ctx context.Context, heads []*lease) (won []virtual.Item, lost int, err error) {
 	until := time.Now().Add(s.opts.VisibilityTimeout).UnixMilli()
 	owner, _ := json.Marshal(s.owner)
-	docs := make([]any, len(heads))
-	for i, l := range heads {
+	// The deletions of acked messages ride in the same request.
+	acks := s.takeAcks()
+	docs := make([]any, len(acks), len(acks)+len(heads))
+	copy(docs, acks)
+	for _, l := range heads {
 		l.doc["lease"] = json.RawMessage(fmt.Sprint(until))
 		l.doc["owner"] = owner
-		docs[i] = l.doc
+		docs = append(docs, l.doc)
 	}
 	// Once sent, the claims may be written whatever the caller's context
 	// says: finish reading the answer, so that no claimed message is left
@@ -377,10 +351,11 @@ func (s *Store) writeClaims(ctx context.Context, heads []*lease) (won []virtual.
 	if err != nil {
 		// The claims may have been written: their leases expire and the
 		// messages come back, redelivered.
+		s.giveBackAcks(acks)
 		return nil, 0, wrap(wctx, "claim", err)
 	}
-	var errs []error
-	for i, r := range results {
+	errs := []error{ackErrors(wctx, results[:len(acks)])}
+	for i, r := range results[len(acks):] {
 		if r.err != nil {
 			if isConflict(r.err) {
 				lost++
@@ -403,72 +378,87 @@ func (s *Store) writeClaims(ctx context.Context, heads []*lease) (won []virtual.
 	return nil, lost, errors.Join(errs...)
 }
 
-// readyDocs reads the first n ready documents of queue.
+// maxPage bounds one _all_docs page.
+const maxPage = 1000
+
+// readyDocs reads the first n claimable documents of queue: those without
+// a lease, and those whose lease has expired (their consumer is gone: they
+// are taken back marked redelivered). Documents under a live lease are
+// skipped; the page is sized for the ones this store holds.
 func (s *Store) readyDocs(ctx context.Context, queue string, n int) ([]*lease, error) {
-	rs := s.db.Query(ctx, designName, "ready", kivik.Params(map[string]any{
-		"reduce":       false,
-		"include_docs": true,
-		"startkey":     []any{queue},
-		"endkey":       []any{queue, map[string]any{}},
-		"limit":        n,
-	}))
-	defer rs.Close()
+	s.mu.Lock()
+	page := min(n+len(s.held)+16, maxPage)
+	s.mu.Unlock()
+	now := time.Now().UnixMilli()
 	var out []*lease
-	for rs.Next() {
-		row, ok, err := scanRow(rs)
+	err := s.scanQueue(ctx, queue, page, func(id string, doc map[string]json.RawMessage) bool {
+		l := leaseOf(doc)
+		if !isMessage(doc) || l > now || s.ackPending(id) {
+			return true
+		}
+		if l > 0 {
+			doc["redelivered"] = json.RawMessage("true")
+		}
+		var rev string
+		_ = json.Unmarshal(doc["_rev"], &rev)
+		out = append(out, &lease{id: id, queue: queue, doc: doc, rev: rev})
+		return len(out) < n
+	})
+	return out, err
+}
+
+// scanQueue reads the documents of queue in queue order, page by page,
+// and calls visit for each until it returns false or the queue ends.
+// Writes use the revision read: a document changed since fails with a
+// conflict.
+func (s *Store) scanQueue(ctx context.Context, queue string, page int, visit func(id string, doc map[string]json.RawMessage) bool) error {
+	prefix := messageIDPrefix(queue)
+	start, skip := prefix, 0
+	for {
+		rs := s.db.AllDocs(ctx, kivik.Params(map[string]any{
+			"include_docs": true,
+			"startkey":     start,
+			"endkey":       prefix + "\ufff0",
+			"limit":        page,
+			"skip":         skip,
+		}))
+		rows, last := 0, ""
+		for rs.Next() {
+			rows++
+			last, _ = rs.ID()
+			var doc map[string]json.RawMessage
+			if err := rs.ScanDoc(&doc); err != nil {
+				if status(err) == http.StatusBadRequest { // no doc: deleted meanwhile
+					continue
+				}
+				_ = rs.Close()
+				return wrap(ctx, "read queue", err)
+			}
+			if !visit(last, doc) {
+				return wrap(ctx, "read queue", rs.Close())
+			}
+		}
+		err := rs.Err()
+		_ = rs.Close()
 		if err != nil {
-			return nil, wrap(ctx, "read messages", err)
+			return wrap(ctx, "read queue", err)
 		}
-		if !ok || row.lease() > 0 {
-			continue
+		if rows < page {
+			return nil
 		}
-		out = append(out, &lease{id: row.id, queue: queue, doc: row.doc, rev: row.viewRev})
+		start, skip = last, 1 // nothing is deleted during a scan
 	}
-	if err := rs.Err(); err != nil {
-		return nil, wrap(ctx, "read messages", err)
-	}
-	return out, nil
 }
 
-// viewRow is one row of the ready or leases view with its document.
-type viewRow struct {
-	id      string
-	viewRev string // the revision the view indexed
-	doc     map[string]json.RawMessage
+func isMessage(doc map[string]json.RawMessage) bool {
+	return string(doc["kombu"]) == `"`+kindMessage+`"`
 }
 
-// scanRow reads a view row with include_docs. The view and the documents
-// are not read atomically on pouchdb-server: the document may have changed
-// (claimed, acked) since the view indexed it. So the row carries the
-// revision the view saw, which writes use: a document changed since fails
-// with a conflict. ok is false for a row whose document is gone or does
-// not match the indexed revision any more.
-func scanRow(rs *kivik.ResultSet) (row viewRow, ok bool, err error) {
-	row.id, _ = rs.ID()
-	if err := rs.ScanValue(&row.viewRev); err != nil {
-		return row, false, err
-	}
-	if err := rs.ScanDoc(&row.doc); err != nil {
-		if status(err) == http.StatusBadRequest { // "doc is nil": deleted since indexed
-			return row, false, nil
-		}
-		return row, false, err
-	}
-	var rev, kind string
-	_ = json.Unmarshal(row.doc["_rev"], &rev)
-	_ = json.Unmarshal(row.doc["kombu"], &kind)
-	if rev != row.viewRev || kind != kindMessage {
-		return row, false, nil
-	}
-	row.doc["_rev"], _ = json.Marshal(row.viewRev)
-	return row, true, nil
-}
-
-// lease returns the document's lease end in unix ms; 0 when it has none,
-// as the views read it.
-func (r viewRow) lease() int64 {
+// leaseOf returns the end of a document's lease in unix ms; 0 when it has
+// none (also for a malformed one, so that no document is stuck).
+func leaseOf(doc map[string]json.RawMessage) int64 {
 	var f float64
-	if json.Unmarshal(r.doc["lease"], &f) != nil || f <= 0 {
+	if json.Unmarshal(doc["lease"], &f) != nil || f <= 0 {
 		return 0
 	}
 	return int64(f)
@@ -562,24 +552,6 @@ func (s *Store) forget(l *lease) {
 	s.mu.Lock()
 	delete(s.held, l.id)
 	s.mu.Unlock()
-}
-
-// Ack implements virtual.Acker: it deletes the document. A lease lost
-// meanwhile (expired, message delivered again) leaves the document to its
-// new holder.
-func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
-	l, err := receipt(it)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	_, err = s.db.Delete(ctx, l.id, l.rev)
-	l.mu.Unlock()
-	if err != nil && !isConflict(err) && !isNotFound(err) {
-		return wrap(ctx, "ack", err)
-	}
-	s.forget(l)
-	return nil
 }
 
 // AckBatch implements virtual.BatchAcker with one _bulk_docs request.
@@ -684,94 +656,39 @@ func (s *Store) Quarantine(ctx context.Context, it virtual.Item) error {
 	return nil
 }
 
-// RestoreExpired puts the messages whose lease has expired back in their
-// queues, marked redelivered, and returns how many. Consumers call it
-// every polling interval; it is safe from any number of processes, since
-// each restore is a write with the revision read.
-func (s *Store) RestoreExpired(ctx context.Context) (int, error) {
-	rs := s.db.Query(ctx, designName, "leases", kivik.Params(map[string]any{
-		"include_docs": true,
-		"endkey":       time.Now().UnixMilli(),
-		"limit":        500,
-	}))
-	defer rs.Close()
-	var docs []any
-	var queues []string
+// readyDeletions returns deletions of every claimable message of queue
+// (what Size counts).
+func (s *Store) readyDeletions(ctx context.Context, queue string) ([]any, error) {
 	now := time.Now().UnixMilli()
-	for rs.Next() {
-		row, ok, err := scanRow(rs)
-		if err != nil {
-			return 0, wrap(ctx, "read expired leases", err)
+	var dels []any
+	err := s.scanQueue(ctx, queue, maxPage, func(id string, doc map[string]json.RawMessage) bool {
+		if isMessage(doc) && leaseOf(doc) <= now && !s.ackPending(id) {
+			dels = append(dels, map[string]any{"_id": id, "_rev": doc["_rev"], "_deleted": true})
 		}
-		if !ok || row.lease() == 0 || row.lease() > now {
-			continue
-		}
-		var q string
-		_ = json.Unmarshal(row.doc["queue"], &q)
-		row.doc["lease"] = json.RawMessage("0")
-		row.doc["redelivered"] = json.RawMessage("true")
-		delete(row.doc, "owner")
-		docs = append(docs, row.doc)
-		queues = append(queues, q)
-	}
-	if err := rs.Err(); err != nil {
-		return 0, wrap(ctx, "read expired leases", err)
-	}
-	if len(docs) == 0 {
-		return 0, nil
-	}
-	results, err := s.bulkDocs(ctx, docs)
-	if err != nil {
-		return 0, wrap(ctx, "restore expired leases", err)
-	}
-	n := 0
-	for i, r := range results {
-		if r.err == nil {
-			n++
-			s.hub.notify(queues[i])
-		}
-	}
-	return n, nil
+		return true
+	})
+	return dels, err
 }
 
-// queueRows reads the ids and revisions of up to n ready messages of
-// queue.
-func (s *Store) queueRows(ctx context.Context, queue string, n int) ([]any, error) {
-	rs := s.db.Query(ctx, designName, "ready", kivik.Params(map[string]any{
-		"reduce":   false,
-		"startkey": []any{queue},
-		"endkey":   []any{queue, map[string]any{}},
-		"limit":    n,
-	}))
-	defer rs.Close()
-	var docs []any
-	for rs.Next() {
-		id, _ := rs.ID()
-		var rev string
-		if err := rs.ScanValue(&rev); err != nil {
-			return nil, wrap(ctx, "read queue", err)
-		}
-		docs = append(docs, map[string]any{"_id": id, "_rev": rev, "_deleted": true})
-	}
-	return docs, wrap(ctx, "read queue", rs.Err())
-}
-
-// purgeBatch is how many documents one purge round deletes.
+// purgeBatch is how many documents one purge request deletes.
 const purgeBatch = 500
 
-// Purge implements virtual.Store: it deletes the ready messages of queue
-// (held ones stay with their consumers) and returns how many it deleted.
+// Purge implements virtual.Store: it deletes the claimable messages of
+// queue (held ones stay with their consumers) and returns how many it
+// deleted.
 func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 	if s.closed.Load() {
 		return 0, errStoreClosed
 	}
+	dels, err := s.readyDeletions(ctx, queue)
+	if err != nil {
+		return 0, err
+	}
 	n := 0
-	for {
-		docs, err := s.queueRows(ctx, queue, purgeBatch)
-		if err != nil || len(docs) == 0 {
-			return n, err
-		}
-		results, err := s.bulkDocs(ctx, docs)
+	for len(dels) > 0 {
+		chunk := dels[:min(purgeBatch, len(dels))]
+		dels = dels[len(chunk):]
+		results, err := s.bulkDocs(ctx, chunk)
 		if err != nil {
 			return n, wrap(ctx, "purge", err)
 		}
@@ -783,29 +700,18 @@ func (s *Store) Purge(ctx context.Context, queue string) (int, error) {
 			}
 		}
 	}
+	return n, nil
 }
 
-// Size implements virtual.Store: the ready messages of queue, counted by
-// the view's reduce.
+// Size implements virtual.Store: the claimable messages of queue (an
+// expired claim counts: any consumer may take it). It reads the queue's
+// documents: its cost grows with the queue.
 func (s *Store) Size(ctx context.Context, queue string) (int, error) {
 	if s.closed.Load() {
 		return 0, errStoreClosed
 	}
-	rs := s.db.Query(ctx, designName, "ready", kivik.Params(map[string]any{
-		"reduce":   true,
-		"startkey": []any{queue},
-		"endkey":   []any{queue, map[string]any{}},
-	}))
-	defer rs.Close()
-	n := 0
-	for rs.Next() {
-		var v int
-		if err := rs.ScanValue(&v); err != nil {
-			return 0, wrap(ctx, "size", err)
-		}
-		n += v
-	}
-	return n, wrap(ctx, "size", rs.Err())
+	dels, err := s.readyDeletions(ctx, queue)
+	return len(dels), err
 }
 
 // Delete implements virtual.Store: the queue's record and its ready
@@ -943,15 +849,15 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.hub.close()
+	ctx, cancel := context.WithTimeout(context.Background(), closeRestoreTimeout)
+	defer cancel()
+	errs := []error{s.flushAcks(ctx)}
 	s.mu.Lock()
 	held := make([]*lease, 0, len(s.held))
 	for _, l := range s.held {
 		held = append(held, l)
 	}
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), closeRestoreTimeout)
-	defer cancel()
-	var errs []error
 	for _, l := range held {
 		if err := s.Requeue(ctx, virtual.Item{Queue: l.queue, Receipt: l}); err != nil {
 			errs = append(errs, err)

@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/go-kivik/kivik/v4"
+
+	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/driver"
 	"github.com/kombu-go/kombu/virtual"
 )
@@ -206,7 +210,7 @@ func TestQuarantineKeepsTheDocument(t *testing.T) {
 	s := openStore(t, raw)
 	ctx := testCtx(t)
 	db := rawDB(t, raw)
-	id := newIDClock().next("q")
+	id := newIDClock().next("q", 0)
 	if _, err := db.Put(ctx, id, map[string]any{"kombu": kindMessage, "queue": "q", "payload": "{garbage"}); err != nil {
 		t.Fatal(err)
 	}
@@ -257,5 +261,102 @@ func TestBindingsShared(t *testing.T) {
 	}
 	if got, _ := b.Bindings(ctx, "x"); len(got) != 2 {
 		t.Fatalf("after rebinding: %v", got)
+	}
+}
+
+// A server that does not answer is a lost connection, so that kombu tries
+// the next URL of a failover list.
+func TestDialUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	o, err := ParseURL(mustURL(t, "couchdb://"+addr+"/db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = NewConnector(o).Dial(testCtx(t))
+	if !errors.Is(err, driver.ErrConnectionLost) {
+		t.Fatalf("dial of a closed port: %v, want ErrConnectionLost", err)
+	}
+}
+
+// Connection.As and Channel.As reach the kivik client and database.
+func TestAs(t *testing.T) {
+	raw := freshDatabaseURL(t, "")
+	ctx := testCtx(t)
+	conn, err := kombu.Dial(ctx, raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var db *kivik.DB
+	var client *kivik.Client
+	if !conn.As(&db) || !conn.As(&client) {
+		t.Fatal("Connection.As found no kivik client")
+	}
+	if db.Name() != mustOptions(t, raw).Database {
+		t.Errorf("As gave database %q", db.Name())
+	}
+	if _, err := db.Stats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var other *int
+	if conn.As(&other) {
+		t.Error("As accepted an unrelated target")
+	}
+}
+
+func mustOptions(t *testing.T, raw string) *Options {
+	t.Helper()
+	o, err := ParseURL(mustURL(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// An ack deletes the document: with the next claim, or on its own shortly
+// after when no claim comes, or at Close.
+func TestAckDeletesTheDocument(t *testing.T) {
+	raw := freshDatabaseURL(t, "")
+	s := openStore(t, raw)
+	db := rawDB(t, raw)
+	ctx := testCtx(t)
+	gone := func(id string, within time.Duration) bool {
+		for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if _, err := s.currentRev(ctx, id); isNotFound(err) {
+				return true
+			}
+		}
+		return false
+	}
+	mustPut(t, s, "q", "alone", "first", "second", "last")
+	for _, step := range []string{"timer", "claim"} {
+		it := mustGet(t, s, "q")
+		id := it.Receipt.(*lease).id
+		if err := s.Ack(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+		if step == "claim" {
+			mustGet(t, s, "q") // the deletion rides with this claim
+		}
+		if !gone(id, time.Second) {
+			t.Fatalf("%s: the acked document %s is still there", step, id)
+		}
+	}
+	it := mustGet(t, s, "q")
+	id := it.Receipt.(*lease).id
+	if err := s.Ack(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := db.Get(ctx, id).ScanDoc(&doc); !isNotFound(err) {
+		t.Fatalf("after Close, the acked document reads %v, %v", doc, err)
 	}
 }
