@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-kivik/kivik/v4"
+	"go.uber.org/goleak"
 
 	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/driver"
@@ -359,4 +360,18 @@ func TestAckDeletesTheDocument(t *testing.T) {
 	if err := db.Get(ctx, id).ScanDoc(&doc); !isNotFound(err) {
 		t.Fatalf("after Close, the acked document reads %v, %v", doc, err)
 	}
+}
+
+// Close stops the _changes follower and the store's HTTP connections.
+func TestCloseLeavesNoGoroutine(t *testing.T) {
+	raw := freshDatabaseURL(t, "")
+	before := goleak.IgnoreCurrent()
+	s := openStore(t, raw)
+	if _, err := s.Get(testCtx(t), []string{"q"}, 300*time.Millisecond); !errors.Is(err, driver.ErrEmpty) {
+		t.Fatalf("get: %v, want ErrEmpty", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	goleak.VerifyNone(t, before)
 }
