@@ -23,6 +23,9 @@ const (
 
 // ackQueue holds the deletions of acked messages not written yet.
 type ackQueue struct {
+	// flushMu serializes flushes, so that Close waits for one the timer
+	// started.
+	flushMu sync.Mutex
 	mu      sync.Mutex
 	pending []any // {"_id", "_rev", "_deleted": true}
 	ids     map[string]bool
@@ -106,6 +109,8 @@ func (s *Store) giveBackAcks(dels []any) {
 
 // flushAcks writes the pending deletions in one _bulk_docs request.
 func (s *Store) flushAcks(ctx context.Context) error {
+	s.acks.flushMu.Lock()
+	defer s.acks.flushMu.Unlock()
 	dels := s.takeAcks()
 	if len(dels) == 0 {
 		return nil

@@ -259,6 +259,9 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait tim
 			woken = s.hub.register(queues)
 		}
 		items, err := s.look(ctx, queues, max)
+		if len(items) > 0 {
+			err = nil // claimed messages are delivered; a failure after them comes back next time
+		}
 		left := time.Until(deadline)
 		if err != nil || len(items) > 0 || wait <= 0 || left <= 0 {
 			if woken != nil {
