@@ -3,7 +3,8 @@
 # Sourced by scripts/services.sh (its helpers and $STATE are in scope).
 #
 # Installed once with npm into REPO/.cache/pouchdb-server (ignored by git, pinned package.json);
-# `npm install` takes ~1.5 min, so an install of the pinned version is reused. The server binds
+# `npm install` takes 1.5-3 min on an idle machine (8.8 min measured from scratch with the 2 cores
+# busy: 1.5 min of CPU), so an install of the pinned version is reused. The server binds
 # 127.0.0.1 on a probed port and keeps its databases, config and log.txt under $STATE/couchdb.
 # Ready ~0.6 s after launch (first GET / answering); stop: SIGTERM to the recorded PID.
 
@@ -29,7 +30,7 @@ svc_couchdb_install() {
 	mkdir -p "$COUCHDB_CACHE"
 	printf '{"name":"kombu-go-pouchdb-server","private":true,"dependencies":{"pouchdb-server":"%s"}}\n' \
 		"$COUCHDB_VERSION" >"$COUCHDB_CACHE/package.json"
-	log "npm install pouchdb-server@$COUCHDB_VERSION into ${COUCHDB_CACHE#"$REPO"/} (~1.5 min)"
+	log "npm install pouchdb-server@$COUCHDB_VERSION into ${COUCHDB_CACHE#"$REPO"/} (1.5-3 min, once)"
 	if ! (cd "$COUCHDB_CACHE" && npm install --no-audit --no-fund --loglevel=error) >"$STATE/couchdb-npm.log" 2>&1; then
 		tail -n 20 "$STATE/couchdb-npm.log" >&2 || true
 		die "npm install pouchdb-server failed; see $STATE/couchdb-npm.log"

@@ -4,8 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,8 +24,36 @@ func serverURL(t testing.TB) string {
 	return testenv.ServerURL(t, "KOMBU_TEST_COUCHDB_URL")
 }
 
+// TestMain destroys the test databases once every test is over.
+// pouchdb-server 4.2.0 crashes (express-pouchdb routes/changes.js) when a
+// database is destroyed while it still works on a _changes longpoll of
+// it, and a client that gives up on its request does not stop that work:
+// so databases go at the end, a second after the last store closed.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	dbsMu.Lock()
+	urls := dbs
+	dbsMu.Unlock()
+	if len(urls) > 0 {
+		time.Sleep(time.Second)
+	}
+	for _, u := range urls {
+		if err := destroyDatabase(u); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+var (
+	dbsMu sync.Mutex
+	dbs   []*url.URL
+)
+
 // freshDatabaseURL returns the server URL with a database of its own,
-// destroyed when the test ends, and the query appended.
+// destroyed at the end of the test binary (see TestMain), and the query
+// appended.
 func freshDatabaseURL(t testing.TB, query string) string {
 	t.Helper()
 	u, err := url.Parse(serverURL(t))
@@ -43,7 +74,9 @@ func freshDatabaseURL(t testing.TB, query string) string {
 	}, db) + "_" + hex.EncodeToString(b[:])
 	u.Path = "/" + db
 	u.RawQuery = query
-	t.Cleanup(func() { destroyDatabase(t, u) })
+	dbsMu.Lock()
+	dbs = append(dbs, u)
+	dbsMu.Unlock()
 	return u.String()
 }
 
@@ -67,23 +100,22 @@ func rawDB(t testing.TB, raw string) *kivik.DB {
 	return c.DB(o.Database)
 }
 
-func destroyDatabase(t testing.TB, u *url.URL) {
+func destroyDatabase(u *url.URL) error {
 	o, err := ParseURL(u)
 	if err != nil {
-		t.Error(err)
-		return
+		return err
 	}
 	c, err := kivik.New("couch", o.Server)
 	if err != nil {
-		t.Error(err)
-		return
+		return err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.DestroyDB(ctx, o.Database); err != nil && kivik.HTTPStatus(err) != 404 {
-		t.Errorf("destroy database %s: %v", o.Database, err)
+		return fmt.Errorf("destroy database %s: %v", o.Database, err)
 	}
+	return nil
 }
 
 // openStore dials a Store on raw, closed when the test ends.
