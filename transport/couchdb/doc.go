@@ -37,12 +37,14 @@
 // "m:QUEUE:D:TIME" with QUEUE %-escaped outside [A-Za-z0-9._-] and D = 9
 // minus the priority, so _all_docs lists a queue highest priority first,
 // then in publish order, with no view to keep up to date (pouchdb-server
-// indexes views slowly: a view on the hot path made consumers 7 times
-// slower). Queues are records "q:QUEUE"; bindings are
+// indexes a view at query time, about 1.5 ms per changed document: claiming
+// through one ran batched consumers at a quarter of the speed; see
+// docs/benchmarks.md). Queues are records "q:QUEUE"; bindings are
 // documents "b:EXCHANGE:HASH" holding exchange, routing_key, pattern (kombu's
 // topic regex) and queue, shared by every connection to the database, and
 // read at each publish to route it (direct, topic and fanout exchanges;
-// headers exchanges route from the declaring process's own table).
+// Features.Headers is false: headers bindings are not kept in the
+// database).
 //
 // # Semantics
 //
@@ -73,6 +75,10 @@
 // documents reach the consumer's decode error path; one that is settled
 // without a dead-letter exchange is set aside, never deleted: "kombu"
 // becomes "quarantined" with the reason.
+//
+// On pouchdb-server, destroy a database only after its consumers are gone
+// (and a second more): the server crashes when a database is destroyed
+// while it works on a longpoll _changes request of it.
 //
 // # As
 //
