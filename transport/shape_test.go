@@ -10,6 +10,7 @@ import (
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/beanstalk"
+	"github.com/kombu-go/kombu/transport/couchdb"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
 )
@@ -38,6 +39,10 @@ var (
 	_ func(*beanstalk.Options) *beanstalk.Connector = beanstalk.NewConnector
 	_ func(*beanstalk.Connector) *beanstalk.Options = (*beanstalk.Connector).Options
 	_ driverConnector                               = (*beanstalk.Connector)(nil)
+	_ func(*url.URL) (*couchdb.Options, error)      = couchdb.ParseURL
+	_ func(*couchdb.Options) *couchdb.Connector     = couchdb.NewConnector
+	_ func(*couchdb.Connector) *couchdb.Options     = (*couchdb.Connector).Options
+	_ driverConnector                               = (*couchdb.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -60,6 +65,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"redis", "rediss", "sentinel"}, redis.Transport, redis.Description, mustRedis(t), "redis://127.0.0.1:6379/0"},
 		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
 		{[]string{"beanstalk"}, beanstalk.Transport, beanstalk.Description, beanstalk.NewConnector(nil), "beanstalk://127.0.0.1:11300"},
+		{[]string{"couchdb", "couchdbs"}, couchdb.Transport, couchdb.Description, mustCouchDB(t), "couchdb://127.0.0.1:5984/kombu"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -123,6 +129,14 @@ func mustAMQP(t *testing.T) *amqp.Connector {
 		t.Fatal(err)
 	}
 	return amqp.NewConnector(o)
+}
+
+func mustCouchDB(t *testing.T) *couchdb.Connector {
+	o, err := couchdb.ParseURL(&url.URL{Scheme: "couchdb", Host: "127.0.0.1:5984"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return couchdb.NewConnector(o)
 }
 
 // The TLS options mean the same on every scheme that speaks TLS: one

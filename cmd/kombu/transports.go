@@ -5,6 +5,7 @@ package main
 import (
 	_ "github.com/kombu-go/kombu/transport/amqp"
 	_ "github.com/kombu-go/kombu/transport/beanstalk"
+	_ "github.com/kombu-go/kombu/transport/couchdb"
 	_ "github.com/kombu-go/kombu/transport/memory"
 	_ "github.com/kombu-go/kombu/transport/redis"
 )

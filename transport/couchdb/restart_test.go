@@ -1,0 +1,193 @@
+package couchdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kombu-go/kombu/internal/testenv"
+	"github.com/kombu-go/kombu/kombu/driver"
+)
+
+// privateServer is a pouchdb-server of the test's own, from the install
+// scripts/services.d/couchdb.sh made, that the test kills and restarts.
+type privateServer struct {
+	t    *testing.T
+	bin  string
+	dir  string
+	port int
+	cmd  *exec.Cmd
+}
+
+func startPrivateServer(t *testing.T) *privateServer {
+	t.Helper()
+	serverURL(t) // the install exists where the shared server runs
+	bin, _ := filepath.Abs("../../.cache/pouchdb-server/node_modules/pouchdb-server/bin/pouchdb-server")
+	if _, err := os.Stat(bin); err != nil {
+		if testenv.InCI() {
+			t.Fatalf("no pouchdb-server install at %s: run scripts/services.sh up couchdb", bin)
+		}
+		t.Skipf("no pouchdb-server install at %s: run scripts/services.sh up couchdb", bin)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	s := &privateServer{t: t, bin: bin, dir: t.TempDir(), port: port}
+	s.start()
+	t.Cleanup(func() {
+		if s.cmd != nil {
+			_ = s.cmd.Process.Kill()
+			_ = s.cmd.Wait()
+		}
+	})
+	return s
+}
+
+func (s *privateServer) url(query string) string {
+	return fmt.Sprintf("couchdb://127.0.0.1:%d/restart?%s", s.port, query)
+}
+
+func (s *privateServer) start() {
+	s.t.Helper()
+	cmd := exec.Command("node", s.bin, "--host", "127.0.0.1", "--port", strconv.Itoa(s.port),
+		"--dir", filepath.Join(s.dir, "data"), "--config", filepath.Join(s.dir, "config.json"))
+	cmd.Dir = s.dir
+	if err := os.MkdirAll(filepath.Join(s.dir, "data"), 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.cmd = cmd
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", s.port))
+		if err == nil {
+			resp.Body.Close()
+			return
+		}
+	}
+	s.t.Fatal("the private pouchdb-server did not answer within 30 s")
+}
+
+func (s *privateServer) kill() {
+	_ = s.cmd.Process.Signal(syscall.SIGKILL)
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// TestServerKilledLosesNothing: pouchdb-server is killed with SIGKILL
+// while a publisher and a consumer run on one store each, and started
+// again on the same port and data. Every message whose Put returned nil is
+// delivered (lost = 0); a message delivered twice is marked redelivered or
+// follows a Put that failed (and was retried) or an ack that could not be
+// written.
+func TestServerKilledLosesNothing(t *testing.T) {
+	const total = 300
+	srv := startPrivateServer(t)
+	raw := srv.url("visibility_timeout=2&polling_interval=0.2")
+	pub, con := openStore(t, raw), openStore(t, raw)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	const q = "restart"
+
+	var mu sync.Mutex
+	published := map[int]bool{} // Put returned nil
+	retried := map[int]bool{}   // a Put failed first
+	delivered := map[int]int{}
+	unexplained := 0
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		for ctx.Err() == nil {
+			items, err := con.GetBatch(ctx, []string{q}, 10, 500*time.Millisecond)
+			if err != nil && !errors.Is(err, driver.ErrEmpty) {
+				time.Sleep(100 * time.Millisecond) // the server is down
+				continue
+			}
+			mu.Lock()
+			for _, it := range items {
+				i, _ := strconv.Atoi(string(it.Envelope.Body))
+				delivered[i]++
+				if delivered[i] > 1 && !it.Envelope.Redelivered && !retried[i] {
+					unexplained++
+				}
+			}
+			done := len(published) == total && len(delivered) >= total
+			mu.Unlock()
+			for _, it := range items {
+				_ = con.Ack(ctx, it) // a failed ack leaves the message to come back
+			}
+			if done {
+				return
+			}
+		}
+	}()
+	// The publisher runs on while the server is down: its Puts fail and
+	// are retried, as an application's would be.
+	go func() {
+		for i := range total {
+			for ctx.Err() == nil {
+				err := pub.Put(ctx, q, newEnv(strconv.Itoa(i), 0))
+				mu.Lock()
+				if err == nil {
+					published[i] = true
+				} else {
+					retried[i] = true
+				}
+				mu.Unlock()
+				if err == nil {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}()
+	for {
+		mu.Lock()
+		n := len(published)
+		mu.Unlock()
+		if n >= total/3 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	srv.kill()
+	time.Sleep(time.Second)
+	srv.start()
+	select {
+	case <-consumed:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	lost, dup := 0, 0
+	for i := range total {
+		switch n := delivered[i]; {
+		case published[i] && n == 0:
+			lost++
+		case n > 1:
+			dup += n - 1
+		}
+	}
+	t.Logf("%d published (%d retried), %d delivered: lost = %d, duplicates = %d (%d unexplained)",
+		len(published), len(retried), len(delivered), lost, dup, unexplained)
+	if lost != 0 {
+		t.Errorf("lost = %d", lost)
+	}
+	if unexplained != 0 {
+		t.Errorf("%d duplicates neither redelivered nor after a failed Put", unexplained)
+	}
+}
