@@ -11,6 +11,7 @@ import (
 	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/sqs"
 )
 
 // Every transport package exports the same shape (docs/design.md, "Writing
@@ -32,6 +33,11 @@ var (
 	_ func(*amqp.Options) *amqp.Connector   = amqp.NewConnector
 	_ func(*amqp.Connector) *amqp.Options   = (*amqp.Connector).Options
 	_ driverConnector                       = (*amqp.Connector)(nil)
+
+	_ func(*url.URL) (*sqs.Options, error) = sqs.ParseURL
+	_ func(*sqs.Options) *sqs.Connector    = sqs.NewConnector
+	_ func(*sqs.Connector) *sqs.Options    = (*sqs.Connector).Options
+	_ driverConnector                      = (*sqs.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -53,6 +59,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"memory"}, memory.Transport, memory.Description, memory.NewConnector(&memory.Options{Broker: "shape"}), "memory://shape"},
 		{[]string{"redis", "rediss", "sentinel"}, redis.Transport, redis.Description, mustRedis(t), "redis://127.0.0.1:6379/0"},
 		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
+		{[]string{"sqs"}, sqs.Transport, sqs.Description, mustSQS(t), "sqs://key:secret@127.0.0.1:4566?is_secure=false"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -108,6 +115,14 @@ func mustRedis(t *testing.T) *redis.Connector {
 		t.Fatal(err)
 	}
 	return redis.NewConnector(o)
+}
+
+func mustSQS(t *testing.T) *sqs.Connector {
+	o, err := sqs.ParseURL(&url.URL{Scheme: "sqs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqs.NewConnector(o)
 }
 
 func mustAMQP(t *testing.T) *amqp.Connector {
