@@ -733,7 +733,10 @@ func containsReceipt(items []virtual.Item, r any) bool {
 	return false
 }
 
-var receiveAttributes = []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}
+var (
+	receiveAttributes       = []types.MessageSystemAttributeName{types.MessageSystemAttributeNameApproximateReceiveCount}
+	receiveAttributesLegacy = []types.QueueAttributeName{types.QueueAttributeName(types.MessageSystemAttributeNameApproximateReceiveCount)}
+)
 
 // receive takes up to n messages of one queue; exists is false for a
 // queue that does not exist.
@@ -750,6 +753,9 @@ func (s *Store) receive(ctx context.Context, queue string, n int, waitSeconds in
 		MaxNumberOfMessages:         int32(n),
 		WaitTimeSeconds:             waitSeconds,
 		MessageSystemAttributeNames: receiveAttributes,
+		// The older name too: query-protocol servers (and emulators) know
+		// only this one.
+		AttributeNames: receiveAttributesLegacy,
 		MessageAttributeNames:       []string{"All"},
 	})
 	if err != nil {
