@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu"
 )

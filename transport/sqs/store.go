@@ -755,8 +755,8 @@ func (s *Store) receive(ctx context.Context, queue string, n int, waitSeconds in
 		MessageSystemAttributeNames: receiveAttributes,
 		// The older name too: query-protocol servers (and emulators) know
 		// only this one.
-		AttributeNames: receiveAttributesLegacy,
-		MessageAttributeNames:       []string{"All"},
+		AttributeNames:        receiveAttributesLegacy,
+		MessageAttributeNames: []string{"All"},
 	})
 	if err != nil {
 		if isMissing(err) {
