@@ -23,9 +23,14 @@ type bindingTable struct {
 
 var bindingTables sync.Map // namespace -> *bindingTable
 
+// namespace identifies the queues a store sees: the same endpoint,
+// region, account (access key) and name prefix.
+func namespace(o *Options) string {
+	return o.EndpointURL + "\x00" + o.Region + "\x00" + o.AccessKeyID + "\x00" + o.QueueNamePrefix
+}
+
 func tableFor(o *Options) *bindingTable {
-	ns := o.EndpointURL + "\x00" + o.Region + "\x00" + o.AccessKeyID + "\x00" + o.QueueNamePrefix
-	t, _ := bindingTables.LoadOrStore(ns, &bindingTable{rows: map[string]map[virtual.StoredBinding]struct{}{}})
+	t, _ := bindingTables.LoadOrStore(namespace(o), &bindingTable{rows: map[string]map[virtual.StoredBinding]struct{}{}})
 	return t.(*bindingTable)
 }
 

@@ -63,10 +63,24 @@ type Store struct {
 	// stops waiting leaves the poll running; what it receives is kept
 	// here for the next GetBatch of that queue, and made visible again
 	// if nobody takes it within stashHold (or at Close).
-	polls   sync.WaitGroup
-	stashMu sync.Mutex
-	stash   map[string][]virtual.Item // kombu queue name -> items, oldest first
+	polls sync.WaitGroup
+	stash *stash // shared by the process's stores of the same namespace
 }
+
+// stash holds messages taken by abandoned polls until a GetBatch of any
+// store of the process on the same endpoint takes them, so they are not
+// counted as received twice (receipt handles are not tied to a client).
+type stash struct {
+	mu    sync.Mutex
+	items map[string][]stashed // kombu queue name -> items, oldest first
+}
+
+type stashed struct {
+	it    virtual.Item
+	owner *Store // whose poll took it; its Close gives it back
+}
+
+var stashes sync.Map // namespace -> *stash
 
 // stashHold is how long messages of an abandoned poll wait for the next
 // GetBatch before they are made visible again.
@@ -86,7 +100,8 @@ type receipt struct {
 var errStoreClosed = fmt.Errorf("sqs: store closed: %w", driver.ErrClosed)
 
 func newStore(o *Options, c *sqs.Client) *Store {
-	s := &Store{opts: o, client: c, bindings: tableFor(o)}
+	st, _ := stashes.LoadOrStore(namespace(o), &stash{items: map[string][]stashed{}})
+	s := &Store{opts: o, client: c, bindings: tableFor(o), stash: st.(*stash)}
 	s.stop, s.stopCancel = context.WithCancel(context.Background())
 	return s
 }
@@ -543,11 +558,11 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, max int, wait tim
 	defer cancel()
 	defer context.AfterFunc(s.stop, cancel)()
 	deadline := time.Now().Add(wait)
-	items := s.unstash(queues, max)
-	if len(items) > 0 {
-		return items, nil
-	}
+	var items []virtual.Item
 	for {
+		if items = s.unstash(queues, max); len(items) > 0 {
+			return items, nil
+		}
 		longPolled := false
 		for _, q := range queues {
 			var w int32
@@ -658,35 +673,40 @@ func (s *Store) stashItems(queue string, items []virtual.Item) {
 	if len(items) == 0 {
 		return
 	}
-	s.stashMu.Lock()
-	if s.stash == nil {
-		s.stash = map[string][]virtual.Item{}
+	st := s.stash
+	st.mu.Lock()
+	for _, it := range items {
+		st.items[queue] = append(st.items[queue], stashed{it, s})
 	}
-	s.stash[queue] = append(s.stash[queue], items...)
-	s.stashMu.Unlock()
+	st.mu.Unlock()
 	if s.closed.Load() {
-		s.requeueStash(nil)
+		s.requeueStash(func(x stashed) bool { return x.owner == s })
 		return
 	}
-	time.AfterFunc(stashHold, func() { s.requeueStash(items) })
+	time.AfterFunc(stashHold, func() {
+		s.requeueStash(func(x stashed) bool { return containsReceipt(items, x.it.Receipt) })
+	})
 }
 
 // unstash takes up to max stashed items of queues.
 func (s *Store) unstash(queues []string, max int) []virtual.Item {
-	s.stashMu.Lock()
-	defer s.stashMu.Unlock()
-	if len(s.stash) == 0 {
+	st := s.stash
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.items) == 0 {
 		return nil
 	}
 	var out []virtual.Item
 	for _, q := range queues {
-		st := s.stash[q]
-		n := min(len(st), max-len(out))
-		out = append(out, st[:n]...)
-		if n == len(st) {
-			delete(s.stash, q)
+		list := st.items[q]
+		n := min(len(list), max-len(out))
+		for _, x := range list[:n] {
+			out = append(out, x.it)
+		}
+		if n == len(list) {
+			delete(st.items, q)
 		} else {
-			s.stash[q] = st[n:]
+			st.items[q] = list[n:]
 		}
 		if len(out) == max {
 			break
@@ -695,27 +715,27 @@ func (s *Store) unstash(queues []string, max int) []virtual.Item {
 	return out
 }
 
-// requeueStash makes the stashed items among only (all when nil) visible
-// again.
-func (s *Store) requeueStash(only []virtual.Item) {
-	s.stashMu.Lock()
+// requeueStash makes the stashed items that pick selects visible again.
+func (s *Store) requeueStash(pick func(stashed) bool) {
+	st := s.stash
+	st.mu.Lock()
 	var out []virtual.Item
-	for q, st := range s.stash {
-		keep := st[:0:0]
-		for _, it := range st {
-			if only == nil || containsReceipt(only, it.Receipt) {
-				out = append(out, it)
+	for q, list := range st.items {
+		keep := list[:0:0]
+		for _, x := range list {
+			if pick(x) {
+				out = append(out, x.it)
 			} else {
-				keep = append(keep, it)
+				keep = append(keep, x)
 			}
 		}
 		if len(keep) == 0 {
-			delete(s.stash, q)
+			delete(st.items, q)
 		} else {
-			s.stash[q] = keep
+			st.items[q] = keep
 		}
 	}
-	s.stashMu.Unlock()
+	st.mu.Unlock()
 	if len(out) == 0 {
 		return
 	}
@@ -1112,7 +1132,7 @@ func (s *Store) Close() error {
 	}
 	s.stopCancel()
 	s.polls.Wait()
-	s.requeueStash(nil)
+	s.requeueStash(func(x stashed) bool { return x.owner == s })
 	return nil
 }
 
