@@ -208,7 +208,8 @@ func (c *Consumer) failed(ctx context.Context, m *Message, err error) {
 		c.held.hold(ctx, m, p.MaxBackoff, func(ctx context.Context) error { return m.Requeue(ctx) })
 		return
 	}
-	brokerCounts := c.ch.conn.TransportName() == "amqp" && q.QueueArguments()["x-queue-type"] == "quorum" &&
+	brokerCounts := (c.ch.conn.Features().DeliveryCount ||
+		c.ch.conn.TransportName() == "amqp" && q.QueueArguments()["x-queue-type"] == "quorum") &&
 		// A redelivery without the counter: this broker does not count.
 		(!m.Redelivered || m.Headers[brokerDeliveryCount] != nil)
 	c.held.hold(ctx, m, p.Backoff(n), func(ctx context.Context) error {

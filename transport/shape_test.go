@@ -13,6 +13,7 @@ import (
 	"github.com/kombu-go/kombu/transport/couchdb"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/sqs"
 )
 
 // Every transport package exports the same shape (docs/design.md, "Writing
@@ -43,6 +44,10 @@ var (
 	_ func(*couchdb.Options) *couchdb.Connector     = couchdb.NewConnector
 	_ func(*couchdb.Connector) *couchdb.Options     = (*couchdb.Connector).Options
 	_ driverConnector                               = (*couchdb.Connector)(nil)
+	_ func(*url.URL) (*sqs.Options, error)          = sqs.ParseURL
+	_ func(*sqs.Options) *sqs.Connector             = sqs.NewConnector
+	_ func(*sqs.Connector) *sqs.Options             = (*sqs.Connector).Options
+	_ driverConnector                               = (*sqs.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -66,6 +71,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
 		{[]string{"beanstalk"}, beanstalk.Transport, beanstalk.Description, beanstalk.NewConnector(nil), "beanstalk://127.0.0.1:11300"},
 		{[]string{"couchdb", "couchdbs"}, couchdb.Transport, couchdb.Description, mustCouchDB(t), "couchdb://127.0.0.1:5984/kombu"},
+		{[]string{"sqs"}, sqs.Transport, sqs.Description, mustSQS(t), "sqs://key:secret@127.0.0.1:4566?is_secure=false"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -121,6 +127,14 @@ func mustRedis(t *testing.T) *redis.Connector {
 		t.Fatal(err)
 	}
 	return redis.NewConnector(o)
+}
+
+func mustSQS(t *testing.T) *sqs.Connector {
+	o, err := sqs.ParseURL(&url.URL{Scheme: "sqs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqs.NewConnector(o)
 }
 
 func mustAMQP(t *testing.T) *amqp.Connector {

@@ -1121,6 +1121,15 @@ func (ch *Channel) Recover(ctx context.Context, requeue bool) error {
 	if err != nil {
 		return err
 	}
+	return ch.requeueItems(ctx, items)
+}
+
+// requeueItems requeues items in delivery order, in one round trip where
+// the store can (BatchRequeuer).
+func (ch *Channel) requeueItems(ctx context.Context, items []Item) error {
+	if br, ok := ch.acker.(BatchRequeuer); ok && len(items) > 1 {
+		return br.RequeueBatch(ctx, items)
+	}
 	var errs []error
 	for _, it := range items {
 		errs = append(errs, ch.requeueItem(ctx, it))
@@ -1201,10 +1210,7 @@ func (ch *Channel) Close() error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), restoreTimeout)
 	defer cancel()
-	var errs []error
-	for _, it := range items {
-		errs = append(errs, ch.requeueItem(ctx, it))
-	}
+	errs := []error{ch.requeueItems(ctx, items)}
 	for _, c := range consumers {
 		errs = append(errs, ch.released(ctx, c.queue))
 	}

@@ -86,6 +86,12 @@ type Acker interface {
 	Requeue(ctx context.Context, it Item) error
 }
 
+// BatchRequeuer requeues many unacked items in one round trip (SQS
+// ChangeMessageVisibilityBatch). virtual uses it on Close and Recover.
+type BatchRequeuer interface {
+	RequeueBatch(ctx context.Context, items []Item) error
+}
+
 // BatchPutter puts many envelopes in one round trip. The batch need not be
 // atomic; on error, return *driver.BatchError when a prefix went through.
 type BatchPutter interface {

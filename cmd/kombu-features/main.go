@@ -15,6 +15,7 @@ import (
 	_ "github.com/kombu-go/kombu/transport/couchdb"
 	_ "github.com/kombu-go/kombu/transport/memory"
 	_ "github.com/kombu-go/kombu/transport/redis"
+	_ "github.com/kombu-go/kombu/transport/sqs"
 )
 
 func main() { writeTable(os.Stdout) }
@@ -71,6 +72,13 @@ func writeTable(w io.Writer) {
 		{"publisher confirms", func(f driver.Features) string { return yes(f.Confirms) }},
 		{"exchange-to-exchange bindings", func(f driver.Features) string { return yes(f.ExchangeBinding) }},
 		{"declarations shared between connections", func(f driver.Features) string { return yes(f.SharedState) }},
+		{"the broker counts every delivery", func(f driver.Features) string { return yes(f.DeliveryCount) }},
+		{"largest message body", func(f driver.Features) string {
+			if f.MaxBodySize == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%d KiB", f.MaxBodySize>>10)
+		}},
 	}
 	for _, r := range rows {
 		fmt.Fprintf(w, "| %s |", r.name)

@@ -8,4 +8,5 @@ import (
 	_ "github.com/kombu-go/kombu/transport/couchdb"
 	_ "github.com/kombu-go/kombu/transport/memory"
 	_ "github.com/kombu-go/kombu/transport/redis"
+	_ "github.com/kombu-go/kombu/transport/sqs"
 )

@@ -233,6 +233,7 @@ var importFor = map[string]string{
 	"drivertest": module + "/kombu/drivertest", "transport": module + "/transport",
 	"memory": module + "/transport/memory", "redis": module + "/transport/redis", "amqp": module + "/transport/amqp", "beanstalk": module + "/transport/beanstalk",
 	"couchdb": module + "/transport/couchdb",
+	"sqs":     module + "/transport/sqs",
 	"virtual": module + "/virtual", "routing": module + "/virtual/routing", "storetest": module + "/virtual/storetest",
 	"testenv": module + "/internal/testenv", "middleware": module + "/kombu/middleware",
 	"otelkombu": module + "/kombu/otelkombu",

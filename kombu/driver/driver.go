@@ -82,6 +82,15 @@ type Features struct {
 	Confirms        bool  // publishes are confirmed by the broker
 	ExchangeBinding bool  // exchange-to-exchange bindings
 	SharedState     bool  // declarations made by one connection are seen by others
+	// DeliveryCount: the broker counts the deliveries of every message
+	// itself (SQS ApproximateReceiveCount), handed up as the
+	// x-delivery-count header, so a requeue is counted.
+	DeliveryCount bool
+	// MaxBodySize is the largest message body the transport carries with
+	// modest headers, in bytes (SQS: its 1 MiB message limit less kombu's
+	// encoding); 0 means no limit of its own. Larger publishes fail with
+	// an error wrapping ErrInvalidArgument.
+	MaxBodySize int
 }
 
 // Connector dials a connection. It holds parsed options only.
