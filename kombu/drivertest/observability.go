@@ -75,7 +75,6 @@ func (e *env) checkTraceHeaders(what string, h map[string]any) {
 // policy publishes after a failure, so a trace goes on across retries;
 // and the observer hears each step.
 func testTraceHeaders(e *env) {
-	e.require(e.s.features.Headers, "Headers")
 	obs := &traceObserver{events: map[kombu.EventKind]int{}}
 	opts := e.options()
 	opts.Observer = obs
@@ -124,7 +123,6 @@ func testTraceHeaders(e *env) {
 // nothing of kombu-go's observer (a Python Celery client writes them
 // beside its own headers) arrive unchanged.
 func testForeignTraceHeaders(e *env) {
-	e.require(e.s.features.Headers, "Headers")
 	q := e.simpleQueue("q")
 	h := map[string]any{"id": "3149beef-4e06-4ae5-a9d6-9ab1c6e7f0b1", "task": "tasks.add", "lang": "py"}
 	for k, v := range traceHeaders {
