@@ -8,7 +8,8 @@ mongodb interop tests. One JSON argument:
 produce: declares the queue bound to the exchange, publishes count JSON
 messages {"n": i, "text": "héllo"} with priority i % 10 and header x-n,
 then prints "done".
-consume: declares and binds the queue, prints "ready", then prints one JSON
+consume: declares and binds the queue, prints "ready" (with "wait_go", then
+waits for a line on stdin before its first poll), then prints one JSON
 line per message ({"n", "redelivered", "priority", "exchange",
 "routing_key", "headers"}) and acks it, until count messages came and then
 idle seconds passed without more; prints "end".
@@ -59,6 +60,8 @@ else:
 
     with conn.Consumer(queue, callbacks=[on_message], accept=["json"]):
         say("ready")
+        if args.get("wait_go"):
+            sys.stdin.readline()
         deadline = time.time() + 30
         idle_until = None
         while time.time() < deadline:
