@@ -12,6 +12,7 @@ import (
 	"github.com/kombu-go/kombu/transport"
 	_ "github.com/kombu-go/kombu/transport/amqp"
 	_ "github.com/kombu-go/kombu/transport/memory"
+	_ "github.com/kombu-go/kombu/transport/mongodb"
 	_ "github.com/kombu-go/kombu/transport/redis"
 )
 

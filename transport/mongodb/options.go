@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/kombu-go/kombu/kombu/driver"
@@ -63,6 +64,9 @@ type Options struct {
 	// queues (polling_interval).
 	PollingInterval time.Duration
 	ConnectTimeout  time.Duration // connect_timeout (0: the driver's default)
+	// Monitor, when set, sees every command the driver sends (tracing,
+	// counting round trips); it has no URL form.
+	Monitor *event.CommandMonitor
 }
 
 // kombuOptions are the query options kombu reads itself; every other

@@ -90,6 +90,9 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	if o.TLS != nil {
 		co.SetTLSConfig(o.TLS)
 	}
+	if o.Monitor != nil {
+		co.SetMonitor(o.Monitor)
+	}
 	if o.ConnectTimeout > 0 {
 		co.SetConnectTimeout(o.ConnectTimeout).SetServerSelectionTimeout(o.ConnectTimeout)
 	}
@@ -342,14 +345,10 @@ func (s *Store) claim(ctx context.Context, queue string, max int) ([]virtual.Ite
 		if len(docs) == 0 {
 			break
 		}
-		for _, d := range docs {
-			ok, err := s.claimOne(tctx, d, until, token)
-			if err != nil {
-				return s.give(queue, won, token), s.wrap(ctx, "claim", err)
-			}
-			if ok {
-				won = append(won, d)
-			}
+		got, err := s.claimAll(tctx, docs, until, token)
+		won = append(won, got...)
+		if err != nil {
+			return s.give(queue, won, token), s.wrap(ctx, "claim", err)
 		}
 		if fresh && len(c.docs) == 0 {
 			break // all the queue had when it was read
@@ -379,25 +378,71 @@ func (s *Store) findReady(ctx context.Context, queue string, n int) ([]bson.Raw,
 // claimOne leases the ready document d: it reports whether d is now this
 // consumer's.
 func (s *Store) claimOne(ctx context.Context, d bson.Raw, until time.Time, token string) (bool, error) {
-	if _, err := s.unacked.InsertOne(ctx, leaseDoc(d, until, token)); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
-			return false, nil // another consumer holds it
+	won, err := s.claimAll(ctx, []bson.Raw{d}, until, token)
+	return len(won) == 1, err
+}
+
+// claimAll leases the ready documents docs and returns those that are now
+// this consumer's: their leases go in one insert (unordered: a duplicate
+// _id, another consumer's lease, fails that document only), and each ready
+// copy is deleted by its _id, which says exactly which ones were still
+// there.
+func (s *Store) claimAll(ctx context.Context, docs []bson.Raw, until time.Time, token string) ([]bson.Raw, error) {
+	leases := make([]any, len(docs))
+	for i, d := range docs {
+		leases[i] = leaseDoc(d, until, token)
+	}
+	leased := make([]bool, len(docs))
+	var err error
+	if len(docs) == 1 {
+		_, err = s.unacked.InsertOne(ctx, leases[0])
+		leased[0] = err == nil
+	} else {
+		_, err = s.unacked.InsertMany(ctx, leases, options.InsertMany().SetOrdered(false))
+		for i := range leased {
+			leased[i] = err == nil
 		}
-		return false, err
+		var bwe mongo.BulkWriteException
+		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+			for i := range leased {
+				leased[i] = true
+			}
+			for _, we := range bwe.WriteErrors {
+				if we.Index >= 0 && we.Index < len(leased) {
+					leased[we.Index] = false
+				}
+			}
+			err = nil
+			for _, we := range bwe.WriteErrors {
+				if !mongo.IsDuplicateKeyError(we) {
+					err = we
+				}
+			}
+		}
 	}
-	id := bson.D{{Key: fID, Value: d.Lookup(fID)}}
-	res, err := s.messages.DeleteOne(ctx, id)
-	if err != nil {
-		// The lease is ours and the ready copy may still be there: deliver;
-		// if it is, the sweep finds it ready when the lease ends.
-		return true, nil
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		// Leases that may have been written are dropped by their token, or
+		// expire and come back.
+		_, _ = s.unacked.DeleteMany(ctx, bson.D{{Key: fLeaseToken, Value: token}})
+		return nil, err
 	}
-	if res.DeletedCount == 0 {
-		// Taken meanwhile (and acked, or by a Python consumer, or purged).
-		_, _ = s.unacked.DeleteOne(ctx, append(id, bson.E{Key: fLeaseToken, Value: token}))
-		return false, nil
+	var won []bson.Raw
+	for i, d := range docs {
+		if !leased[i] {
+			continue // another consumer holds it
+		}
+		id := bson.D{{Key: fID, Value: d.Lookup(fID)}}
+		res, err := s.messages.DeleteOne(ctx, id)
+		if err == nil && res.DeletedCount == 0 {
+			// Taken meanwhile (and acked, or by a Python consumer, or purged).
+			_, _ = s.unacked.DeleteOne(ctx, append(id, bson.E{Key: fLeaseToken, Value: token}))
+			continue
+		}
+		// Deleted, or an error: the lease is ours either way; a ready copy
+		// left behind is found ready when the lease ends, by the sweep.
+		won = append(won, d)
 	}
-	return true, nil
+	return won, nil
 }
 
 // leaseDoc is the unacked copy of the messages document d.
