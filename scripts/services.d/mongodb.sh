@@ -61,18 +61,22 @@ svc_mongodb_running() {
 	[[ -n $port ]] && pid_alive "$pid" ferretdb && port_listening "$port"
 }
 
+# svc_mongodb_up [PORT [keep]]: start FerretDB (on PORT when given), on an empty data directory
+# unless "keep" (restart).
 svc_mongodb_up() {
 	if svc_mongodb_running; then
 		log "mongodb (FerretDB) already up on 127.0.0.1:$(mongodb_port) (pid $(mongodb_pid))"
 		return 0
 	fi
 	svc_mongodb_install
-	local port=${1:-} start attempt pid bin
+	local port=${1:-} keep=${2:-} start attempt pid bin
 	bin=$(ferretdb_bin)
 	stop_pid "$(mongodb_pid)" ferretdb
 	rm -f "$MONGODB_DIR/pid" "$MONGODB_DIR/port"
 	mkdir -p "$MONGODB_DIR"
-	mongodb_fresh_data
+	if [[ $keep != keep || ! -e $MONGODB_DIR/data ]]; then
+		mongodb_fresh_data
+	fi
 	for attempt in 1 2 3 4 5; do
 		[[ -n $port ]] || pick_port port
 		start=$(now_ms)
@@ -103,6 +107,15 @@ svc_mongodb_down() {
 	fi
 	rm -f "$MONGODB_DIR/pid" "$MONGODB_DIR/port"
 	rm -rf "$(mongodb_tmpfs_dir)" "$MONGODB_DIR/data" # memory, not disk: free it
+}
+
+# svc_mongodb_restart: stop FerretDB and start it again on the same port with the same data.
+svc_mongodb_restart() {
+	local port
+	port=$(mongodb_port)
+	stop_pid "$(mongodb_pid)" ferretdb
+	rm -f "$MONGODB_DIR/pid" "$MONGODB_DIR/port"
+	svc_mongodb_up "$port" keep
 }
 
 svc_mongodb_status() { echo "FerretDB $(basename "$(ferretdb_bin)") 127.0.0.1:$(mongodb_port) pid $(mongodb_pid)"; }

@@ -556,9 +556,10 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 	return nil
 }
 
-// Requeue implements virtual.Acker: the message goes back to messages
-// with its _id, so it takes its old place in its queue (as AMQP requeues),
-// marked redelivered; then the lease is deleted.
+// Requeue implements virtual.Acker: while this consumer still holds the
+// lease, the message goes back to messages with its _id, so it takes its
+// old place in its queue (as AMQP requeues), marked redelivered; then the
+// lease is deleted.
 func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 	r, err := s.receiptOf(it)
 	if err != nil {
@@ -580,6 +581,16 @@ func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 		}
 		s.loc.put(r.queue, d)
 		return nil
+	}
+	// A lease that is gone (it expired and another consumer has the
+	// message now, or the queue was deleted) is not this consumer's to put
+	// back: a second ready copy would be delivered twice.
+	err = s.unacked.FindOne(ctx, r.leaseFilter(), options.FindOne().SetProjection(bson.D{{Key: fID, Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil
+	}
+	if err != nil {
+		return s.wrap(ctx, "requeue", err)
 	}
 	return s.restore(ctx, r.doc, bson.D{{Key: fLeaseToken, Value: r.token}})
 }

@@ -152,8 +152,8 @@ func TestRequeueKeepsThePlace(t *testing.T) {
 }
 
 // A lease that outlives visibility_timeout goes back (any consumer's sweep
-// restores it), and the slow consumer's late ack does not delete the new
-// consumer's lease of the same message.
+// restores it), and the slow consumer's late ack or requeue does not touch
+// the new consumer's lease of the same message.
 func TestExpiredLeaseComesBackAndLateAckIsHarmless(t *testing.T) {
 	raw := isolatedURL(t, "visibility_timeout=1")
 	slow, other := openStore(t, raw), openStore(t, raw)
@@ -182,6 +182,12 @@ func TestExpiredLeaseComesBackAndLateAckIsHarmless(t *testing.T) {
 	}
 	if err := other.ExtendLease(ctx, again, time.Minute); err != nil {
 		t.Errorf("extending a live lease: %v", err)
+	}
+	if err := slow.Requeue(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(findAll(t, raw, "messages", nil)); n != 0 {
+		t.Errorf("the slow consumer's requeue of a lost lease made %d ready copies", n)
 	}
 	if err := other.Ack(ctx, again); err != nil {
 		t.Fatal(err)
