@@ -122,9 +122,14 @@
 //
 // FerretDB (SQLite) filters and sorts in its own process: every find but
 // one by _id reads the whole collection, so a receive costs O(messages in
-// the database). Consumers therefore keep the candidates of one sorted
-// read for up to 100 ms (re-read at once when this process puts a
-// message that sorts before their end). Its throughput figures in
+// the database). Consumers therefore claim from the candidates of one
+// sorted read for up to a second: messages this process puts after them
+// are appended, one that sorts before their end (a higher priority) makes
+// the list stale, and an empty list that held the whole queue is read
+// again once per polling interval, so messages other processes put are
+// seen within it, or within the second when they sort before the list's
+// end. A consumer that meets another's lease jumps ahead in its list, so
+// consumers of one queue spread over it. Its throughput figures in
 // docs/benchmarks.md describe that server, not MongoDB.
 //
 // # Errors

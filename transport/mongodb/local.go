@@ -3,6 +3,7 @@ package mongodb
 import (
 	"bytes"
 	"context"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -34,15 +35,29 @@ func (l *local) wait() <-chan struct{} {
 }
 
 // put records that doc was put into queue (nil: something changed queue
-// in a way no sort key describes, such as a purge): candidate lists that
-// end after it are stale. Waiting consumers wake.
+// in a way no sort key describes, such as a purge). A candidate list that
+// ends before doc gets doc appended, so its consumer takes it without
+// reading the queue again; one that ends after it is stale. Waiting
+// consumers wake.
 func (l *local) put(queue string, doc bson.D) {
 	k := keyOfD(doc)
+	var raw bson.Raw
 	l.mu.Lock()
 	for c := range l.lists[queue] {
 		c.mu2.Lock()
-		if doc == nil || !k.after(c.tail) {
+		switch {
+		case doc == nil || !k.ok || !c.complete || !k.after(c.tail):
 			c.stale = true
+		default:
+			if raw == nil {
+				raw, _ = bson.Marshal(doc)
+			}
+			if raw == nil {
+				c.stale = true
+				break
+			}
+			c.pending = append(c.pending, raw)
+			c.tail = k
 		}
 		c.mu2.Unlock()
 	}
@@ -113,25 +128,30 @@ func (k sortKey) after(end sortKey) bool {
 
 // candidateTTL bounds how long a consumer works through one sorted read of
 // a queue before reading it again: on FerretDB a sorted find reads the
-// whole collection, so one read serves several claims. A message that
-// another process puts meanwhile before the list's end is considered after
-// at most this long; one put by this process at once.
-const candidateTTL = 100 * time.Millisecond
+// whole collection, so one read serves many claims. A message another
+// process puts before the list's end (a higher priority) is considered
+// after at most this long; one put by this process at once. A consumer
+// whose list is empty after reading its whole queue reads again after the
+// polling interval instead.
+const candidateTTL = time.Second
 
 // candidateBatch is the least number of candidates one read asks for.
 const candidateBatch = 64
 
 // candidates is one queue's ready documents in delivery order, as last
-// read, minus those tried since. mu is held by the claiming consumer;
-// mu2 guards stale and tail, which puts of other goroutines touch.
+// read, minus those tried since, plus those this process put after them.
+// mu is held by the claiming consumer; mu2 guards the fields that puts of
+// other goroutines touch.
 type candidates struct {
 	mu   sync.Mutex
 	docs []bson.Raw
 	at   time.Time
 
-	mu2   sync.Mutex
-	stale bool
-	tail  sortKey // the last document read
+	mu2      sync.Mutex
+	stale    bool
+	complete bool       // the last read returned the whole queue
+	tail     sortKey    // the last document read or appended
+	pending  []bson.Raw // put by this process after the read, in order
 }
 
 func (s *Store) candidatesOf(queue string) *candidates {
@@ -156,28 +176,52 @@ func (s *Store) forgetCandidates() {
 	}
 }
 
-// next returns up to n candidates of queue, reading the queue again when
-// the list is used up, old or stale. fresh reports whether they were just
-// read.
-func (c *candidates) next(ctx context.Context, s *Store, queue string, n int) (docs []bson.Raw, fresh bool, err error) {
+// pop returns the next candidate of queue (nil when it has none), reading
+// the queue again when the list is stale, older than candidateTTL, or
+// empty (at most once per polling interval when the last read held the
+// whole queue); want sizes that read. fresh reports whether it just read.
+func (c *candidates) pop(ctx context.Context, s *Store, queue string, want int) (d bson.Raw, fresh bool, err error) {
 	c.mu2.Lock()
-	stale := c.stale
+	stale, complete := c.stale, c.complete
 	c.stale = false
+	c.docs = append(c.docs, c.pending...)
+	c.pending = nil
 	c.mu2.Unlock()
-	if len(c.docs) == 0 || stale || time.Since(c.at) > candidateTTL {
-		c.docs, err = s.findReady(ctx, queue, max(n*claimSpread+claimSlack, candidateBatch))
+	age := time.Since(c.at)
+	if stale || age > candidateTTL || len(c.docs) == 0 && (!complete || age > s.opts.PollingInterval) {
+		limit := max(want*claimSpread+claimSlack, candidateBatch)
+		docs, err := s.findReady(ctx, queue, limit)
 		if err != nil {
 			return nil, false, err
 		}
-		c.at, fresh = time.Now(), true
+		c.docs, c.at, fresh = docs, time.Now(), true
 		c.mu2.Lock()
+		c.complete = len(docs) < limit
 		c.tail = sortKey{}
-		if len(c.docs) > 0 {
-			c.tail = keyOfRaw(c.docs[len(c.docs)-1])
+		if len(docs) > 0 {
+			c.tail = keyOfRaw(docs[len(docs)-1])
+		} else {
+			c.tail = sortKey{ok: true, priority: -1} // an empty queue: anything put next comes after
 		}
 		c.mu2.Unlock()
 	}
-	k := min(n, len(c.docs))
-	docs, c.docs = c.docs[:k:k], c.docs[k:]
-	return docs, fresh, nil
+	if len(c.docs) == 0 {
+		return nil, fresh, nil
+	}
+	d, c.docs = c.docs[0], c.docs[1:]
+	return d, fresh, nil
+}
+
+// skipAhead drops a random part, up to half, of the list's remaining
+// candidates (they stay in the queue for the next read), so that
+// consumers sharing a queue spread over it instead of trailing each other.
+// A consumer alone on its queue never meets another's lease, so it never
+// skips, and takes its queue in order.
+func (c *candidates) skipAhead() {
+	if n := len(c.docs) / 2; n > 0 {
+		c.docs = c.docs[rand.IntN(n+1):]
+		c.mu2.Lock()
+		c.complete = false // what was skipped must be read again
+		c.mu2.Unlock()
+	}
 }

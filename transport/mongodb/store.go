@@ -40,6 +40,11 @@ const (
 	claimSlack  = 4
 )
 
+// claimBudget is how long one claim goes on taking messages once it has
+// some: each takes two writes, which a busy FerretDB serializes, and
+// messages held in a claim are not delivered yet.
+const claimBudget = 100 * time.Millisecond
+
 var errStoreClosed = fmt.Errorf("%w: mongodb store", driver.ErrClosed)
 
 // Store is the MongoDB virtual.Store. It is safe for concurrent use.
@@ -337,21 +342,33 @@ func (s *Store) claim(ctx context.Context, queue string, max int) ([]virtual.Ite
 	until := time.Now().Add(s.opts.VisibilityTimeout).UTC()
 	token := virtual.NewDeliveryTag()
 	var won []bson.Raw
+	read := false // whether this claim read the queue
+	started := time.Now()
 	for len(won) < max {
-		docs, fresh, err := c.next(ctx, s, queue, max-len(won))
+		if read && len(c.docs) == 0 {
+			break // all the queue had when it was read
+		}
+		if len(won) > 0 && time.Since(started) > claimBudget {
+			break // deliver these now; their handlers can run while the next claim goes on
+		}
+		d, fresh, err := c.pop(ctx, s, queue, max-len(won))
 		if err != nil {
 			return s.give(queue, won, token), err
 		}
-		if len(docs) == 0 {
+		read = read || fresh
+		if d == nil {
 			break
 		}
-		got, err := s.claimAll(tctx, docs, until, token)
-		won = append(won, got...)
+		ok, held, err := s.claimOne(tctx, d, until, token)
 		if err != nil {
 			return s.give(queue, won, token), s.wrap(ctx, "claim", err)
 		}
-		if fresh && len(c.docs) == 0 {
-			break // all the queue had when it was read
+		if ok {
+			won = append(won, d)
+		} else if held {
+			// Another consumer is working down this list: jump ahead
+			// rather than trail it, one duplicate at a time.
+			c.skipAhead()
 		}
 	}
 	return s.give(queue, won, token), nil
@@ -375,74 +392,29 @@ func (s *Store) findReady(ctx context.Context, queue string, n int) ([]bson.Raw,
 	return docs, s.wrap(ctx, "find", err)
 }
 
-// claimOne leases the ready document d: it reports whether d is now this
-// consumer's.
-func (s *Store) claimOne(ctx context.Context, d bson.Raw, until time.Time, token string) (bool, error) {
-	won, err := s.claimAll(ctx, []bson.Raw{d}, until, token)
-	return len(won) == 1, err
-}
-
-// claimAll leases the ready documents docs and returns those that are now
-// this consumer's: their leases go in one insert (unordered: a duplicate
-// _id, another consumer's lease, fails that document only), and each ready
-// copy is deleted by its _id, which says exactly which ones were still
-// there.
-func (s *Store) claimAll(ctx context.Context, docs []bson.Raw, until time.Time, token string) ([]bson.Raw, error) {
-	leases := make([]any, len(docs))
-	for i, d := range docs {
-		leases[i] = leaseDoc(d, until, token)
-	}
-	leased := make([]bool, len(docs))
-	var err error
-	if len(docs) == 1 {
-		_, err = s.unacked.InsertOne(ctx, leases[0])
-		leased[0] = err == nil
-	} else {
-		_, err = s.unacked.InsertMany(ctx, leases, options.InsertMany().SetOrdered(false))
-		for i := range leased {
-			leased[i] = err == nil
+// claimOne leases the ready document d: ok reports whether d is now this
+// consumer's, held whether another consumer's lease was in the way. One
+// document at a time, lease then delete: consumers racing down a
+// candidate list meet on one document at a time (a batch insert of leases
+// would hold a whole run of them, and FerretDB retries a batch that meets
+// a duplicate one document at a time).
+func (s *Store) claimOne(ctx context.Context, d bson.Raw, until time.Time, token string) (ok, held bool, err error) {
+	if _, err := s.unacked.InsertOne(ctx, leaseDoc(d, until, token)); err != nil {
+		if mongo.IsDuplicateKeyError(err) {
+			return false, true, nil
 		}
-		var bwe mongo.BulkWriteException
-		if errors.As(err, &bwe) && bwe.WriteConcernError == nil {
-			for i := range leased {
-				leased[i] = true
-			}
-			for _, we := range bwe.WriteErrors {
-				if we.Index >= 0 && we.Index < len(leased) {
-					leased[we.Index] = false
-				}
-			}
-			err = nil
-			for _, we := range bwe.WriteErrors {
-				if !mongo.IsDuplicateKeyError(we) {
-					err = we
-				}
-			}
-		}
+		return false, false, err
 	}
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
-		// Leases that may have been written are dropped by their token, or
-		// expire and come back.
-		_, _ = s.unacked.DeleteMany(ctx, bson.D{{Key: fLeaseToken, Value: token}})
-		return nil, err
+	id := bson.D{{Key: fID, Value: d.Lookup(fID)}}
+	res, err := s.messages.DeleteOne(ctx, id)
+	if err == nil && res.DeletedCount == 0 {
+		// Taken meanwhile (and acked, or by a Python consumer, or purged).
+		_, _ = s.unacked.DeleteOne(ctx, append(id, bson.E{Key: fLeaseToken, Value: token}))
+		return false, false, nil
 	}
-	var won []bson.Raw
-	for i, d := range docs {
-		if !leased[i] {
-			continue // another consumer holds it
-		}
-		id := bson.D{{Key: fID, Value: d.Lookup(fID)}}
-		res, err := s.messages.DeleteOne(ctx, id)
-		if err == nil && res.DeletedCount == 0 {
-			// Taken meanwhile (and acked, or by a Python consumer, or purged).
-			_, _ = s.unacked.DeleteOne(ctx, append(id, bson.E{Key: fLeaseToken, Value: token}))
-			continue
-		}
-		// Deleted, or an error: the lease is ours either way; a ready copy
-		// left behind is found ready when the lease ends, by the sweep.
-		won = append(won, d)
-	}
-	return won, nil
+	// Deleted, or an error: the lease is ours either way; a ready copy left
+	// behind is found ready when the lease ends, by the sweep.
+	return true, false, nil
 }
 
 // leaseDoc is the unacked copy of the messages document d.

@@ -215,7 +215,7 @@ func TestStaleCandidateIsNotDeliveredTwice(t *testing.T) {
 	if err := a.Ack(ctx, it); err != nil {
 		t.Fatal(err)
 	}
-	ok, err := b.claimOne(ctx, docs[0], time.Now().Add(time.Minute), "late") // ...then b claims it
+	ok, _, err := b.claimOne(ctx, docs[0], time.Now().Add(time.Minute), "late") // ...then b claims it
 	if err != nil || ok {
 		t.Fatalf("claim of a message already taken and acked: %v %v", ok, err)
 	}
@@ -344,5 +344,23 @@ func TestTTLWritesPythonKombusExpireAt(t *testing.T) {
 	}
 	if exists, err := s.QueueExists(ctx, "ttlq", nil); err != nil || exists {
 		t.Errorf("deleted queue exists: %v %v", exists, err)
+	}
+}
+
+// calc_queue_size=false reports 0 without counting, as Python kombu does;
+// the messages are still there.
+func TestCalcQueueSizeOff(t *testing.T) {
+	raw := isolatedURL(t, "calc_queue_size=false")
+	s := openStore(t, raw)
+	ctx := testCtx(t)
+	if err := s.Put(ctx, "nocount", newEnv("m", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Size(ctx, "nocount"); err != nil || n != 0 {
+		t.Errorf("size %d, %v; want 0 without counting", n, err)
+	}
+	it := getOne(t, s, "nocount")
+	if err := s.Ack(ctx, it); err != nil {
+		t.Fatal(err)
 	}
 }
