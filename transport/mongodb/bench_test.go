@@ -233,7 +233,7 @@ func TestRoundTripsPerMessage(t *testing.T) {
 		max      float64
 		why      string
 	}{
-		{"one at a time", oneAtATime, 5.5, "insert, find, lease insert, ready delete, ack delete, a share of sweeps"},
+		{"one at a time", oneAtATime, 4.5, "insert, lease insert, ready delete, ack delete, a share of finds and sweeps"},
 		{"batched", batched, 3.5, "lease insert, ready delete, ack delete, a share of insertMany and finds"},
 	} {
 		trips, by := c.scenario(t, 300, func() {})

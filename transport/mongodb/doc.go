@@ -83,14 +83,13 @@
 // and not delivered. Acks name the lease's token, so a late ack cannot
 // delete a later consumer's lease of the same message.
 //
-// Round trips per message, measured (docs/benchmarks.md): 5 one at a
-// time (publish insert; candidate find; lease insert; ready delete; ack
-// delete), about 2 in batches of 100 (the publishes and the batch's
-// leases go in one insertMany each, one find serves the batch; each ready
-// copy is deleted by its _id, since only that says exactly which copies
-// this consumer took; each ack is one delete, an ack of several tags at
-// once one for all). Python kombu's protocol takes 2 (insert,
-// findAndModify) and keeps no lease.
+// Round trips per message, measured (docs/benchmarks.md): 4 one at a
+// time (publish insert; lease insert; ready delete; ack delete; the
+// sorted find is shared by many messages), 3 in batches of 100 (the
+// publishes go in one insertMany). Each claim names one _id, the only
+// filter FerretDB runs without reading the collection, and only a delete
+// by _id says exactly which ready copy this consumer took. Python kombu's
+// protocol takes 2 (insert, findAndModify) and keeps no lease.
 //
 // ExtendLease moves lease_until. A message whose consumer is slower than
 // visibility_timeout is delivered again; keep it above the longest
