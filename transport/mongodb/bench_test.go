@@ -75,15 +75,31 @@ func bench(b *testing.B, scenario e2e) {
 	b.Logf("round trips per message: %.2f (%s)", trips, by)
 }
 
-// benchConn dials kombu on the test server with a command counter.
-func benchConn(tb testing.TB, raw string) (*kombu.Connection, *commandCounter) {
+// benchPair dials kombu on a database of its own on the test server,
+// with a command counter, and opens a producer and a consumer of q with
+// prefetch on one channel.
+func benchPair(tb testing.TB, q kombu.Queue, prefetch int) (*kombu.Producer, *kombu.Consumer, *commandCounter) {
 	tb.Helper()
-	o := optionsOf(tb, raw)
+	o := optionsOf(tb, isolatedURL(tb, ""))
 	var cc commandCounter
 	o.Monitor = cc.monitor()
 	conn := kombu.NewConnectionFromConnector(NewConnector(o), nil)
 	tb.Cleanup(func() { _ = conn.Close() })
-	return conn, &cc
+	ctx := context.Background()
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p, err := kombu.NewProducer(ctx, ch, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := kombu.NewConsumer(ctx, ch, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: prefetch})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = c.Close() })
+	return p, c, &cc
 }
 
 var benchBody = map[string]any{"text": strings.Repeat("x", 1000)} // ~1 KiB of JSON
@@ -91,23 +107,9 @@ var benchBody = map[string]any{"text": strings.Repeat("x", 1000)} // ~1 KiB of J
 // oneAtATime: Publish, then Receive and Ack with prefetch 1, one message
 // at a time.
 func oneAtATime(b testing.TB, total int, start func()) (float64, string) {
-	raw := isolatedURL(b, "")
-	conn, cc := benchConn(b, raw)
 	ctx := context.Background()
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
 	q := kombu.Queue{Name: "bench.one"}
-	p, err := kombu.NewProducer(ctx, ch, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := kombu.NewConsumer(ctx, ch, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	p, c, cc := benchPair(b, q, 1)
 	cc.reset()
 	start()
 	for range total {
@@ -128,23 +130,9 @@ func oneAtATime(b testing.TB, total int, start func()) (float64, string) {
 // batched: PublishBatch of 100, then Receive and Ack the 100 with
 // prefetch 100.
 func batched(b testing.TB, total int, start func()) (float64, string) {
-	raw := isolatedURL(b, "")
-	conn, cc := benchConn(b, raw)
 	ctx := context.Background()
-	ch, err := conn.Channel(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
 	q := kombu.Queue{Name: "bench.batch"}
-	p, err := kombu.NewProducer(ctx, ch, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	c, err := kombu.NewConsumer(ctx, ch, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: 100})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	p, c, cc := benchPair(b, q, 100)
 	bodies := make([]any, 100)
 	for i := range bodies {
 		bodies[i] = benchBody

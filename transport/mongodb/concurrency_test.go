@@ -39,20 +39,7 @@ func TestFourConsumersNeverShareAMessage(t *testing.T) {
 	var wg sync.WaitGroup
 	drained := make(chan struct{})
 	for i := range consumers {
-		conn, err := kombu.Dial(ctx, raw, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		ch, err := conn.Channel(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := kombu.NewConsumer(ctx, ch, []kombu.Queue{{Name: q}}, &kombu.ConsumerOptions{PrefetchCount: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
+		c := consumerOn(t, ctx, raw, q, 10)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -156,20 +156,7 @@ func TestKilledConsumerLosesNothing(t *testing.T) {
 
 	// A new consumer drains the queue; the dead one's messages come back
 	// once their leases expire.
-	survivor, err := kombu.Dial(ctx, raw, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer survivor.Close()
-	ch, err := survivor.Channel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := kombu.NewConsumer(ctx, ch, []kombu.Queue{{Name: q}}, &kombu.ConsumerOptions{PrefetchCount: 50})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := consumerOn(t, ctx, raw, q, 50)
 	redelivered := 0
 	for ledger.Missing() > 0 && time.Since(killedAt) < vt+30*time.Second {
 		rctx, rcancel := context.WithTimeout(ctx, time.Second)

@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kombu-go/kombu/internal/testenv"
+	"github.com/kombu-go/kombu/kombu"
 )
 
 // serverURL is the test server's URL (FerretDB started by
@@ -98,4 +99,25 @@ func optionsOf(t testing.TB, raw string) *Options {
 func collection(t testing.TB, raw, name string) *mongo.Collection {
 	t.Helper()
 	return rawClient(t, raw).Database(optionsOf(t, raw).Database).Collection(name)
+}
+
+// consumerOn dials raw on a connection of its own and consumes queue with
+// prefetch; both close at cleanup.
+func consumerOn(t testing.TB, ctx context.Context, raw, queue string, prefetch int) *kombu.Consumer {
+	t.Helper()
+	conn, err := kombu.Dial(ctx, raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ch, err := conn.Channel(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kombu.NewConsumer(ctx, ch, []kombu.Queue{{Name: queue}}, &kombu.ConsumerOptions{PrefetchCount: prefetch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
