@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"crypto/tls"
 	"net/url"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/kombu-go/kombu/transport/beanstalk"
 	"github.com/kombu-go/kombu/transport/couchdb"
 	"github.com/kombu-go/kombu/transport/memory"
+	"github.com/kombu-go/kombu/transport/mongodb"
 	"github.com/kombu-go/kombu/transport/redis"
 	"github.com/kombu-go/kombu/transport/sqs"
 )
@@ -48,6 +50,10 @@ var (
 	_ func(*sqs.Options) *sqs.Connector             = sqs.NewConnector
 	_ func(*sqs.Connector) *sqs.Options             = (*sqs.Connector).Options
 	_ driverConnector                               = (*sqs.Connector)(nil)
+	_ func(*url.URL) (*mongodb.Options, error)      = mongodb.ParseURL
+	_ func(*mongodb.Options) *mongodb.Connector     = mongodb.NewConnector
+	_ func(*mongodb.Connector) *mongodb.Options     = (*mongodb.Connector).Options
+	_ driverConnector                               = (*mongodb.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -72,6 +78,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"beanstalk"}, beanstalk.Transport, beanstalk.Description, beanstalk.NewConnector(nil), "beanstalk://127.0.0.1:11300"},
 		{[]string{"couchdb", "couchdbs"}, couchdb.Transport, couchdb.Description, mustCouchDB(t), "couchdb://127.0.0.1:5984/kombu"},
 		{[]string{"sqs"}, sqs.Transport, sqs.Description, mustSQS(t), "sqs://key:secret@127.0.0.1:4566?is_secure=false"},
+		{[]string{"mongodb", "mongodb+srv"}, mongodb.Transport, mongodb.Description, mustMongoDB(t), "mongodb://127.0.0.1:27017/kombu_default"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -153,6 +160,14 @@ func mustCouchDB(t *testing.T) *couchdb.Connector {
 	return couchdb.NewConnector(o)
 }
 
+func mustMongoDB(t *testing.T) *mongodb.Connector {
+	o, err := mongodb.ParseURL(&url.URL{Scheme: "mongodb", Host: "127.0.0.1:27017"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mongodb.NewConnector(o)
+}
+
 // The TLS options mean the same on every scheme that speaks TLS: one
 // reader (transport.Query.TLS) parses them all.
 func TestTLSOptionsSameOnEveryScheme(t *testing.T) {
@@ -167,25 +182,29 @@ func TestTLSOptionsSameOnEveryScheme(t *testing.T) {
 	for _, q := range queries {
 		ao, aerr := amqp.ParseURL(mustURL(t, "amqp://h/?"+q))
 		ro, rerr := redis.ParseURL(mustURL(t, "redis://h/0?"+q))
-		if aerr != nil || rerr != nil {
-			t.Errorf("%s: amqp %v, redis %v", q, aerr, rerr)
+		mo, merr := mongodb.ParseURL(mustURL(t, "mongodb://h/db?"+q))
+		if aerr != nil || rerr != nil || merr != nil {
+			t.Errorf("%s: amqp %v, redis %v, mongodb %v", q, aerr, rerr, merr)
 			continue
 		}
-		a, r := ao.TLS, ro.TLS
-		if a == nil || r == nil {
-			t.Errorf("%s does not turn TLS on everywhere: amqp %v redis %v", q, a != nil, r != nil)
+		a, r, m := ao.TLS, ro.TLS, mo.TLS
+		if a == nil || r == nil || m == nil {
+			t.Errorf("%s does not turn TLS on everywhere: amqp %v redis %v mongodb %v", q, a != nil, r != nil, m != nil)
 			continue
 		}
-		if a.InsecureSkipVerify != r.InsecureSkipVerify || (a.VerifyConnection == nil) != (r.VerifyConnection == nil) ||
-			a.ServerName != r.ServerName || a.MinVersion != r.MinVersion {
-			t.Errorf("%s: amqp and redis differ: %+v / %+v", q, a, r)
+		for _, o := range []*tls.Config{r, m} {
+			if a.InsecureSkipVerify != o.InsecureSkipVerify || (a.VerifyConnection == nil) != (o.VerifyConnection == nil) ||
+				a.ServerName != o.ServerName || a.MinVersion != o.MinVersion {
+				t.Errorf("%s: amqp and redis or mongodb differ: %+v / %+v", q, a, o)
+			}
 		}
 	}
 	for _, bad := range []string{"ssl_cert_reqs=sometimes", "ssl=false&ssl_ca_certs=/x"} {
 		_, aerr := amqp.ParseURL(mustURL(t, "amqp://h/?"+bad))
 		_, rerr := redis.ParseURL(mustURL(t, "redis://h/0?"+bad))
-		if aerr == nil || rerr == nil {
-			t.Errorf("%s accepted: amqp %v, redis %v", bad, aerr, rerr)
+		_, merr := mongodb.ParseURL(mustURL(t, "mongodb://h/db?"+bad))
+		if aerr == nil || rerr == nil || merr == nil {
+			t.Errorf("%s accepted: amqp %v, redis %v, mongodb %v", bad, aerr, rerr, merr)
 		}
 	}
 }

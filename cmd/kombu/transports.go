@@ -7,6 +7,7 @@ import (
 	_ "github.com/kombu-go/kombu/transport/beanstalk"
 	_ "github.com/kombu-go/kombu/transport/couchdb"
 	_ "github.com/kombu-go/kombu/transport/memory"
+	_ "github.com/kombu-go/kombu/transport/mongodb"
 	_ "github.com/kombu-go/kombu/transport/redis"
 	_ "github.com/kombu-go/kombu/transport/sqs"
 )

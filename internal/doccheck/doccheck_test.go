@@ -234,6 +234,7 @@ var importFor = map[string]string{
 	"memory": module + "/transport/memory", "redis": module + "/transport/redis", "amqp": module + "/transport/amqp", "beanstalk": module + "/transport/beanstalk",
 	"couchdb": module + "/transport/couchdb",
 	"sqs":     module + "/transport/sqs",
+	"mongodb": module + "/transport/mongodb",
 	"virtual": module + "/virtual", "routing": module + "/virtual/routing", "storetest": module + "/virtual/storetest",
 	"testenv": module + "/internal/testenv", "middleware": module + "/kombu/middleware",
 	"otelkombu": module + "/kombu/otelkombu",

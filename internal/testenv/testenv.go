@@ -32,6 +32,7 @@ const (
 	RabbitMQNode     = "KOMBU_TEST_RABBITMQ_NODE"      // node name for rabbitmqctl -n
 	RabbitMQCtl      = "KOMBU_TEST_RABBITMQCTL"        // path of a rabbitmqctl preset for that node
 	PythonPath       = "KOMBU_TEST_PYTHON"             // a python3 that can import kombu
+	MongoDBURL       = "KOMBU_TEST_MONGODB_URL"        // mongodb://127.0.0.1:PORT/kombu_test (FerretDB)
 )
 
 // InCI reports whether the tests run in CI: the environment variable CI is "true" (in any
