@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/otelkombu"
@@ -580,5 +581,66 @@ func TestSystemNames(t *testing.T) {
 		if got := otelkombu.System(transport); got != want {
 			t.Errorf("System(%q) = %q, want %q", transport, got, want)
 		}
+	}
+}
+
+// With spans sampled out, the metrics are still all recorded and the
+// trace context still travels (not sampled); with no tracer at all
+// (OpenTelemetry's no-op), no header is written.
+func TestMetricsWithoutSampledSpans(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		tp         trace.TracerProvider
+		wantHeader string
+	}{
+		{"never sampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())), "-00"},
+		{"no-op tracer", tracenoop.NewTracerProvider(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reader := sdkmetric.NewManualReader()
+			obs, err := otelkombu.New(otelkombu.WithTracerProvider(tc.tp),
+				otelkombu.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tel := &telemetry{reader: reader, obs: obs}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := kombu.Dial(ctx, fmt.Sprintf("memory://otel-unsampled-%d", seq.Add(1)), &kombu.Options{Observer: obs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			q := kombu.NewQueue("unsampled", kombu.DefaultExchange, "unsampled")
+			c, err := conn.Consumer(ctx, []kombu.Queue{q}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			p, err := conn.Producer(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Publish(ctx, "x", &kombu.PublishOptions{RoutingKey: "unsampled"}); err != nil {
+				t.Fatal(err)
+			}
+			var header string
+			cctx, stop := context.WithCancel(ctx)
+			_ = c.Consume(cctx, kombu.HandlerFunc(func(ctx context.Context, m *kombu.Message) error {
+				header, _ = m.Headers["traceparent"].(string)
+				stop()
+				return nil
+			}))
+			if !strings.HasSuffix(header, tc.wantHeader) || (tc.wantHeader == "") != (header == "") {
+				t.Errorf("traceparent %q, want one ending in %q", header, tc.wantHeader)
+			}
+			counts := tel.counters(t)
+			for _, name := range []string{otelkombu.MetricSent, otelkombu.MetricOperationDuration, otelkombu.MetricConsumed,
+				otelkombu.MetricAcked, otelkombu.MetricProcessDuration} {
+				if counts[name+" unsampled"] != 1 {
+					t.Errorf("%s = %d, want 1 (all: %v)", name, counts[name+" unsampled"], counts)
+				}
+			}
+		})
 	}
 }
