@@ -8,12 +8,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
@@ -30,11 +32,17 @@ type discard struct{}
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
 func (discard) Shutdown(context.Context) error                             { return nil }
 
+// cpuTime is the CPU time of the process (every thread), to the
+// nanosecond (getrusage counts in scheduler ticks).
 func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	var ts syscall.Timespec
+	if _, _, errno := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockProcessCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); errno != 0 {
+		panic(errno)
+	}
+	return time.Duration(ts.Nano())
 }
+
+const clockProcessCPUTimeID = 2 // CLOCK_PROCESS_CPUTIME_ID
 
 // benchEndToEnd publishes b.N messages of about 1 KiB on url from one
 // goroutine while a Consumer's Handler decodes and acks them.
@@ -107,6 +115,12 @@ func benchEndToEnd(b *testing.B, url string, obs kombu.Observer) {
 //   - SDKDiscard: the OpenTelemetry SDK sampling every span, with an
 //     exporter that drops them, and an SDK meter provider aggregating
 //     every measurement.
+//   - SDKDiscardNoExemplars: the same with the SDK's exemplars off (by
+//     default every measurement under a sampled span offers one).
+//   - SDKSampled10pct: head sampling of one trace in ten
+//     (ParentBased(TraceIDRatioBased(0.1))), metrics on.
+//   - SDKBare: the floor, bareObserver below: the SDK's own spans,
+//     propagation and measurements without otelkombu's attributes.
 func BenchmarkEndToEnd(b *testing.B) {
 	benchVariants(b, func() string { return fmt.Sprintf("memory://otel-bench-%d", seq.Add(1)) })
 }
@@ -119,40 +133,50 @@ func BenchmarkEndToEndRedis(b *testing.B) {
 }
 
 func benchVariants(b *testing.B, url func() string) {
-	benchEndToEnd := func(b *testing.B, obs kombu.Observer) { benchEndToEnd(b, url(), obs) }
-	b.Run("Off", func(b *testing.B) { benchEndToEnd(b, nil) })
-	b.Run("HookOnly", func(b *testing.B) { benchEndToEnd(b, idleObserver{}) })
-	b.Run("NoopProviders", func(b *testing.B) {
-		obs, err := otelkombu.New(otelkombu.WithTracerProvider(tracenoop.NewTracerProvider()),
-			otelkombu.WithMeterProvider(metricnoop.NewMeterProvider()))
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchEndToEnd(b, obs)
-	})
-	b.Run("SDKNotSampled", func(b *testing.B) {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}), sdktrace.WithSampler(sdktrace.NeverSample()))
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		obs, err := otelkombu.New(otelkombu.WithTracerProvider(tp), otelkombu.WithMeterProvider(mp))
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchEndToEnd(b, obs)
-	})
-	b.Run("SDKDiscard", func(b *testing.B) {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}))
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		obs, err := otelkombu.New(otelkombu.WithTracerProvider(tp), otelkombu.WithMeterProvider(mp))
-		if err != nil {
-			b.Fatal(err)
-		}
-		benchEndToEnd(b, obs)
-	})
-	b.Run("SDKBare", func(b *testing.B) {
-		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}))
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
-		benchEndToEnd(b, newBareObserver(b, tp, mp))
-	})
+	b.Run("Off", func(b *testing.B) { benchEndToEnd(b, url(), nil) })
+	for _, v := range observerVariants {
+		b.Run(v.name, func(b *testing.B) { benchEndToEnd(b, url(), v.observer(b)) })
+	}
+}
+
+// observerVariants are the Observers the benchmarks compare with none.
+var observerVariants = []struct {
+	name     string
+	observer func(b *testing.B) kombu.Observer
+}{
+	{"HookOnly", func(*testing.B) kombu.Observer { return idleObserver{} }},
+	{"NoopProviders", func(b *testing.B) kombu.Observer {
+		return newObserver(b, tracenoop.NewTracerProvider(), metricnoop.NewMeterProvider())
+	}},
+	{"SDKNotSampled", func(b *testing.B) kombu.Observer {
+		return newObserver(b, sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}), sdktrace.WithSampler(sdktrace.NeverSample())), sdkMeter())
+	}},
+	{"SDKSampled10pct", func(b *testing.B) kombu.Observer {
+		return newObserver(b, sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{}),
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.1)))), sdkMeter())
+	}},
+	{"SDKDiscard", func(b *testing.B) kombu.Observer {
+		return newObserver(b, sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{})), sdkMeter())
+	}},
+	{"SDKDiscardNoExemplars", func(b *testing.B) kombu.Observer {
+		return newObserver(b, sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{})),
+			sdkMeter(sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter)))
+	}},
+	{"SDKBare", func(b *testing.B) kombu.Observer {
+		return newBareObserver(b, sdktrace.NewTracerProvider(sdktrace.WithSyncer(discard{})), sdkMeter())
+	}},
+}
+
+func sdkMeter(opts ...sdkmetric.Option) metric.MeterProvider {
+	return sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithReader(sdkmetric.NewManualReader()))...)
+}
+
+func newObserver(b *testing.B, tp trace.TracerProvider, mp metric.MeterProvider) kombu.Observer {
+	obs, err := otelkombu.New(otelkombu.WithTracerProvider(tp), otelkombu.WithMeterProvider(mp))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return obs
 }
 
 // idleObserver does nothing: what remains is the core's hook.
