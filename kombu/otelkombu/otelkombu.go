@@ -24,6 +24,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -44,9 +45,10 @@ const ScopeName = "github.com/kombu-go/kombu/kombu/otelkombu"
 type Option func(*config)
 
 type config struct {
-	tp         trace.TracerProvider
-	mp         metric.MeterProvider
-	propagator propagation.TextMapPropagator
+	tp               trace.TracerProvider
+	mp               metric.MeterProvider
+	propagator       propagation.TextMapPropagator
+	settlementEvents bool
 }
 
 // WithTracerProvider sets the tracer provider; the default is the global
@@ -66,13 +68,20 @@ func WithPropagator(p propagation.TextMapPropagator) Option {
 	return func(c *config) { c.propagator = p }
 }
 
+// WithSettlementEvents adds a span event per settlement ("acked",
+// "redelivered", ...) to the process span, beside the
+// messaging.kombu.message.settlement attribute it always gets. Off by
+// default: an event costs the SDK about five allocations per message.
+func WithSettlementEvents() Option { return func(c *config) { c.settlementEvents = true } }
+
 // Observer is the kombu.Observer that traces and measures.
 type Observer struct {
-	tracer     trace.Tracer
-	meter      metric.Meter
-	propagator propagation.TextMapPropagator
-	m          *instruments
-	attrs      sync.Map // attrKey -> metric.MeasurementOption
+	tracer           trace.Tracer
+	meter            metric.Meter
+	propagator       propagation.TextMapPropagator
+	m                *instruments
+	settlementEvents bool
+	routes           routeCache
 }
 
 var _ kombu.Observer = (*Observer)(nil)
@@ -98,7 +107,8 @@ func New(opts ...Option) (*Observer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Observer{tracer: c.tp.Tracer(ScopeName), meter: meter, propagator: c.propagator, m: m}, nil
+	return &Observer{tracer: c.tp.Tracer(ScopeName), meter: meter, propagator: c.propagator, m: m,
+		settlementEvents: c.settlementEvents}, nil
 }
 
 // System maps a kombu transport name to the value of messaging.system:
@@ -123,58 +133,60 @@ func destination(exchange, routingKey string) string {
 	return exchange
 }
 
+// Span start options, built once: passed as a slice they cost nothing
+// per span.
+var (
+	producerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindProducer)}
+	consumerSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer)}
+)
+
 // StartPublish starts the publish span and writes its context into the
 // message headers.
 func (o *Observer) StartPublish(ctx context.Context, p *kombu.PublishInfo) (context.Context, func(error)) {
-	dest := destination(p.Exchange, p.RoutingKey)
-	ctx, span := o.tracer.Start(ctx, "publish "+dest, trace.WithSpanKind(trace.SpanKindProducer))
-	if span.IsRecording() { // attributes cost nothing when not sampled
-		span.SetAttributes(publishAttrs(p, dest)...)
+	r := o.routes.get(p.Transport, destination(p.Exchange, p.RoutingKey))
+	ctx, span := o.tracer.Start(ctx, r.publishName, producerSpan...)
+	recording := span.IsRecording()
+	if recording { // attributes cost nothing when not sampled
+		buf := getAttrs()
+		*buf = appendPublishAttrs(append(*buf, r.publishAttrs...), p, r.system)
+		span.SetAttributes(*buf...)
+		putAttrs(buf)
 	}
 	o.propagator.Inject(ctx, (*publishCarrier)(p))
-	pe := &pending{o: o, ctx: ctx, span: span, start: time.Now(), set: o.attrSet(p.Transport, dest, "publish")}
-	return ctx, pe.endPublish
-}
 
-// pending is a started operation: one allocation for its span, start
-// time and attributes.
-type pending struct {
-	o     *Observer
-	ctx   context.Context
-	span  trace.Span
-	start time.Time
-	set   metric.MeasurementOption
-}
-
-func (pe *pending) endPublish(err error) {
-	o := pe.o
-	o.record(pe.ctx, o.m.operationDuration, pe.start, pe.set, err)
-	if err == nil {
-		o.m.sent.Add(pe.ctx, 1, pe.set)
-	} else {
-		o.m.sendErrors.Add(pe.ctx, 1, pe.set)
+	timed := o.m.operationDuration.Enabled(ctx)
+	counted := o.m.sent.Enabled(ctx) || o.m.sendErrors.Enabled(ctx)
+	if !recording && !timed && !counted {
+		return ctx, noEnd
 	}
-	endSpan(pe.span, err)
-}
-
-func (pe *pending) endProcess(err error) {
-	pe.o.record(pe.ctx, pe.o.m.processDuration, pe.start, pe.set, err)
-	endSpan(pe.span, err)
-}
-
-func publishAttrs(p *kombu.PublishInfo, dest string) []attribute.KeyValue {
-	system := System(p.Transport)
-	attrs := make([]attribute.KeyValue, 0, 9)
-	attrs = append(attrs,
-		semconv.MessagingSystemKey.String(system),
-		semconv.MessagingOperationTypeSend,
-		semconv.MessagingOperationName("publish"),
-		semconv.MessagingDestinationName(dest),
-		semconv.MessagingMessageBodySize(p.BodySize),
-	)
-	if dest == "" {
-		attrs = append(attrs, semconv.MessagingDestinationAnonymous(true))
+	var start time.Time
+	if timed {
+		start = time.Now()
 	}
+	// One allocation per publish: the closure holds the span, the start
+	// time and the route.
+	return ctx, func(err error) {
+		if timed {
+			o.m.operationDuration.Record(ctx, time.Since(start).Seconds(), r.timed(opPublish, err)...)
+		}
+		if counted {
+			if err == nil {
+				o.m.sent.Add(ctx, 1, r.publishCounted...)
+			} else {
+				o.m.sendErrors.Add(ctx, 1, r.publishCounted...)
+			}
+		}
+		if recording {
+			endSpan(span, err)
+		}
+	}
+}
+
+func noEnd(error) {}
+
+// appendPublishAttrs appends the attributes that vary per message.
+func appendPublishAttrs(attrs []attribute.KeyValue, p *kombu.PublishInfo, system string) []attribute.KeyValue {
+	attrs = append(attrs, semconv.MessagingMessageBodySize(p.BodySize))
 	if p.MessageID != "" {
 		attrs = append(attrs, semconv.MessagingMessageID(p.MessageID))
 	}
@@ -190,9 +202,71 @@ func publishAttrs(p *kombu.PublishInfo, dest string) []attribute.KeyValue {
 // StartHandle starts the process span, child of the trace context the
 // message carries.
 func (o *Observer) StartHandle(ctx context.Context, m *kombu.Message) (context.Context, func(error)) {
-	ctx, span := o.startConsumerSpan(ctx, m, "process", semconv.MessagingOperationTypeProcess)
-	pe := &pending{o: o, ctx: ctx, span: span, start: time.Now(), set: o.attrSet(transportOf(m), m.Queue, "process")}
-	return ctx, pe.endProcess
+	r := o.routes.get(transportOf(m), m.Queue)
+	// The process span continues the producer's trace (semantic
+	// conventions: the creation context may be the parent of a single
+	// message's processing).
+	ctx, span := o.tracer.Start(o.Extract(ctx, m), r.processName, consumerSpan...)
+	recording, timed := span.IsRecording(), o.m.processDuration.Enabled(ctx)
+	if !recording && !timed {
+		return ctx, noEnd
+	}
+	if !recording { // sampled out: the duration alone, one allocation
+		start := time.Now()
+		return ctx, func(err error) {
+			o.m.processDuration.Record(ctx, time.Since(start).Seconds(), r.timed(opProcess, err)...)
+		}
+	}
+	h := &handling{Context: ctx, o: o, span: span, r: r, m: m, timed: timed}
+	if timed {
+		h.start = time.Now()
+	}
+	return h, h.end
+}
+
+// handling is a process span under way, and the handler's context: the
+// settlement the core reports under a context derived from it finds it
+// with one Value lookup. The span's attributes are all set when it ends,
+// settlement and error included, in a single SetAttributes: each further
+// call would grow the SDK's attribute slice again.
+type handling struct {
+	context.Context // carries the process span
+	o               *Observer
+	span            trace.Span
+	r               *route
+	m               *kombu.Message
+	start           time.Time
+	timed           bool
+	settlement      atomic.Uint32 // the kombu.EventKind that settled m, from any goroutine
+}
+
+type handlingKey struct{}
+
+func (h *handling) Value(key any) any {
+	if key == (handlingKey{}) {
+		return h
+	}
+	return h.Context.Value(key)
+}
+
+func (h *handling) end(err error) {
+	if h.timed {
+		h.o.m.processDuration.Record(h.Context, time.Since(h.start).Seconds(), h.r.timed(opProcess, err)...)
+	}
+	buf := getAttrs()
+	attrs := appendMessageAttrs(append(*buf, h.r.processAttrs...), h.m, h.r.system)
+	if k := h.settlement.Load(); k != 0 {
+		attrs = append(attrs, settlementAttrs[k]...)
+	}
+	if err != nil {
+		attrs = append(attrs, errorTypeAttrs[errorType(err)])
+		h.span.RecordError(err)
+		h.span.SetStatus(codes.Error, err.Error())
+	}
+	h.span.SetAttributes(attrs...)
+	*buf = attrs
+	putAttrs(buf)
+	h.span.End()
 }
 
 // Extract returns ctx with the trace context that m's headers carry, for
@@ -201,27 +275,10 @@ func (o *Observer) Extract(ctx context.Context, m *kombu.Message) context.Contex
 	return o.propagator.Extract(ctx, headerCarrier(m.Headers))
 }
 
-func (o *Observer) startConsumerSpan(ctx context.Context, m *kombu.Message, op string, opType attribute.KeyValue) (context.Context, trace.Span) {
-	// The process span continues the producer's trace (semantic
-	// conventions: the creation context may be the parent of a single
-	// message's processing).
-	parent := o.propagator.Extract(ctx, headerCarrier(m.Headers))
-	ctx, span := o.tracer.Start(parent, op+" "+m.Queue, trace.WithSpanKind(trace.SpanKindConsumer))
-	if span.IsRecording() {
-		span.SetAttributes(messageAttrs(m, opType, op)...)
-	}
-	return ctx, span
-}
-
-// messageAttrs are the semantic-convention attributes of a received message.
-func messageAttrs(m *kombu.Message, opType attribute.KeyValue, op string) []attribute.KeyValue {
-	system := System(transportOf(m))
-	attrs := make([]attribute.KeyValue, 0, 11)
+// appendMessageAttrs appends the attributes of a received message that
+// vary per message.
+func appendMessageAttrs(attrs []attribute.KeyValue, m *kombu.Message, system string) []attribute.KeyValue {
 	attrs = append(attrs,
-		semconv.MessagingSystemKey.String(system),
-		opType,
-		semconv.MessagingOperationName(op),
-		semconv.MessagingDestinationName(m.Queue),
 		semconv.MessagingMessageBodySize(len(m.Body)),
 		attribute.Int(AttrDeliveryCount, m.DeliveryCount()),
 		attribute.Bool(AttrRedelivered, m.Redelivered),
@@ -239,6 +296,19 @@ func messageAttrs(m *kombu.Message, opType attribute.KeyValue, op string) []attr
 	return attrs
 }
 
+// attrPool holds the buffers span attributes are gathered in: the SDK
+// copies what SetAttributes gets (as Go's convention for variadic
+// arguments wants), so one buffer serves span after span.
+var attrPool = sync.Pool{New: func() any { b := make([]attribute.KeyValue, 0, 16); return &b }}
+
+func getAttrs() *[]attribute.KeyValue { return attrPool.Get().(*[]attribute.KeyValue) }
+
+func putAttrs(b *[]attribute.KeyValue) {
+	clear(*b) // no string kept alive by the pool
+	*b = (*b)[:0]
+	attrPool.Put(b)
+}
+
 // Receive is c.Receive (pull style) in a "receive <queue>" span of kind
 // consumer, linked to the span that published the message. Handle the
 // message within StartHandle's span to trace the processing too:
@@ -251,15 +321,21 @@ func messageAttrs(m *kombu.Message, opType attribute.KeyValue, op string) []attr
 //	err = myHandle(hctx, m)
 //	end(err)
 func (o *Observer) Receive(ctx context.Context, c *kombu.Consumer) (*kombu.Message, error) {
-	name := ""
+	name := "receive"
 	if qs := c.Queues(); len(qs) > 0 {
-		name = qs[0].Name
+		name = spanName("receive", qs[0].Name)
 	}
-	_, span := o.tracer.Start(ctx, "receive "+name, trace.WithSpanKind(trace.SpanKindConsumer))
+	_, span := o.tracer.Start(ctx, name, consumerSpan...)
 	m, err := c.Receive(ctx)
-	if err == nil {
-		span.SetName("receive " + m.Queue)
-		span.SetAttributes(messageAttrs(m, semconv.MessagingOperationTypeReceive, "receive")...)
+	if err == nil && span.IsRecording() {
+		system := System(transportOf(m))
+		span.SetName(spanName("receive", m.Queue))
+		span.SetAttributes(appendMessageAttrs([]attribute.KeyValue{
+			semconv.MessagingSystemKey.String(system),
+			semconv.MessagingOperationTypeReceive,
+			semconv.MessagingOperationName("receive"),
+			semconv.MessagingDestinationName(m.Queue),
+		}, m, system)...)
 		if sc := trace.SpanContextFromContext(o.Extract(context.Background(), m)); sc.IsValid() {
 			span.AddLink(trace.Link{SpanContext: sc})
 		}
@@ -276,31 +352,57 @@ const (
 	// AttrRedelivered says the broker or the policy delivered the message
 	// before.
 	AttrRedelivered = "messaging.kombu.message.redelivered"
+	// AttrSettlement is how the process span's message was settled:
+	// "acked", "rejected", "requeued", "redelivered", "dead_lettered" or
+	// "decode_error" (kombu.EventKind names).
+	AttrSettlement = "messaging.kombu.message.settlement"
 	// AttrTransport is kombu's transport name ("amqp", "redis", "memory").
 	AttrTransport = "messaging.kombu.transport"
-	// AttrEvent names a settlement or connection event in a span event.
+	// AttrEvent names a settlement in a span event (WithSettlementEvents).
 	AttrEvent = "messaging.kombu.event"
 )
 
-// Observe counts events and adds settlements to the process span.
-func (o *Observer) Observe(ctx context.Context, e kombu.Event) {
-	dest := e.Queue
-	if e.Kind == kombu.EventReturned {
-		dest = destination(e.Exchange, e.RoutingKey)
+// settlementAttrs is the settlement attribute of each settling event
+// kind, built once (nil for the kinds that do not settle).
+var settlementAttrs = func() (attrs [kombu.EventReturned + 1][]attribute.KeyValue) {
+	for _, k := range []kombu.EventKind{kombu.EventAcked, kombu.EventRejected, kombu.EventRequeued,
+		kombu.EventRedelivered, kombu.EventDeadLettered, kombu.EventDecodeError} {
+		attrs[k] = []attribute.KeyValue{attribute.String(AttrSettlement, k.String())}
 	}
+	return attrs
+}()
+
+// Observe counts events and records settlements on the process span.
+func (o *Observer) Observe(ctx context.Context, e kombu.Event) {
 	if int(e.Kind) >= len(o.m.events) {
 		return // a kind newer than this package
 	}
-	if c := o.m.events[e.Kind]; c != nil {
-		c.Add(ctx, 1, o.attrSet(e.Transport, dest, ""))
-	}
-	switch e.Kind {
-	case kombu.EventAcked, kombu.EventRejected, kombu.EventRequeued, kombu.EventRedelivered,
-		kombu.EventDeadLettered, kombu.EventDecodeError:
-		span := trace.SpanFromContext(ctx)
-		if !span.IsRecording() {
-			return
+	if c := o.m.events[e.Kind]; c != nil && c.Enabled(ctx) {
+		dest := e.Queue
+		if e.Kind == kombu.EventReturned {
+			dest = destination(e.Exchange, e.RoutingKey)
 		}
+		c.Add(ctx, 1, o.routes.get(e.Transport, dest).counted...)
+	}
+	settled := settlementAttrs[e.Kind]
+	if settled == nil {
+		return
+	}
+	var span trace.Span
+	switch h, ok := ctx.Value(handlingKey{}).(*handling); {
+	case ok && h.m == e.Message:
+		// The process span of this message: the attribute is set when it
+		// ends.
+		h.settlement.Store(uint32(e.Kind))
+		span = h.span
+	case ok:
+		return // a handler settling another message: not this span's outcome
+	default:
+		// Settled outside a handler (a message from Get or Receive).
+		span = trace.SpanFromContext(ctx)
+		span.SetAttributes(settled...)
+	}
+	if o.settlementEvents && span.IsRecording() {
 		attrs := []attribute.KeyValue{attribute.String(AttrEvent, e.Kind.String())}
 		if e.Err != nil {
 			attrs = append(attrs, attribute.String("exception.message", e.Err.Error()))
@@ -313,64 +415,46 @@ func endSpan(span trace.Span, err error) {
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
-		span.SetAttributes(semconv.ErrorTypeKey.String(errorType(err)))
+		span.SetAttributes(errorTypeAttrs[errorType(err)])
 	}
 	span.End()
 }
 
-// errorType is the error.type attribute: kombu's sentinel the error
-// wraps, else "_OTHER".
-func errorType(err error) string {
-	for _, s := range []struct {
-		err  error
-		name string
-	}{
-		{kombu.ErrUnroutable, "unroutable"}, {kombu.ErrConnectionLost, "connection_lost"},
-		{kombu.ErrTimeout, "timeout"}, {kombu.ErrNotFound, "not_found"}, {kombu.ErrDecode, "decode"},
-		{context.DeadlineExceeded, "deadline_exceeded"}, {context.Canceled, "canceled"},
-	} {
-		if errors.Is(err, s.err) {
-			return s.name
+// errorTypeNames are the values of the error.type attribute: kombu's
+// sentinel an error wraps (errorSentinels, same order), a handler panic,
+// else "_OTHER".
+var errorTypeNames = [...]string{"unroutable", "connection_lost", "timeout", "not_found", "decode",
+	"deadline_exceeded", "canceled", "panic", "_OTHER"}
+
+var errorSentinels = [errorTypePanic]error{kombu.ErrUnroutable, kombu.ErrConnectionLost, kombu.ErrTimeout,
+	kombu.ErrNotFound, kombu.ErrDecode, context.DeadlineExceeded, context.Canceled}
+
+const (
+	errorTypePanic = 7
+	errorTypeOther = 8
+	numErrorTypes  = len(errorTypeNames)
+)
+
+// errorTypeAttrs are the error.type attributes, built once.
+var errorTypeAttrs = func() (attrs [numErrorTypes]attribute.KeyValue) {
+	for i, name := range errorTypeNames {
+		attrs[i] = semconv.ErrorTypeKey.String(name)
+	}
+	return attrs
+}()
+
+// errorType is err's index in errorTypeNames.
+func errorType(err error) int {
+	for i, sentinel := range errorSentinels {
+		if errors.Is(err, sentinel) {
+			return i
 		}
 	}
 	var pe *kombu.PanicError
 	if errors.As(err, &pe) {
-		return "panic"
+		return errorTypePanic
 	}
-	return "_OTHER"
-}
-
-type attrKey struct{ transport, dest, op string }
-
-// attrSet returns the metric attributes of one transport, destination
-// and operation, built once: measurements on the hot path allocate
-// nothing for them.
-func (o *Observer) attrSet(transport, dest, op string) metric.MeasurementOption {
-	k := attrKey{transport, dest, op}
-	if v, ok := o.attrs.Load(k); ok {
-		return v.(metric.MeasurementOption)
-	}
-	kv := []attribute.KeyValue{
-		semconv.MessagingSystemKey.String(System(transport)),
-		attribute.String(AttrTransport, transport),
-		semconv.MessagingDestinationName(dest),
-	}
-	if op != "" {
-		kv = append(kv, semconv.MessagingOperationName(op))
-	}
-	v, _ := o.attrs.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(kv...)))
-	return v.(metric.MeasurementOption)
-}
-
-// record records the duration since start, with error.type on failure
-// (a second attribute option costs a merge: only then).
-func (o *Observer) record(ctx context.Context, h metric.Float64Histogram, start time.Time, set metric.MeasurementOption, err error) {
-	d := time.Since(start).Seconds()
-	if err == nil {
-		h.Record(ctx, d, set)
-		return
-	}
-	h.Record(ctx, d, set, metric.WithAttributes(semconv.ErrorTypeKey.String(errorType(err))))
+	return errorTypeOther
 }
 
 // publishCarrier writes a propagator's headers into a publish, creating

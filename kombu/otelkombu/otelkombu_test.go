@@ -16,6 +16,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/kombu-go/kombu/kombu"
 	"github.com/kombu-go/kombu/kombu/otelkombu"
@@ -203,8 +204,8 @@ func runTrace(t *testing.T, url string, tel *telemetry) {
 			t.Errorf("process span %s = %q, want %q", key, got, want)
 		}
 	}
-	if len(process.Events) != 1 || process.Events[0].Name != "acked" {
-		t.Errorf("process span events %v, want one acked", process.Events)
+	if got := attr(process, otelkombu.AttrSettlement).AsString(); got != "acked" || len(process.Events) != 0 {
+		t.Errorf("process span settlement %q, events %v: want acked, and no event without WithSettlementEvents", got, process.Events)
 	}
 
 	counts := tel.counters(t)
@@ -318,6 +319,20 @@ func TestMetricsCountSettlementsAndFailures(t *testing.T) {
 	}
 	if failed != 2 {
 		t.Errorf("%d failed process spans, want 2", failed)
+	}
+	// Each process span says how its message was settled, if it was
+	// while the span ran: the redelivery comes after a backoff (1ms),
+	// before or after the failed handler's span has ended.
+	settlements := map[string]int{}
+	for _, s := range tel.spans.GetSpans() {
+		if s.Name == "process work" {
+			settlements[attr(s, otelkombu.AttrSettlement).AsString()]++
+		}
+	}
+	settlements["redelivered"] += settlements[""]
+	delete(settlements, "")
+	if want := map[string]int{"acked": 2, "dead_lettered": 1, "redelivered": 1}; fmt.Sprint(settlements) != fmt.Sprint(want) {
+		t.Errorf("settlements of the process spans %v, want %v (redelivered or none)", settlements, want)
 	}
 	// The second delivery of "fail" counts as attempt 2.
 	attempts := map[int64]int{}
@@ -449,6 +464,109 @@ func TestReceiveSpanLinksToPublisher(t *testing.T) {
 	}
 }
 
+// A message handled by hand (Get, then StartHandle) gets its settlement
+// on its own process span, even when settled from another goroutine, and
+// not on the span of another message being handled; settled under a
+// plain span, that span gets it.
+func TestSettlementOnTheRightSpan(t *testing.T) {
+	tel := newTelemetry(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := kombu.Dial(ctx, "memory://otel-settle", &kombu.Options{Observer: tel.obs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sq, err := conn.SimpleQueue(ctx, "settle", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Close()
+	for _, body := range []string{"first", "second", "third"} {
+		if err := sq.Put(ctx, body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := sq.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := sq.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Handling first, the handler requeues second: first's span has no
+	// settlement.
+	hctx, end := tel.obs.StartHandle(ctx, first)
+	if err := second.Requeue(hctx); err != nil {
+		t.Fatal(err)
+	}
+	end(nil)
+	// Handling first again, it is rejected from another goroutine.
+	hctx, end = tel.obs.StartHandle(ctx, first)
+	settled := make(chan error)
+	go func() { settled <- first.Reject(hctx) }()
+	if err := <-settled; err != nil {
+		t.Fatal(err)
+	}
+	end(nil)
+	var got []string
+	for _, s := range tel.spans.GetSpans() {
+		if s.Name == "process settle" {
+			got = append(got, attr(s, otelkombu.AttrSettlement).AsString())
+		}
+	}
+	if want := []string{"", "rejected"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("settlements of the process spans %q, want %q", got, want)
+	}
+
+	third, err := sq.Get(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uctx, user := tel.tp.Tracer("test").Start(ctx, "user work")
+	if err := third.Ack(uctx); err != nil {
+		t.Fatal(err)
+	}
+	user.End()
+	if got := attr(tel.span(t, "user work"), otelkombu.AttrSettlement).AsString(); got != "acked" {
+		t.Errorf("user span settlement %q, want acked", got)
+	}
+}
+
+// WithSettlementEvents adds a span event per settlement, with the
+// decode error's message.
+func TestSettlementEvents(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(spans))
+	obs, err := otelkombu.New(otelkombu.WithTracerProvider(tp), otelkombu.WithSettlementEvents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, span := tp.Tracer("test").Start(context.Background(), "process q")
+	obs.Observe(ctx, kombu.Event{Kind: kombu.EventRequeued, Transport: "memory", Queue: "q"})
+	obs.Observe(ctx, kombu.Event{Kind: kombu.EventDecodeError, Transport: "memory", Queue: "q", Err: errors.New("bad json")})
+	obs.Observe(ctx, kombu.Event{Kind: kombu.EventDelivered, Transport: "memory", Queue: "q"}) // not a settlement
+	span.End()
+	got := spans.GetSpans()[0]
+	var events []string
+	for _, e := range got.Events {
+		desc := e.Name
+		for _, kv := range e.Attributes {
+			desc += " " + string(kv.Key) + "=" + kv.Value.Emit()
+		}
+		events = append(events, desc)
+	}
+	want := []string{"requeued messaging.kombu.event=requeued",
+		"decode_error messaging.kombu.event=decode_error exception.message=bad json"}
+	if fmt.Sprint(events) != fmt.Sprint(want) {
+		t.Errorf("events %q, want %q", events, want)
+	}
+	if s := attr(got, otelkombu.AttrSettlement).AsString(); s != "decode_error" {
+		t.Errorf("settlement %q, want the last one, decode_error", s)
+	}
+}
+
 // An event kind this package does not know is ignored, not a panic.
 func TestUnknownEventKind(t *testing.T) {
 	tel := newTelemetry(t)
@@ -463,5 +581,66 @@ func TestSystemNames(t *testing.T) {
 		if got := otelkombu.System(transport); got != want {
 			t.Errorf("System(%q) = %q, want %q", transport, got, want)
 		}
+	}
+}
+
+// With spans sampled out, the metrics are still all recorded and the
+// trace context still travels (not sampled); with no tracer at all
+// (OpenTelemetry's no-op), no header is written.
+func TestMetricsWithoutSampledSpans(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		tp         trace.TracerProvider
+		wantHeader string
+	}{
+		{"never sampled", sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample())), "-00"},
+		{"no-op tracer", tracenoop.NewTracerProvider(), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			reader := sdkmetric.NewManualReader()
+			obs, err := otelkombu.New(otelkombu.WithTracerProvider(tc.tp),
+				otelkombu.WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tel := &telemetry{reader: reader, obs: obs}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			conn, err := kombu.Dial(ctx, fmt.Sprintf("memory://otel-unsampled-%d", seq.Add(1)), &kombu.Options{Observer: obs})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			q := kombu.NewQueue("unsampled", kombu.DefaultExchange, "unsampled")
+			c, err := conn.Consumer(ctx, []kombu.Queue{q}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			p, err := conn.Producer(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Publish(ctx, "x", &kombu.PublishOptions{RoutingKey: "unsampled"}); err != nil {
+				t.Fatal(err)
+			}
+			var header string
+			cctx, stop := context.WithCancel(ctx)
+			_ = c.Consume(cctx, kombu.HandlerFunc(func(ctx context.Context, m *kombu.Message) error {
+				header, _ = m.Headers["traceparent"].(string)
+				stop()
+				return nil
+			}))
+			if !strings.HasSuffix(header, tc.wantHeader) || (tc.wantHeader == "") != (header == "") {
+				t.Errorf("traceparent %q, want one ending in %q", header, tc.wantHeader)
+			}
+			counts := tel.counters(t)
+			for _, name := range []string{otelkombu.MetricSent, otelkombu.MetricOperationDuration, otelkombu.MetricConsumed,
+				otelkombu.MetricAcked, otelkombu.MetricProcessDuration} {
+				if counts[name+" unsampled"] != 1 {
+					t.Errorf("%s = %d, want 1 (all: %v)", name, counts[name+" unsampled"], counts)
+				}
+			}
+		})
 	}
 }
