@@ -10,6 +10,7 @@ import (
 	"github.com/kombu-go/kombu/transport"
 	"github.com/kombu-go/kombu/transport/amqp"
 	"github.com/kombu-go/kombu/transport/memory"
+	"github.com/kombu-go/kombu/transport/postgres"
 	"github.com/kombu-go/kombu/transport/redis"
 )
 
@@ -32,6 +33,11 @@ var (
 	_ func(*amqp.Options) *amqp.Connector   = amqp.NewConnector
 	_ func(*amqp.Connector) *amqp.Options   = (*amqp.Connector).Options
 	_ driverConnector                       = (*amqp.Connector)(nil)
+
+	_ func(*url.URL) (*postgres.Options, error)   = postgres.ParseURL
+	_ func(*postgres.Options) *postgres.Connector = postgres.NewConnector
+	_ func(*postgres.Connector) *postgres.Options = (*postgres.Connector).Options
+	_ driverConnector                             = (*postgres.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -53,6 +59,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"memory"}, memory.Transport, memory.Description, memory.NewConnector(&memory.Options{Broker: "shape"}), "memory://shape"},
 		{[]string{"redis", "rediss", "sentinel"}, redis.Transport, redis.Description, mustRedis(t), "redis://127.0.0.1:6379/0"},
 		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
+		{[]string{"postgres", "postgresql", "sqla+postgresql", "sqlalchemy+postgresql"}, postgres.Transport, postgres.Description, mustPostgres(t), "sqla+postgresql://u@localhost/db"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -116,6 +123,14 @@ func mustAMQP(t *testing.T) *amqp.Connector {
 		t.Fatal(err)
 	}
 	return amqp.NewConnector(o)
+}
+
+func mustPostgres(t *testing.T) *postgres.Connector {
+	o, err := postgres.ParseURL(&url.URL{Scheme: "postgres", Host: "localhost", Path: "/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postgres.NewConnector(o)
 }
 
 // The TLS options mean the same on every scheme that speaks TLS: one
