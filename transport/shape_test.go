@@ -12,6 +12,7 @@ import (
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/postgres"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/sqlite"
 )
 
 // Every transport package exports the same shape (docs/design.md, "Writing
@@ -38,6 +39,11 @@ var (
 	_ func(*postgres.Options) *postgres.Connector = postgres.NewConnector
 	_ func(*postgres.Connector) *postgres.Options = (*postgres.Connector).Options
 	_ driverConnector                             = (*postgres.Connector)(nil)
+
+	_ func(*url.URL) (*sqlite.Options, error) = sqlite.ParseURL
+	_ func(*sqlite.Options) *sqlite.Connector = sqlite.NewConnector
+	_ func(*sqlite.Connector) *sqlite.Options = (*sqlite.Connector).Options
+	_ driverConnector                         = (*sqlite.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -60,6 +66,7 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"redis", "rediss", "sentinel"}, redis.Transport, redis.Description, mustRedis(t), "redis://127.0.0.1:6379/0"},
 		{[]string{"amqp", "amqps", "pyamqp"}, amqp.Transport, amqp.Description, mustAMQP(t), "amqp://guest:guest@localhost:5672//"},
 		{[]string{"postgres", "postgresql", "sqla+postgresql", "sqlalchemy+postgresql"}, postgres.Transport, postgres.Description, mustPostgres(t), "sqla+postgresql://u@localhost/db"},
+		{[]string{"sqlite", "sqla+sqlite", "sqlalchemy+sqlite"}, sqlite.Transport, sqlite.Description, mustSQLite(t), "sqlite:///shape.db"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -131,6 +138,14 @@ func mustPostgres(t *testing.T) *postgres.Connector {
 		t.Fatal(err)
 	}
 	return postgres.NewConnector(o)
+}
+
+func mustSQLite(t *testing.T) *sqlite.Connector {
+	o, err := sqlite.ParseURL(&url.URL{Scheme: "sqlite", Path: "/shape.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqlite.NewConnector(o)
 }
 
 // The TLS options mean the same on every scheme that speaks TLS: one
