@@ -44,7 +44,7 @@ func Migrate(ctx context.Context, db *sql.DB, e Engine, t Tables) error {
 			return fmt.Errorf("schema: %s: %w", firstLine(stmt), err)
 		}
 	}
-	have, err := columnsOf(ctx, tx, e, t.Message)
+	have, err := ColumnsOf(ctx, tx, e, t.Message)
 	if err != nil {
 		return err
 	}
@@ -132,11 +132,13 @@ func indexStatements(e Engine, t Tables) []string {
 	return s
 }
 
-type querier interface {
+// Querier is a *sql.DB or *sql.Tx.
+type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-func columnsOf(ctx context.Context, db querier, e Engine, table string) (map[string]bool, error) {
+// ColumnsOf returns the (lower-case) column names of table.
+func ColumnsOf(ctx context.Context, db Querier, e Engine, table string) (map[string]bool, error) {
 	q := "SELECT name FROM pragma_table_info(?)"
 	if e == Postgres {
 		q = "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1"
@@ -159,7 +161,7 @@ func columnsOf(ctx context.Context, db querier, e Engine, table string) (map[str
 
 // schemaComplete reports whether everything Migrate would create exists.
 func schemaComplete(ctx context.Context, db *sql.DB, e Engine, t Tables) (bool, error) {
-	have, err := columnsOf(ctx, db, e, t.Message)
+	have, err := ColumnsOf(ctx, db, e, t.Message)
 	if err != nil {
 		return false, err
 	}
