@@ -12,7 +12,9 @@ import (
 	"github.com/kombu-go/kombu/transport"
 	_ "github.com/kombu-go/kombu/transport/amqp"
 	_ "github.com/kombu-go/kombu/transport/memory"
+	_ "github.com/kombu-go/kombu/transport/postgres"
 	_ "github.com/kombu-go/kombu/transport/redis"
+	_ "github.com/kombu-go/kombu/transport/sqlite"
 )
 
 func main() { writeTable(os.Stdout) }
