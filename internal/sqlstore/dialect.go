@@ -63,10 +63,12 @@ func ValidateTableName(option, name string) error {
 // and table names.
 type statements struct {
 	putOne         string
+	putBatch       string // PostgreSQL: one INSERT of arrays; "" elsewhere
 	ensureQueue    string
 	queueExists    string
 	claim          string
-	claimPrecheck  string // "" when the engine needs none
+	claimPrecheck  bool   // look with readyCount before claiming (SQLite)
+	readyCount     string // 1 when the queue has a ready row, else 0; no lock taken
 	restoreExpired string
 	ack            string
 	requeueDelete  string
@@ -150,6 +152,13 @@ func newStatements(e Engine, t Tables) *statements {
 	pick := "SELECT id FROM " + m + " WHERE queue_id = " + qid + " AND visible = TRUE ORDER BY priority DESC, id LIMIT ?"
 	switch e {
 	case Postgres:
+		// A batch in one statement: arrays in, rows numbered by the
+		// sequence in batch order (volatile target-list functions run
+		// after the sort).
+		s.putBatch = "INSERT INTO " + m + " (id, visible, payload, version, queue_id, priority, expires_at, delivery_count) " +
+			"SELECT " + msgID + "TRUE, u.payload, 1, q.id, u.priority, u.expires_at, 0 " +
+			"FROM unnest(?::text[], ?::text[], ?::smallint[], ?::bigint[]) WITH ORDINALITY AS u(queue, payload, priority, expires_at, ord) " +
+			"JOIN " + q + " AS q ON q.name = u.queue ORDER BY u.ord"
 		// SKIP LOCKED: concurrent consumers take disjoint rows and never
 		// wait for each other.
 		s.claim = "UPDATE " + m + " AS m " + set + " FROM (" + pick + " FOR UPDATE SKIP LOCKED) AS picked" +
@@ -158,9 +167,10 @@ func newStatements(e Engine, t Tables) *statements {
 		// SQLite has one writer at a time: the single UPDATE is atomic.
 		s.claim = "UPDATE " + m + " " + set + " WHERE id IN (" + pick + ")" + ret
 		// A read first, so that polling an empty queue takes no write lock.
-		s.claimPrecheck = "SELECT count(*) FROM (SELECT 1 FROM " + m + " WHERE queue_id = " + qid + " AND visible = TRUE LIMIT 1)"
+		s.claimPrecheck = true
 	}
-	for _, p := range []*string{&s.putOne, &s.ensureQueue, &s.queueExists, &s.claim, &s.claimPrecheck, &s.restoreExpired, &s.ack,
+	s.readyCount = "SELECT count(*) FROM (SELECT 1 FROM " + m + " WHERE queue_id = " + qid + " AND visible = TRUE LIMIT 1) AS r"
+	for _, p := range []*string{&s.putOne, &s.putBatch, &s.ensureQueue, &s.queueExists, &s.claim, &s.readyCount, &s.restoreExpired, &s.ack,
 		&s.requeueDelete, &s.requeueInsert, &s.extend, &s.purge, &s.size, &s.deleteMessages, &s.deleteBindings, &s.deleteQueue,
 		&s.addBinding, &s.removeBinding, &s.bindings, &s.quarantineDel, &s.quarantineIns} {
 		*p = rebind(e, *p)

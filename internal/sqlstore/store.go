@@ -30,6 +30,12 @@ type Config struct {
 	// PollInterval bounds how long an empty Get waits before looking again
 	// while Waker cannot promise a signal for every new message.
 	PollInterval time.Duration
+	// LeaseDB, when set, runs the statements whose loss in a server crash
+	// can only cause a redelivery (claims, acks, requeues, lease
+	// extensions, the expired-lease sweep), so the engine may commit them
+	// without waiting for the disk (PostgreSQL: synchronous_commit off).
+	// Publishes always go through DB. nil: DB.
+	LeaseDB *sql.DB
 	// Waker signals new messages; required.
 	Waker Waker
 	// Wrap classifies an engine error (connection lost, ...) and names the
@@ -74,6 +80,9 @@ type receipt struct {
 
 // New returns a Store over an open DB whose schema Migrate has prepared.
 func New(c Config) *Store {
+	if c.LeaseDB == nil {
+		c.LeaseDB = c.DB
+	}
 	if c.Wrap == nil {
 		c.Wrap = func(_ string, err error) error { return err }
 	}
@@ -209,6 +218,13 @@ func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) er
 		}
 		payloads[i] = p
 	}
+	if s.st.putBatch != "" {
+		if err := s.putArrays(ctx, batch, payloads); err != nil {
+			return err
+		}
+		s.c.Waker.Signal()
+		return nil
+	}
 	tx, err := s.c.DB.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(ctx, "put batch", err)
@@ -238,6 +254,48 @@ func (s *Store) PutBatch(ctx context.Context, batch []virtual.QueuedEnvelope) er
 	return nil
 }
 
+// putArrays inserts a batch in one statement (PostgreSQL). Rows whose
+// queue has no row yet are not inserted by it: those queues are created
+// and their rows put one by one.
+func (s *Store) putArrays(ctx context.Context, batch []virtual.QueuedEnvelope, payloads []string) error {
+	queues := make([]string, len(batch))
+	prios := make([]int16, len(batch))
+	expires := make([]*int64, len(batch))
+	for i, qe := range batch {
+		queues[i], prios[i] = qe.Queue, int16(qe.Envelope.Properties.Priority)
+		if !qe.Envelope.ExpiresAt.IsZero() {
+			ms := qe.Envelope.ExpiresAt.UnixMilli()
+			expires[i] = &ms
+		}
+	}
+	res, err := s.c.DB.ExecContext(ctx, s.st.putBatch, queues, payloads, prios, expires)
+	if err != nil {
+		return s.wrap(ctx, "put batch", err)
+	}
+	if n, _ := res.RowsAffected(); int(n) == len(batch) {
+		return nil
+	}
+	missing := map[string]bool{}
+	for _, q := range queues {
+		if _, seen := missing[q]; seen {
+			continue
+		}
+		exists, err := s.QueueExists(ctx, q, nil)
+		if err != nil {
+			return err
+		}
+		missing[q] = !exists
+	}
+	for i, qe := range batch {
+		if missing[qe.Queue] {
+			if err := s.putOne(ctx, s.c.DB, qe.Queue, qe.Envelope, payloads[i], 0); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // Get implements virtual.Store.
 func (s *Store) Get(ctx context.Context, queues []string, wait time.Duration) (virtual.Item, error) {
 	items, err := s.GetBatch(ctx, queues, 1, wait)
@@ -260,7 +318,7 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, limit int, wait t
 			return nil, err
 		}
 		signal, live := s.c.Waker.Wait()
-		items, err := s.claimQueues(ctx, queues, limit, signal, live)
+		items, contended, err := s.claimQueues(ctx, queues, limit, signal, live)
 		if err != nil || len(items) > 0 {
 			return items, err
 		}
@@ -271,6 +329,9 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, limit int, wait t
 		pause := s.c.PollInterval
 		if live {
 			pause = safetyPoll
+		}
+		if contended {
+			pause = min(pause, contendedRetry)
 		}
 		pause = min(pause, left, max(time.Until(s.sweepDue()), time.Millisecond))
 		t := time.NewTimer(pause)
@@ -288,12 +349,21 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, limit int, wait t
 	}
 }
 
+// claimTimeout bounds one claim statement, which runs to the end even
+// when the caller's context ends.
+const claimTimeout = 30 * time.Second
+
+// contendedRetry is how soon a queue whose ready rows were all held by
+// other transactions is looked at again.
+const contendedRetry = 20 * time.Millisecond
+
 // safetyPoll is how often a queue is looked at although notifications are
 // live: a guard against a notification lost in a way we did not foresee.
 const safetyPoll = 10 * time.Second
 
-func (s *Store) claimQueues(ctx context.Context, queues []string, limit int, signal <-chan struct{}, live bool) ([]virtual.Item, error) {
-	var items []virtual.Item
+// claimQueues claims from queues in order; contended reports ready rows it
+// could not take because other transactions held them.
+func (s *Store) claimQueues(ctx context.Context, queues []string, limit int, signal <-chan struct{}, live bool) (items []virtual.Item, contended bool, err error) {
 	for _, q := range queues {
 		if len(items) >= limit {
 			break
@@ -303,14 +373,27 @@ func (s *Store) claimQueues(ctx context.Context, queues []string, limit int, sig
 		}
 		got, err := s.claim(ctx, q, limit-len(items))
 		if err != nil {
-			return items, err
+			return items, false, err
 		}
 		if len(got) == 0 {
-			s.markIdle(q, signal)
+			// SKIP LOCKED passes over rows another transaction holds
+			// for a moment; a queue is idle only when it has no ready
+			// row at all, else no notification would come to wake us.
+			ready := false
+			if !s.st.claimPrecheck {
+				if ready, err = s.hasReady(context.WithoutCancel(ctx), q); err != nil {
+					return items, false, err
+				}
+			}
+			if ready {
+				contended = true
+			} else {
+				s.markIdle(q, signal)
+			}
 		}
 		items = append(items, got...)
 	}
-	return items, nil
+	return items, contended, nil
 }
 
 func (s *Store) stillIdle(q string, signal <-chan struct{}) bool {
@@ -338,17 +421,18 @@ type claimedRow struct {
 }
 
 func (s *Store) claim(ctx context.Context, queue string, n int) ([]virtual.Item, error) {
-	if s.st.claimPrecheck != "" {
-		var ready int
-		if err := s.c.DB.QueryRowContext(ctx, s.st.claimPrecheck, queue).Scan(&ready); err != nil {
-			return nil, s.wrap(ctx, "claim", err)
-		}
-		if ready == 0 {
-			return nil, nil
+	// The claim commits on the server as it runs: a caller that gives up
+	// half way must still get the rows (virtual tracks them even when its
+	// ctx is done), or they would stay leased for a visibility timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
+	defer cancel()
+	if s.st.claimPrecheck {
+		if ready, err := s.hasReady(ctx, queue); err != nil || !ready {
+			return nil, err
 		}
 	}
 	lease := time.Now().Add(s.c.VisibilityTimeout).UnixMilli()
-	rows, err := s.c.DB.QueryContext(ctx, s.st.claim, lease, queue, n)
+	rows, err := s.c.LeaseDB.QueryContext(ctx, s.st.claim, lease, queue, n)
 	if err != nil {
 		return nil, s.wrap(ctx, "claim", err)
 	}
@@ -393,6 +477,15 @@ func (s *Store) claim(ctx context.Context, queue string, n int) ([]virtual.Item,
 	return items, nil
 }
 
+// hasReady reports whether queue has a ready row, locked or not.
+func (s *Store) hasReady(ctx context.Context, queue string) (bool, error) {
+	var n int
+	if err := s.c.DB.QueryRowContext(ctx, s.st.readyCount, queue).Scan(&n); err != nil {
+		return false, s.wrap(ctx, "claim", err)
+	}
+	return n > 0, nil
+}
+
 // sweepEvery is how often a store makes expired leases visible again.
 func (s *Store) sweepEvery() time.Duration {
 	return min(max(s.c.VisibilityTimeout/4, 100*time.Millisecond), 30*time.Second)
@@ -422,7 +515,7 @@ func (s *Store) maybeSweep(ctx context.Context) error {
 // RestoreExpired makes every row whose lease has expired visible again and
 // returns how many.
 func (s *Store) RestoreExpired(ctx context.Context) (int, error) {
-	res, err := s.c.DB.ExecContext(ctx, s.st.restoreExpired, nowMs())
+	res, err := s.c.LeaseDB.ExecContext(ctx, s.st.restoreExpired, nowMs())
 	if err != nil {
 		return 0, s.wrap(ctx, "restore expired leases", err)
 	}
@@ -452,7 +545,7 @@ func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.c.DB.ExecContext(ctx, s.st.ack, r.id, r.version)
+	_, err = s.c.LeaseDB.ExecContext(ctx, s.st.ack, r.id, r.version)
 	return s.wrap(ctx, "ack", err)
 }
 
@@ -480,7 +573,7 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 			args = append(args, r.id, r.version)
 		}
 		b.WriteString(")")
-		if _, err := s.c.DB.ExecContext(ctx, rebind(s.c.Engine, b.String()), args...); err != nil {
+		if _, err := s.c.LeaseDB.ExecContext(ctx, rebind(s.c.Engine, b.String()), args...); err != nil {
 			return s.wrap(ctx, "ack", err)
 		}
 	}
@@ -503,7 +596,7 @@ func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 	} else if payload, err = it.Envelope.AsRedelivered().Marshal(); err != nil {
 		return err
 	}
-	tx, err := s.c.DB.BeginTx(ctx, nil)
+	tx, err := s.c.LeaseDB.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrap(ctx, "requeue", err)
 	}
@@ -536,7 +629,7 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 	if err != nil {
 		return err
 	}
-	res, err := s.c.DB.ExecContext(ctx, s.st.extend, time.Now().Add(d).UnixMilli(), r.id, r.version)
+	res, err := s.c.LeaseDB.ExecContext(ctx, s.st.extend, time.Now().Add(d).UnixMilli(), r.id, r.version)
 	if err != nil {
 		return s.wrap(ctx, "extend lease", err)
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 	"time"
 
@@ -26,14 +27,24 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	db.SetMaxOpenConns(o.MaxConnections)
 	db.SetMaxIdleConns(o.MaxConnections)
 	db.SetConnMaxIdleTime(5 * time.Minute)
+	// Claims, acks and requeues commit without waiting for the disk: a
+	// server crash can only undo them, which redelivers a message (as an
+	// expired lease does) and never loses one. Publishes wait (db).
+	leaseCfg := o.Config.Copy()
+	leaseCfg.RuntimeParams["synchronous_commit"] = "off"
+	leaseDB := stdlib.OpenDB(*leaseCfg)
+	leaseDB.SetMaxOpenConns(o.MaxConnections)
+	leaseDB.SetMaxIdleConns(o.MaxConnections)
+	leaseDB.SetConnMaxIdleTime(5 * time.Minute)
+	closeDBs := func() error { return errors.Join(leaseDB.Close(), db.Close()) }
 	tables := o.Tables()
 	if err := sqlstore.Migrate(ctx, db, sqlstore.Postgres, tables); err != nil {
-		_ = db.Close()
+		_ = closeDBs()
 		return nil, wrap("dial", err)
 	}
 	l := &listener{Broadcast: sqlstore.NewBroadcast(), cfg: o.Config, channel: tables.Message, stop: make(chan struct{})}
 	if err := l.connect(ctx); err != nil {
-		_ = db.Close()
+		_ = closeDBs()
 		return nil, wrap("listen", err)
 	}
 	l.wg.Add(1)
@@ -41,13 +52,14 @@ func (c *Connector) Dial(ctx context.Context) (*Store, error) {
 	s := &Store{}
 	s.Store = sqlstore.New(sqlstore.Config{
 		DB:                db,
+		LeaseDB:           leaseDB,
 		Engine:            sqlstore.Postgres,
 		Tables:            tables,
 		VisibilityTimeout: o.VisibilityTimeout,
 		PollInterval:      o.PollingInterval,
 		Waker:             l,
 		Wrap:              wrap,
-		OnClose:           db.Close,
+		OnClose:           closeDBs,
 		As: func(target any) bool {
 			if p, ok := target.(**sql.DB); ok {
 				*p = db
