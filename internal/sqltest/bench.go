@@ -3,6 +3,7 @@ package sqltest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -142,3 +143,31 @@ func Median(ds []time.Duration) time.Duration {
 
 // Rate is messages per second.
 func Rate(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
+
+// Scenario is one row of a benchmark table: run moves n messages through
+// a new queue and returns how long it took.
+type Scenario struct {
+	Name string
+	N    int
+	Run  func(queue string, n int) time.Duration
+}
+
+// RunScenarios runs every scenario in interleaved rounds and returns each
+// one's median rate (msgs/s) and the markdown table of them.
+func RunScenarios(scenarios []Scenario, rounds int) (map[string]float64, string) {
+	times := map[string][]time.Duration{}
+	for r := range rounds {
+		for _, s := range scenarios {
+			q := fmt.Sprintf("bench.%s.%d.%d", s.Name, r, time.Now().UnixNano())
+			times[s.Name] = append(times[s.Name], s.Run(q, s.N))
+		}
+	}
+	rate := map[string]float64{}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "| scenario | msgs/s (median of %d) |\n|---|---:|\n", rounds)
+	for _, s := range scenarios {
+		rate[s.Name] = Rate(s.N, Median(times[s.Name]))
+		fmt.Fprintf(&sb, "| %s | %.0f |\n", s.Name, rate[s.Name])
+	}
+	return rate, sb.String()
+}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kombu-go/kombu/internal/sqltest"
@@ -20,8 +19,10 @@ import (
 // and the same guarantee (a claimed row is leased, deleted on ack): a
 // producer INSERTs batch rows per statement while a consumer claims up to
 // batch rows with FOR UPDATE SKIP LOCKED and deletes them. It polls every
-// millisecond when the queue is empty (no LISTEN), its best case.
-func rawE2E(tb testing.TB, raw, queue string, n, batch int) time.Duration {
+// millisecond when the queue is empty (no LISTEN), its best case. With
+// asyncClaims its claims and deletes commit with synchronous_commit off, as
+// kombu-go's do.
+func rawE2E(tb testing.TB, raw, queue string, n, batch int, asyncClaims bool) time.Duration {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	o, err := ParseURL(mustURL(tb, raw))
@@ -33,6 +34,18 @@ func rawE2E(tb testing.TB, raw, queue string, n, batch int) time.Duration {
 		tb.Fatal(err)
 	}
 	defer pc.Close()
+	cc := pc
+	if asyncClaims {
+		cfg, err := pgxpool.ParseConfig(o.Config.ConnString())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+		if cc, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			tb.Fatal(err)
+		}
+		defer cc.Close()
+	}
 	// The payload a kombu producer writes, made before timing.
 	env := &virtual.Envelope{}
 	env.Body, env.ContentType, env.ContentEncoding, env.RoutingKey = sqltest.BenchBody, "application/json", "utf-8", queue
@@ -51,7 +64,7 @@ func rawE2E(tb testing.TB, raw, queue string, n, batch int) time.Duration {
 		got := 0
 		for got < n {
 			lease := time.Now().Add(time.Hour).UnixMilli()
-			rows, err := pc.Query(ctx, `UPDATE kombu_message AS m SET visible = false, lease_until = $1, version = version + 1
+			rows, err := cc.Query(ctx, `UPDATE kombu_message AS m SET visible = false, lease_until = $1, version = version + 1
 				FROM (SELECT id FROM kombu_message WHERE queue_id = $2 AND visible = true ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS p
 				WHERE m.id = p.id RETURNING m.id, m.payload`, lease, qid, batch)
 			if err != nil {
@@ -76,7 +89,7 @@ func rawE2E(tb testing.TB, raw, queue string, n, batch int) time.Duration {
 				time.Sleep(time.Millisecond)
 				continue
 			}
-			if _, err := pc.Exec(ctx, "DELETE FROM kombu_message WHERE id = ANY($1)", ids); err != nil {
+			if _, err := cc.Exec(ctx, "DELETE FROM kombu_message WHERE id = ANY($1)", ids); err != nil {
 				done <- err
 				return
 			}
@@ -111,36 +124,21 @@ func TestBenchmarkTable(t *testing.T) {
 	py := (&url.URL{Scheme: "sqla+postgresql", User: u.User, Host: u.Host, Path: u.Path}).String()
 	openStore(t, raw) // the schema
 	const rounds = 3
-	type scenario struct {
-		name string
-		n    int
-		run  func(q string, n int) time.Duration
+	scenarios := []sqltest.Scenario{
+		{Name: "raw-1", N: 2000, Run: func(q string, n int) time.Duration { return rawE2E(t, raw, q, n, 1, false) }},
+		{Name: "raw-1-async", N: 2000, Run: func(q string, n int) time.Duration { return rawE2E(t, raw, q, n, 1, true) }},
+		{Name: "go-1", N: 2000, Run: func(q string, n int) time.Duration { return sqltest.KombuE2E(t, raw, q, n, 1, 1) }},
+		{Name: "raw-100", N: 20000, Run: func(q string, n int) time.Duration { return rawE2E(t, raw, q, n, 100, false) }},
+		{Name: "raw-100-async", N: 20000, Run: func(q string, n int) time.Duration { return rawE2E(t, raw, q, n, 100, true) }},
+		{Name: "go-100", N: 20000, Run: func(q string, n int) time.Duration { return sqltest.KombuE2E(t, raw, q, n, 100, 100) }},
+		{Name: "python", N: 1000, Run: func(q string, n int) time.Duration { return sqltest.PythonE2E(t, py, q, n) }},
 	}
-	scenarios := []scenario{
-		{"raw-1", 2000, func(q string, n int) time.Duration { return rawE2E(t, raw, q, n, 1) }},
-		{"go-1", 2000, func(q string, n int) time.Duration { return sqltest.KombuE2E(t, raw, q, n, 1, 1) }},
-		{"raw-100", 20000, func(q string, n int) time.Duration { return rawE2E(t, raw, q, n, 100) }},
-		{"go-100", 20000, func(q string, n int) time.Duration { return sqltest.KombuE2E(t, raw, q, n, 100, 100) }},
-		{"python", 1000, func(q string, n int) time.Duration { return sqltest.PythonE2E(t, py, q, n) }},
-	}
-	times := map[string][]time.Duration{}
-	for r := range rounds {
-		for _, s := range scenarios {
-			q := fmt.Sprintf("bench.%s.%d.%d", s.name, r, time.Now().UnixNano())
-			times[s.name] = append(times[s.name], s.run(q, s.n))
-		}
-	}
-	rate := map[string]float64{}
+	rate, table := sqltest.RunScenarios(scenarios, rounds)
 	var sb strings.Builder
-	sb.WriteString("| scenario | msgs/s (median of 3) |\n|---|---:|\n")
-	for _, s := range scenarios {
-		rate[s.name] = sqltest.Rate(s.n, sqltest.Median(times[s.name]))
-		fmt.Fprintf(&sb, "| %s | %.0f |\n", s.name, rate[s.name])
-	}
+	sb.WriteString(table)
 	idle := sqltest.IdleCPU(t, raw, fmt.Sprintf("bench.idle.%d", time.Now().UnixNano()), 10*time.Second)
+	fmt.Fprintf(&sb, "\nkombu-go/raw-async: one at a time %.2f×, batched %.2f×\n", rate["go-1"]/rate["raw-1-async"], rate["go-100"]/rate["raw-100-async"])
 	fmt.Fprintf(&sb, "\nkombu-go/raw: one at a time %.2f×, batched %.2f×; kombu-go/Python: %.1f× one at a time, %.1f× batched; idle consumer CPU %v in 10 s\n",
 		rate["go-1"]/rate["raw-1"], rate["go-100"]/rate["raw-100"], rate["go-1"]/rate["python"], rate["go-100"]/rate["python"], idle)
 	t.Log("\n" + sb.String())
 }
-
-var _ = pgx.Identifier{}
