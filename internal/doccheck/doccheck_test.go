@@ -217,6 +217,7 @@ var importFor = map[string]string{
 	"kombu": module + "/kombu", "codec": module + "/kombu/codec", "driver": module + "/kombu/driver",
 	"drivertest": module + "/kombu/drivertest", "transport": module + "/transport",
 	"memory": module + "/transport/memory", "redis": module + "/transport/redis", "amqp": module + "/transport/amqp",
+	"postgres": module + "/transport/postgres", "sqlite": module + "/transport/sqlite",
 	"virtual": module + "/virtual", "routing": module + "/virtual/routing", "storetest": module + "/virtual/storetest",
 	"testenv": module + "/internal/testenv",
 }
