@@ -349,10 +349,6 @@ func (s *Store) GetBatch(ctx context.Context, queues []string, limit int, wait t
 	}
 }
 
-// claimTimeout bounds one claim statement, which runs to the end even
-// when the caller's context ends.
-const claimTimeout = 30 * time.Second
-
 // contendedRetry is how soon a queue whose ready rows were all held by
 // other transactions is looked at again.
 const contendedRetry = 20 * time.Millisecond
@@ -421,11 +417,10 @@ type claimedRow struct {
 }
 
 func (s *Store) claim(ctx context.Context, queue string, n int) ([]virtual.Item, error) {
-	// The claim commits on the server as it runs: a caller that gives up
-	// half way must still get the rows (virtual tracks them even when its
-	// ctx is done), or they would stay leased for a visibility timeout.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), claimTimeout)
-	defer cancel()
+	// A claim whose caller gives up after the server committed it leaves
+	// its rows leased: they come back after the visibility timeout (a
+	// claim that ran on without its caller would hand virtual rows for a
+	// receive already over, breaking prefetch and redelivered flags).
 	if s.st.claimPrecheck {
 		if ready, err := s.hasReady(ctx, queue); err != nil || !ready {
 			return nil, err
