@@ -14,7 +14,9 @@ import (
 	"github.com/kombu-go/kombu/transport/couchdb"
 	"github.com/kombu-go/kombu/transport/memory"
 	"github.com/kombu-go/kombu/transport/mongodb"
+	"github.com/kombu-go/kombu/transport/postgres"
 	"github.com/kombu-go/kombu/transport/redis"
+	"github.com/kombu-go/kombu/transport/sqlite"
 	"github.com/kombu-go/kombu/transport/sqs"
 )
 
@@ -54,6 +56,15 @@ var (
 	_ func(*mongodb.Options) *mongodb.Connector     = mongodb.NewConnector
 	_ func(*mongodb.Connector) *mongodb.Options     = (*mongodb.Connector).Options
 	_ driverConnector                               = (*mongodb.Connector)(nil)
+	_ func(*url.URL) (*postgres.Options, error)     = postgres.ParseURL
+	_ func(*postgres.Options) *postgres.Connector   = postgres.NewConnector
+	_ func(*postgres.Connector) *postgres.Options   = (*postgres.Connector).Options
+	_ driverConnector                               = (*postgres.Connector)(nil)
+
+	_ func(*url.URL) (*sqlite.Options, error) = sqlite.ParseURL
+	_ func(*sqlite.Options) *sqlite.Connector = sqlite.NewConnector
+	_ func(*sqlite.Connector) *sqlite.Options = (*sqlite.Connector).Options
+	_ driverConnector                         = (*sqlite.Connector)(nil)
 )
 
 type driverConnector interface {
@@ -79,6 +90,8 @@ func TestOneShapeForEveryTransport(t *testing.T) {
 		{[]string{"couchdb", "couchdbs"}, couchdb.Transport, couchdb.Description, mustCouchDB(t), "couchdb://127.0.0.1:5984/kombu"},
 		{[]string{"sqs"}, sqs.Transport, sqs.Description, mustSQS(t), "sqs://key:secret@127.0.0.1:4566?is_secure=false"},
 		{[]string{"mongodb", "mongodb+srv"}, mongodb.Transport, mongodb.Description, mustMongoDB(t), "mongodb://127.0.0.1:27017/kombu_default"},
+		{[]string{"postgres", "postgresql", "sqla+postgresql", "sqlalchemy+postgresql"}, postgres.Transport, postgres.Description, mustPostgres(t), "sqla+postgresql://u@localhost/db"},
+		{[]string{"sqlite", "sqla+sqlite", "sqlalchemy+sqlite"}, sqlite.Transport, sqlite.Description, mustSQLite(t), "sqlite:///shape.db"},
 	}
 	for _, c := range cases {
 		for _, s := range c.schemes {
@@ -166,6 +179,22 @@ func mustMongoDB(t *testing.T) *mongodb.Connector {
 		t.Fatal(err)
 	}
 	return mongodb.NewConnector(o)
+}
+
+func mustPostgres(t *testing.T) *postgres.Connector {
+	o, err := postgres.ParseURL(&url.URL{Scheme: "postgres", Host: "localhost", Path: "/db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return postgres.NewConnector(o)
+}
+
+func mustSQLite(t *testing.T) *sqlite.Connector {
+	o, err := sqlite.ParseURL(&url.URL{Scheme: "sqlite", Path: "/shape.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sqlite.NewConnector(o)
 }
 
 // The TLS options mean the same on every scheme that speaks TLS: one

@@ -5,6 +5,7 @@
 //	go run ./cmd/kombu-demo                      # memory://
 //	go run ./cmd/kombu-demo -url redis://127.0.0.1:6379/0
 //	go run ./cmd/kombu-demo -url amqp://guest:guest@127.0.0.1:5672//
+//	go run ./cmd/kombu-demo sqlite:////tmp/demo.db  # a URL may also be the argument (make demo ARGS=URL)
 package main
 
 import (
@@ -21,7 +22,9 @@ import (
 	"github.com/kombu-go/kombu/kombu"
 	_ "github.com/kombu-go/kombu/transport/amqp"
 	_ "github.com/kombu-go/kombu/transport/memory"
+	_ "github.com/kombu-go/kombu/transport/postgres"
 	_ "github.com/kombu-go/kombu/transport/redis"
+	_ "github.com/kombu-go/kombu/transport/sqlite"
 )
 
 type order struct {
@@ -34,6 +37,13 @@ func main() {
 	url := flag.String("url", "memory://demo", "broker URL")
 	n := flag.Int("n", 6, "orders to publish")
 	flag.Parse()
+	if flag.NArg() > 1 {
+		fmt.Fprintln(os.Stderr, "demo: at most one URL argument")
+		os.Exit(2)
+	}
+	if flag.NArg() == 1 {
+		*url = flag.Arg(0)
+	}
 	if err := run(*url, *n); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)

@@ -15,7 +15,9 @@ import (
 	_ "github.com/kombu-go/kombu/transport/couchdb"
 	_ "github.com/kombu-go/kombu/transport/memory"
 	_ "github.com/kombu-go/kombu/transport/mongodb"
+	_ "github.com/kombu-go/kombu/transport/postgres"
 	_ "github.com/kombu-go/kombu/transport/redis"
+	_ "github.com/kombu-go/kombu/transport/sqlite"
 	_ "github.com/kombu-go/kombu/transport/sqs"
 )
 

@@ -1,0 +1,27 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/kombu-go/kombu/internal/sqltest"
+)
+
+// TestHelperProcess is the consumer process of the tests below when
+// started by them (sqltest.ChildMain); otherwise it does nothing.
+func TestHelperProcess(t *testing.T) {
+	if !sqltest.ChildMain() {
+		t.Skip("helper process for TestCrashedConsumer and TestConcurrentConsumers")
+	}
+}
+
+// TestCrashedConsumer: a consumer killed with SIGKILL while holding
+// unacked messages loses none; they come back after the visibility timeout.
+func TestCrashedConsumer(t *testing.T) {
+	sqltest.CrashedConsumer(t, withOptions(testURL(t), "visibility_timeout", "2"))
+}
+
+// TestConcurrentConsumers: four consumer processes on one queue ack every
+// message exactly once.
+func TestConcurrentConsumers(t *testing.T) {
+	sqltest.ConcurrentConsumers(t, testURL(t), 1000)
+}
