@@ -20,6 +20,12 @@ import (
 // server that stops answering fails the command instead of hanging it.
 const commandTimeout = 30 * time.Second
 
+// headerDeliveryCount carries beanstalkd's reserve count of a job less
+// one on its redeliveries: the broker counter kombu's redelivery policy
+// reads (Features.DeliveryCount). beanstalkd's binlog does not keep it
+// across a server restart.
+const headerDeliveryCount = "x-delivery-count"
+
 // maxIdleConns is how many connections holding no job a store keeps open
 // between commands.
 const maxIdleConns = 4
@@ -471,6 +477,14 @@ func (s *Store) reserve(ctx context.Context, c *conn, queues []string, wait time
 	env.Raw = nil
 	if s.reservedBefore(stats) {
 		env.Redelivered = true
+	}
+	if n, _ := strconv.Atoi(stats["reserves"]); n > 1 {
+		// As SQS and RabbitMQ's quorum queues: only redeliveries carry
+		// the broker's count, the reserves before this one.
+		if env.Headers == nil {
+			env.Headers = map[string]any{}
+		}
+		env.Headers[headerDeliveryCount] = int64(n - 1)
 	}
 	return virtual.Item{Queue: tube, Envelope: env, Receipt: r}, nil
 }
