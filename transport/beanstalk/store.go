@@ -564,6 +564,22 @@ func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 	return err
 }
 
+// RequeueAfter implements virtual.DelayedRequeuer: release with the
+// job's priority and delay rounded up to whole seconds (beanstalkd counts
+// delays in seconds). The job waits in its tube's delayed list, so a
+// consumer that stops meanwhile loses nothing.
+func (s *Store) RequeueAfter(ctx context.Context, it virtual.Item, delay time.Duration) error {
+	err := s.settle(ctx, it, "release", func(c *beanstalk.Conn, r *receipt) error {
+		return c.Release(r.id, r.pri, wholeSeconds(max(delay, 0)))
+	})
+	if errors.Is(err, errConnFailed) || errors.Is(err, beanstalk.ErrNotFound) {
+		// beanstalkd put the job back by itself, without the delay:
+		// the consumer that gets it fails it again or handles it.
+		return nil
+	}
+	return err
+}
+
 // Quarantine implements virtual.Quarantiner: an undecodable job is
 // buried in its tube, as kombu 3.0 did; `kick` brings it back.
 func (s *Store) Quarantine(ctx context.Context, it virtual.Item) error {
