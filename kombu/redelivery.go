@@ -179,9 +179,12 @@ func lastErrorText(err error) string {
 
 // failed settles a message whose handler failed with err: after the
 // policy's backoff it goes back to its queue with its count raised, and
-// once it has had MaxDeliveries deliveries it is dead-lettered. The wait
-// does not block the handler goroutine: the message stays unacked (holding
-// one prefetch slot) on a timer while other messages are handled.
+// once it has had MaxDeliveries deliveries it is dead-lettered. Where the
+// broker counts deliveries and can delay a requeue (driver.DelayedRequeuer)
+// the message goes back at once with the backoff as the broker's delay.
+// Otherwise the wait does not block the handler goroutine: the message
+// stays unacked (holding one prefetch slot) on a timer while other
+// messages are handled.
 func (c *Consumer) failed(ctx context.Context, m *Message, err error) {
 	if c.opts.RejectOnError || m.noAck {
 		c.settleFailure(ctx, m, err)
@@ -212,7 +215,11 @@ func (c *Consumer) failed(ctx context.Context, m *Message, err error) {
 		c.ch.conn.TransportName() == "amqp" && q.QueueArguments()["x-queue-type"] == "quorum") &&
 		// A redelivery without the counter: this broker does not count.
 		(!m.Redelivered || m.Headers[brokerDeliveryCount] != nil)
-	c.held.hold(ctx, m, p.Backoff(n), func(ctx context.Context) error {
+	backoff := p.Backoff(n)
+	if brokerCounts && backoff > 0 && c.requeuedAfter(ctx, m, n, backoff) {
+		return
+	}
+	c.held.hold(ctx, m, backoff, func(ctx context.Context) error {
 		if brokerCounts { // the broker raises x-delivery-count
 			return m.settleAs(ctx, Requeued, EventRedelivered, n, "requeue", func() error {
 				return m.ch.drv.Reject(ctx, m.DeliveryTag, true)
@@ -220,6 +227,30 @@ func (c *Consumer) failed(ctx context.Context, m *Message, err error) {
 		}
 		return m.redeliver(ctx, n, err)
 	})
+}
+
+// requeuedAfter hands the message back to a broker that holds it for the
+// backoff itself (driver.DelayedRequeuer), so that nothing waits in this
+// consumer: a crash or a shutdown mid-backoff leaves the message safe in
+// the broker. It reports false, having settled nothing, when the channel
+// cannot; the caller then holds the message here.
+func (c *Consumer) requeuedAfter(ctx context.Context, m *Message, deliveries int, backoff time.Duration) bool {
+	dr, ok := m.ch.drv.(driver.DelayedRequeuer)
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	err := m.settleAs(ctx, Requeued, EventRedelivered, deliveries, "requeue", func() error {
+		return dr.RequeueAfter(ctx, m.DeliveryTag, backoff)
+	})
+	if errors.Is(err, ErrNotSupported) {
+		return false
+	}
+	if err != nil && !errors.Is(err, ErrAlreadyAcknowledged) {
+		c.ch.conn.reportError(err)
+	}
+	return true
 }
 
 // settleFailure is the settlement without a policy: RejectOnError rejects

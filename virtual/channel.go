@@ -1192,6 +1192,24 @@ func (ch *Channel) ExtendLease(ctx context.Context, tag uint64, d time.Duration)
 	return le.ExtendLease(ctx, p.item, d)
 }
 
+// RequeueAfter implements driver.DelayedRequeuer when the store is a
+// DelayedRequeuer; otherwise it returns driver.ErrNotSupported and the
+// delivery stays unacked.
+func (ch *Channel) RequeueAfter(ctx context.Context, tag uint64, delay time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dr, ok := ch.store.(DelayedRequeuer)
+	if !ok {
+		return fmt.Errorf("%w: the store cannot requeue with a delay", driver.ErrNotSupported)
+	}
+	items, err := ch.settle(tag, false)
+	if err != nil {
+		return err
+	}
+	return dr.RequeueAfter(ctx, items[0], delay)
+}
+
 // Close implements driver.Channel: unacked messages go back to their
 // queues marked redelivered, and the channel's consumers are cancelled.
 func (ch *Channel) Close() error {
@@ -1219,9 +1237,10 @@ func (ch *Channel) Close() error {
 }
 
 var (
-	_ driver.Channel        = (*Channel)(nil)
-	_ driver.BatchPublisher = (*Channel)(nil)
-	_ driver.LeaseExtender  = (*Channel)(nil)
-	_ driver.Conn           = (*Conn)(nil)
-	_ driver.Pinger         = (*Conn)(nil)
+	_ driver.Channel         = (*Channel)(nil)
+	_ driver.BatchPublisher  = (*Channel)(nil)
+	_ driver.LeaseExtender   = (*Channel)(nil)
+	_ driver.DelayedRequeuer = (*Channel)(nil)
+	_ driver.Conn            = (*Conn)(nil)
+	_ driver.Pinger          = (*Conn)(nil)
 )

@@ -9,6 +9,8 @@
 // can do better: Acker (unacked state kept on the server, so a crashed
 // consumer's messages come back), BatchPutter, BatchGetter and BatchAcker
 // (several messages per round trip), LeaseExtender (visibility timeouts),
+// DelayedRequeuer (a requeue held back by the server for a delay, which
+// kombu's redelivery policy uses for its backoff),
 // Fanouter (native broadcast), BindingStore (binding tables shared between
 // processes, as kombu's redis transport does), QueueStore,
 // NameValidator and Quarantiner.

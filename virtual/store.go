@@ -114,6 +114,14 @@ type LeaseExtender interface {
 	ExtendLease(ctx context.Context, it Item, d time.Duration) error
 }
 
+// DelayedRequeuer puts an unacked item back in its queue marked
+// redelivered, to be delivered again only after delay (beanstalk release
+// with a delay, SQS ChangeMessageVisibility). With it the Channel is a
+// working driver.DelayedRequeuer.
+type DelayedRequeuer interface {
+	RequeueAfter(ctx context.Context, it Item, delay time.Duration) error
+}
+
 // Fanouter is implemented by stores with a native broadcast (redis
 // PUBLISH/PSUBSCRIBE, a mongo capped collection). virtual sends fanout
 // exchanges' messages through it instead of copying them to every bound

@@ -219,6 +219,21 @@ type LeaseExtender interface {
 	ExtendLease(ctx context.Context, tag uint64, d time.Duration) error
 }
 
+// DelayedRequeuer is implemented by channels whose broker can hold a
+// requeued message back for a while (beanstalk's release with a delay, an
+// SQS visibility timeout). Where the broker also counts deliveries
+// (Features.DeliveryCount), kombu's redelivery policy requeues a failed
+// message with its backoff as that delay, so the wait happens in the
+// broker, not in a consumer that may crash or shut down meanwhile.
+// RequeueAfter settles the delivery like Reject with requeue; the message
+// is delivered again once delay has passed (brokers with a coarser clock
+// round it up and say so). A channel whose broker cannot returns an error
+// wrapping ErrNotSupported before settling anything, and kombu then
+// waits in the consumer as without this interface.
+type DelayedRequeuer interface {
+	RequeueAfter(ctx context.Context, tag uint64, delay time.Duration) error
+}
+
 // ReturnNotifier is implemented by channels that learn about unroutable
 // mandatory messages asynchronously (AMQP basic.return).
 type ReturnNotifier interface {

@@ -33,7 +33,12 @@
 // closed connection. A job reserved before (released, timed out, kicked)
 // is delivered with Redelivered set, from beanstalkd's reserve count; so is
 // a job put before the server last started, since beanstalkd's binlog does
-// not keep reserve counts.
+// not keep reserve counts. A redelivered job carries the header
+// x-delivery-count (its reserves before this one), so
+// Message.DeliveryCount follows beanstalkd's counter, and kombu's
+// RedeliveryPolicy releases a failed job at once with the backoff as its
+// delay, rounded up to whole seconds: the job waits in beanstalkd, not in
+// the consumer.
 //
 // Priorities are beanstalkd's own: a job's priority is the message's
 // priority 0..9 as it is, as kombu 3.0 put it, so 0 is served first

@@ -30,8 +30,13 @@ func jobDelay(h map[string]any) (time.Duration, error) {
 		return 0, fmt.Errorf("%w: beanstalk: header %s %v is not a number of milliseconds in 0..%d",
 			driver.ErrInvalidArgument, HeaderDelay, v, driver.MaxExpiry.Milliseconds())
 	}
-	d := (time.Duration(ms)*time.Millisecond + time.Second - 1) / time.Second * time.Second
-	return min(d, maxDelay), nil
+	return wholeSeconds(time.Duration(ms) * time.Millisecond), nil
+}
+
+// wholeSeconds is d as beanstalkd can delay a job: rounded up to whole
+// seconds (its delays count seconds), at most maxDelay.
+func wholeSeconds(d time.Duration) time.Duration {
+	return min((d+time.Second-1)/time.Second*time.Second, maxDelay)
 }
 
 // jobPriority is the job's beanstalkd priority: kombu's 0..9 as it is, as

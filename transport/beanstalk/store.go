@@ -20,6 +20,12 @@ import (
 // server that stops answering fails the command instead of hanging it.
 const commandTimeout = 30 * time.Second
 
+// headerDeliveryCount carries beanstalkd's reserve count of a job less
+// one on its redeliveries: the broker counter kombu's redelivery policy
+// reads (Features.DeliveryCount). beanstalkd's binlog does not keep it
+// across a server restart.
+const headerDeliveryCount = "x-delivery-count"
+
 // maxIdleConns is how many connections holding no job a store keeps open
 // between commands.
 const maxIdleConns = 4
@@ -472,6 +478,14 @@ func (s *Store) reserve(ctx context.Context, c *conn, queues []string, wait time
 	if s.reservedBefore(stats) {
 		env.Redelivered = true
 	}
+	if n, _ := strconv.Atoi(stats["reserves"]); n > 1 {
+		// As SQS and RabbitMQ's quorum queues: only redeliveries carry
+		// the broker's count, the reserves before this one.
+		if env.Headers == nil {
+			env.Headers = map[string]any{}
+		}
+		env.Headers[headerDeliveryCount] = int64(n - 1)
+	}
 	return virtual.Item{Queue: tube, Envelope: env, Receipt: r}, nil
 }
 
@@ -545,6 +559,22 @@ func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 	if errors.Is(err, errConnFailed) || errors.Is(err, beanstalk.ErrNotFound) {
 		// beanstalkd put the job back by itself (its connection closed,
 		// or its TTR ran out): what the requeue asked for.
+		return nil
+	}
+	return err
+}
+
+// RequeueAfter implements virtual.DelayedRequeuer: release with the
+// job's priority and delay rounded up to whole seconds (beanstalkd counts
+// delays in seconds). The job waits in its tube's delayed list, so a
+// consumer that stops meanwhile loses nothing.
+func (s *Store) RequeueAfter(ctx context.Context, it virtual.Item, delay time.Duration) error {
+	err := s.settle(ctx, it, "release", func(c *beanstalk.Conn, r *receipt) error {
+		return c.Release(r.id, r.pri, wholeSeconds(max(delay, 0)))
+	})
+	if errors.Is(err, errConnFailed) || errors.Is(err, beanstalk.ErrNotFound) {
+		// beanstalkd put the job back by itself, without the delay:
+		// the consumer that gets it fails it again or handles it.
 		return nil
 	}
 	return err

@@ -83,8 +83,10 @@
 // Redelivery: SQS counts receives (ApproximateReceiveCount). A
 // redelivered message carries the header x-delivery-count (receives
 // before this one), so Message.DeliveryCount follows SQS's own counter and
-// kombu's RedeliveryPolicy requeues (ChangeMessageVisibility) rather than
-// republishing: the count survives consumers that die. For predefined
+// kombu's RedeliveryPolicy requeues (ChangeMessageVisibility to its
+// backoff, whole seconds rounded up, at most 12 h: the message waits in
+// SQS, not in the consumer) rather than republishing: the count survives
+// consumers that die. For predefined
 // queues with a backoff_policy (kombu's), a requeue sets the visibility
 // timeout the policy gives for the message's receive count instead of 0.
 // Lease extension (Message.ExtendLease) is ChangeMessageVisibility.

@@ -948,6 +948,19 @@ func (s *Store) changeVisibility(ctx context.Context, queue string, r *receipt, 
 	return s.wrap(ctx, "ChangeMessageVisibility", queue, err)
 }
 
+// RequeueAfter implements virtual.DelayedRequeuer: ChangeMessageVisibility
+// to delay, rounded up to whole seconds and at most SQS's 12 hours, as
+// kombu's backoff_policy requeues. The message stays in SQS, invisible,
+// and SQS keeps counting its receives.
+func (s *Store) RequeueAfter(ctx context.Context, it virtual.Item, delay time.Duration) error {
+	r, err := receiptOf(it)
+	if err != nil {
+		return err
+	}
+	secs := math.Ceil(min(max(delay, 0), maxVisibilityTimeout).Seconds())
+	return s.changeVisibility(ctx, it.Queue, r, int32(secs))
+}
+
 // RequeueBatch implements virtual.BatchRequeuer with
 // ChangeMessageVisibilityBatch, 10 handles per call: what Close and
 // Recover use, so unacked messages are visible again at once.
