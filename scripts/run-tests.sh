@@ -32,7 +32,7 @@ go test -race -count=1 -timeout 40m ${TESTFLAGS:-} $pkg
 trc=$?
 
 # Example modules of their own (they keep their dependencies, e.g. Prometheus, out of go.mod).
-if [[ -z ${PKG:-} ]]; then
+if [[ ${PKG:-./...} == ./... ]]; then # the whole tree (make test exports PKG=./...)
 	for mod in examples/*/go.mod; do
 		[[ -e $mod ]] || continue
 		dir=$(dirname "$mod")
