@@ -64,7 +64,10 @@ type Store struct {
 	// here for the next GetBatch of that queue, and made visible again
 	// if nobody takes it within stashHold (or at Close).
 	polls sync.WaitGroup
-	stash *stash // shared by the process's stores of the same namespace
+	// pollsMu orders polls.Add against Close's polls.Wait: a WaitGroup
+	// may not gain a poll while it is being waited on.
+	pollsMu sync.Mutex
+	stash   *stash // shared by the process's stores of the same namespace
 }
 
 // stash holds messages taken by abandoned polls until a GetBatch of any
@@ -634,7 +637,13 @@ func (s *Store) receiveDetached(ctx context.Context, queue string, n int, waitSe
 	done := make(chan result, 1)
 	var mu sync.Mutex
 	abandoned := false
+	s.pollsMu.Lock()
+	if s.closed.Load() {
+		s.pollsMu.Unlock()
+		return nil, false, errStoreClosed
+	}
 	s.polls.Add(1)
+	s.pollsMu.Unlock()
 	go func() {
 		defer s.polls.Done()
 		pctx, cancel := context.WithTimeout(context.Background(), time.Duration(waitSeconds)*time.Second+pollGrace)
@@ -1140,7 +1149,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // every message they or earlier abandoned polls took is made visible
 // again before Close returns.
 func (s *Store) Close() error {
-	if !s.closed.CompareAndSwap(false, true) {
+	s.pollsMu.Lock()
+	first := s.closed.CompareAndSwap(false, true)
+	s.pollsMu.Unlock()
+	if !first {
 		return nil
 	}
 	s.stopCancel()
