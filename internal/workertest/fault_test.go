@@ -42,8 +42,9 @@ type broker struct {
 	transport string
 	kill      func(t *testing.T)
 	restart   func(t *testing.T)
-	// inspect, when set, describes where messages are, for a failure.
-	inspect func(queue string) string
+	// inspect, when set, describes where messages are, for a failure,
+	// and what became of the lost ones.
+	inspect func(queue string, lost []string) string
 }
 
 // restartFigures is what a restart scenario measured.
@@ -198,9 +199,9 @@ func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound
 		Note: fmt.Sprintf("connection errors reported %d, consumers started %d", figures.connErrors, figures.reconsumes),
 	})
 	if figures.lost != 0 || figures.unexpected != 0 {
-		t.Errorf("lost %d, unexpected %d; want 0", figures.lost, figures.unexpected)
+		t.Errorf("lost %d %v, unexpected %d; want 0", figures.lost, led.Missing(ids), figures.unexpected)
 		if b.inspect != nil {
-			t.Logf("broker state: %s", b.inspect(q.Name))
+			t.Logf("broker state: %s", b.inspect(q.Name, led.Missing(ids)))
 		}
 	}
 	if figures.confirmed != total {
@@ -328,8 +329,9 @@ func privateRedis(t *testing.T) broker {
 	// restore sweep holds the mutex (persisted by the AOF) pauses restores
 	// for 5 s, not kombu's default 300 s, longer than the test waits.
 	// The outage outlasts go-redis's own retries, so the worker sees it.
-	inspect := func(queue string) string {
+	inspect := func(queue string, lost []string) string {
 		var b strings.Builder
+		b.WriteString(aofHistory(dir, lost))
 		for _, args := range [][]string{{"KEYS", "*"}, {"LLEN", queue}, {"HLEN", "unacked"}, {"ZCARD", "unacked_index"}, {"PTTL", "unacked_mutex"}, {"HGETALL", "unacked"}} {
 			out, _ := exec.Command("redis-cli", append([]string{"-p", port}, args...)...).CombinedOutput()
 			fmt.Fprintf(&b, "\n%s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))

@@ -62,6 +62,19 @@ func (l *Ledger) Check(ids []string) (lost, duplicated, unexpected int) {
 	return lost, duplicated, unexpected
 }
 
+// Missing returns the ids never handled, in the order given.
+func (l *Ledger) Missing(ids []string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var missing []string
+	for _, id := range ids {
+		if l.handled[id] == 0 {
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
 // WaitAll waits until every id was handled or d passed.
 func (l *Ledger) WaitAll(ids []string, d time.Duration) bool {
 	deadline := time.NewTimer(d)
