@@ -281,7 +281,7 @@ func (c *Channel) reopen(ctx context.Context) (*gen, error) {
 func (c *Channel) openGen() (*gen, error) {
 	ach, err := c.conn.ac.Channel()
 	if err != nil {
-		return nil, mapErr(err, c.conn.isClosed)
+		return nil, c.setupErr(err)
 	}
 	c.mu.Lock()
 	base := c.nextBase
@@ -303,7 +303,7 @@ func (c *Channel) openGen() (*gen, error) {
 	fail := func(err error) (*gen, error) {
 		_ = ach.Close()
 		<-g.watched
-		return nil, mapErr(err, c.conn.isClosed)
+		return nil, c.setupErr(err)
 	}
 	if c.conn.opts.ConfirmPublish {
 		if err := ach.Confirm(false); err != nil {
@@ -316,6 +316,21 @@ func (c *Channel) openGen() (*gen, error) {
 		}
 	}
 	return g, nil
+}
+
+// setupErr classifies a failure to open an AMQP channel or to apply its
+// settings (confirm.select, basic.qos). Nothing the caller asked for has
+// happened yet, so when the connection is gone the failure is
+// ErrConnectionLost, safe to retry, whatever amqp091-go reported: a
+// connection cut while it waited for the reply fails the request with its
+// own 501 FRAME_ERROR ("EOF", "connection reset by peer"), which mapErr
+// cannot tell from a broker's.
+func (c *Channel) setupErr(err error) error {
+	mapped := mapErr(err, c.conn.isClosed)
+	if errors.Is(mapped, driver.ErrConnectionLost) || !c.conn.isClosed() || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return mapped
+	}
+	return fmt.Errorf("%w: %w", driver.ErrConnectionLost, err)
 }
 
 // retire forgets a dead generation: its unacked deliveries went back to

@@ -301,3 +301,24 @@ func TestFailoverToTheNextURL(t *testing.T) {
 		t.Fatalf("queue held %q", body)
 	}
 }
+
+// A request that amqp091-go fails with its own 501 FRAME_ERROR because the
+// connection broke while it waited for the reply (as a reset during a
+// reconnecting publisher's channel.open does) is, for the setup of a
+// channel, a lost connection that is safe to retry; on a live connection
+// the same error is not reclassified.
+func TestChannelSetupFailureOnBrokenConnectionIsConnectionLost(t *testing.T) {
+	conn, ch := setup(t)
+	cut := &amqp.Error{Code: amqp.FrameError, Reason: "EOF"}
+	if err := ch.setupErr(cut); errors.Is(err, kombu.ErrConnectionLost) {
+		t.Fatalf("live connection: setupErr = %v, want it unclassified", err)
+	}
+	must(t, conn.ac.Close())
+	err := ch.setupErr(cut)
+	if !errors.Is(err, kombu.ErrConnectionLost) || !kombu.Recoverable(err) {
+		t.Fatalf("closed connection: setupErr = %v, want ErrConnectionLost (recoverable)", err)
+	}
+	if !strings.Contains(err.Error(), "EOF") {
+		t.Fatalf("setupErr = %v, want the cause kept", err)
+	}
+}
