@@ -101,6 +101,7 @@ func runCommand(ctx context.Context, limit time.Duration, name string, args ...s
 // on the same port and dir, so what the AOF holds survives.
 type RedisServer struct {
 	bin, dir string
+	host     string // see PrivateLoopback
 	port     int
 	fsync    string
 
@@ -128,7 +129,7 @@ func StartRedis(t testing.TB, opts RedisOptions) *RedisServer {
 	}
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		if r.port, err = freePort(); err != nil {
+		if r.host, r.port, err = PrivateLoopback(); err != nil {
 			continue
 		}
 		if err = r.Restart(context.Background()); err == nil {
@@ -142,17 +143,11 @@ func StartRedis(t testing.TB, opts RedisOptions) *RedisServer {
 	return r
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Addr is the server's host:port.
-func (r *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *RedisServer) Addr() string { return net.JoinHostPort(r.host, strconv.Itoa(r.port)) }
+
+// Dir is the server's working directory (its AOF is in appendonlydir).
+func (r *RedisServer) Dir() string { return r.dir }
 
 // URL is a redis:// URL of database 0 with extra query options (may be "").
 func (r *RedisServer) URL(query string) string {
@@ -218,7 +213,7 @@ func (r *RedisServer) Restart(ctx context.Context) error {
 		return nil
 	}
 	cmd := exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--protected-mode", "yes",
+		"--port", strconv.Itoa(r.port), "--bind", r.host, "--protected-mode", "no",
 		"--dir", r.dir, "--save", "", "--appendonly", "yes", "--appendfsync", r.fsync,
 		"--daemonize", "no", "--logfile", filepath.Join(r.dir, "redis.log"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a Ctrl-C of the test does not reach it first
@@ -234,7 +229,14 @@ func (r *RedisServer) Restart(ctx context.Context) error {
 	defer cancel()
 	for {
 		if err := redisPing(r.Addr()); err == nil {
-			return nil
+			// The server that answers must be this one, not another
+			// that took the port while it was down.
+			pid, err := redisPID(r.Addr())
+			if err == nil && pid != cmd.Process.Pid {
+				err = fmt.Errorf("faulttest: %s is answered by pid %d, not by the redis-server started (pid %d)", r.Addr(), pid, cmd.Process.Pid)
+				_ = cmd.Process.Kill()
+			}
+			return err
 		}
 		select {
 		case <-done:
@@ -268,6 +270,29 @@ func redisPing(addr string) error {
 		return errors.New(strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// redisPID asks the server at addr for its process id (INFO server).
+func redisPID(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
+	}
+	rd := bufio.NewReader(c)
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return 0, fmt.Errorf("faulttest: INFO server of %s: no process_id: %w", addr, err)
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
 }
 
 func lastLines(b []byte, n int) string {

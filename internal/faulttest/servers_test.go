@@ -6,6 +6,7 @@ import (
 	"github.com/kombu-go/kombu/internal/testenv"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +48,34 @@ func TestRedisServerKillRestartKeepsData(t *testing.T) {
 	must(t, r.Restart(ctx)) // running: a no-op
 	r.Stop()
 	r.Stop()
+}
+
+// TestRedisServerRestartRefusesAnotherServer: when another server took the
+// port while the test's was down, Restart fails instead of passing that
+// server off as the test's own.
+func TestRedisServerRestartRefusesAnotherServer(t *testing.T) {
+	r := StartRedis(t, RedisOptions{})
+	if strings.HasPrefix(r.Addr(), "127.0.0.1:") {
+		t.Fatalf("address %s: want a private loopback address, not 127.0.0.1", r.Addr())
+	}
+	must(t, r.Kill())
+	host, port, _ := strings.Cut(r.Addr(), ":")
+	squatter := exec.Command(r.bin, "--port", port, "--bind", host, "--save", "", "--appendonly", "no")
+	must(t, squatter.Start())
+	defer func() { _ = squatter.Process.Kill(); _ = squatter.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for redisPing(r.Addr()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the other redis-server does not answer")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := r.Restart(ctx)
+	if err == nil || !strings.Contains(err.Error(), "not by the redis-server started") {
+		t.Fatalf("Restart with another server on the port: %v, want a refusal", err)
+	}
 }
 
 // TestLockFileIsExclusive: a second process cannot take the lock while a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -85,7 +84,9 @@ func runRestartsNoticed(t *testing.T, b broker, total, restarts int, resumeBound
 	defer cancel()
 	q := kombu.NewQueue(fmt.Sprintf("worker-fault-%s-%d", b.name, time.Now().UnixNano()), kombu.DefaultExchange, "")
 	q.RoutingKey = q.Name
-	opts := &kombu.Options{ConnectTimeout: time.Second}
+	// Background errors (a failed requeue, a rejected undecodable
+	// message) explain a loss: log them all.
+	opts := &kombu.Options{ConnectTimeout: time.Second, ErrorHandler: func(err error) { t.Logf("background error: %v", err) }}
 
 	wconn, err := kombu.NewConnection(b.url, opts)
 	if err != nil {
@@ -269,77 +270,41 @@ func waitHandled(t *testing.T, l *workertest.Ledger, n int, d time.Duration) {
 	}
 }
 
-// privateRedis starts a redis-server of the test's own, with appendonly
-// and an fsync per write (so that a kill -9 loses no acknowledged write),
-// on a free loopback port, and returns it as a broker that kill -9s it and
-// starts it again on the same port and directory.
+// privateRedis starts a redis-server of the test's own (faulttest's:
+// appendonly with an fsync per write, so that a kill -9 loses no
+// acknowledged write, on an address of its own) and returns it as a broker
+// that kill -9s it and starts it again on the same address and directory.
 func privateRedis(t *testing.T) broker {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if testenv.InCI() {
-			t.Fatal("redis-server is not installed (make test installs it)")
-		}
-		t.Skip("redis-server is not installed")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-	dir := t.TempDir()
-	var mu sync.Mutex
-	var cmd *exec.Cmd
-	start := func(t *testing.T) {
-		c := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", dir, "--save", "",
-			"--appendonly", "yes", "--appendfsync", "always")
-		if err := c.Start(); err != nil {
+	r := faulttest.StartRedis(t, faulttest.RedisOptions{AppendFsync: "always"})
+	host, port, _ := strings.Cut(r.Addr(), ":")
+	kill := func(t *testing.T) {
+		if err := r.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		mu.Lock()
-		cmd = c
-		mu.Unlock()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			out, _ := exec.Command("redis-cli", "-p", port, "ping").CombinedOutput()
-			if strings.TrimSpace(string(out)) == "PONG" {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("redis-server on port %s not ready: %s", port, out)
-			}
-			time.Sleep(20 * time.Millisecond)
+	}
+	restart := func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := r.Restart(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
-	kill := func(t *testing.T) {
-		mu.Lock()
-		c := cmd
-		cmd = nil
-		mu.Unlock()
-		if c == nil {
-			return
+	inspect := func(queue string, lost []string) string {
+		var b strings.Builder
+		b.WriteString(aofHistory(r.Dir(), lost))
+		for _, args := range [][]string{{"KEYS", "*"}, {"LLEN", queue}, {"HLEN", "unacked"}, {"ZCARD", "unacked_index"}, {"PTTL", "unacked_mutex"}, {"HGETALL", "unacked"}} {
+			out, _ := exec.Command("redis-cli", append([]string{"-h", host, "-p", port}, args...)...).CombinedOutput()
+			fmt.Fprintf(&b, "\n%s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
 		}
-		_ = c.Process.Signal(syscall.SIGKILL)
-		_ = c.Wait()
+		return b.String()
 	}
-	start(t)
-	t.Cleanup(func() { kill(t) })
 	// visibility_timeout=2: what a killed connection held unacked is
 	// restored within about 2 s. unacked_mutex_expire=5: a kill while a
 	// restore sweep holds the mutex (persisted by the AOF) pauses restores
 	// for 5 s, not kombu's default 300 s, longer than the test waits.
 	// The outage outlasts go-redis's own retries, so the worker sees it.
-	inspect := func(queue string, lost []string) string {
-		var b strings.Builder
-		b.WriteString(aofHistory(dir, lost))
-		for _, args := range [][]string{{"KEYS", "*"}, {"LLEN", queue}, {"HLEN", "unacked"}, {"ZCARD", "unacked_index"}, {"PTTL", "unacked_mutex"}, {"HGETALL", "unacked"}} {
-			out, _ := exec.Command("redis-cli", append([]string{"-p", port}, args...)...).CombinedOutput()
-			fmt.Fprintf(&b, "\n%s: %s", strings.Join(args, " "), strings.TrimSpace(string(out)))
-		}
-		return b.String()
-	}
-	return broker{name: "redis", transport: "redis", url: "redis://127.0.0.1:" + port + "/0?visibility_timeout=2&unacked_mutex_expire=5", downtime: 2 * time.Second,
-		kill: kill, restart: start, inspect: inspect}
+	return broker{name: "redis", transport: "redis", url: r.URL("visibility_timeout=2&unacked_mutex_expire=5"), downtime: 2 * time.Second,
+		kill: kill, restart: restart, inspect: inspect}
 }
 
 // Redis, with appendonly, killed with SIGKILL and restarted twice while a

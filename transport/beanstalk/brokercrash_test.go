@@ -20,6 +20,7 @@ type privateBeanstalkd struct {
 	t    *testing.T
 	bin  string
 	dir  string
+	host string
 	port int
 	cmd  *exec.Cmd
 }
@@ -27,14 +28,13 @@ type privateBeanstalkd struct {
 func (b *privateBeanstalkd) start() {
 	b.t.Helper()
 	if b.port == 0 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		// An address of its own: see faulttest.PrivateLoopback.
+		var err error
+		if b.host, b.port, err = faulttest.PrivateLoopback(); err != nil {
 			b.t.Fatal(err)
 		}
-		b.port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
 	}
-	b.cmd = exec.Command(b.bin, "-l", "127.0.0.1", "-p", strconv.Itoa(b.port), "-b", b.dir)
+	b.cmd = exec.Command(b.bin, "-l", b.host, "-p", strconv.Itoa(b.port), "-b", b.dir)
 	if err := b.cmd.Start(); err != nil {
 		b.t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func (b *privateBeanstalkd) kill() {
 	_ = b.cmd.Wait()
 }
 
-func (b *privateBeanstalkd) addr() string { return "127.0.0.1:" + strconv.Itoa(b.port) }
+func (b *privateBeanstalkd) addr() string { return net.JoinHostPort(b.host, strconv.Itoa(b.port)) }
 
 // TestServerKilled: beanstalkd is killed with SIGKILL while a consumer
 // holds unacked jobs and more wait in the tube, then started again on its

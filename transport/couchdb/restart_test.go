@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu/driver"
 )
@@ -25,6 +26,7 @@ type privateServer struct {
 	t    *testing.T
 	bin  string
 	dir  string
+	host string
 	port int
 	cmd  *exec.Cmd
 }
@@ -39,13 +41,12 @@ func startPrivateServer(t *testing.T) *privateServer {
 		}
 		t.Skipf("no pouchdb-server install at %s: run scripts/services.sh up couchdb", bin)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// An address of its own: see faulttest.PrivateLoopback.
+	host, port, err := faulttest.PrivateLoopback()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	s := &privateServer{t: t, bin: bin, dir: t.TempDir(), port: port}
+	s := &privateServer{t: t, bin: bin, dir: t.TempDir(), host: host, port: port}
 	s.start()
 	t.Cleanup(func() {
 		if s.cmd != nil {
@@ -57,12 +58,12 @@ func startPrivateServer(t *testing.T) *privateServer {
 }
 
 func (s *privateServer) url(query string) string {
-	return fmt.Sprintf("couchdb://127.0.0.1:%d/restart?%s", s.port, query)
+	return fmt.Sprintf("couchdb://%s/restart?%s", net.JoinHostPort(s.host, strconv.Itoa(s.port)), query)
 }
 
 func (s *privateServer) start() {
 	s.t.Helper()
-	cmd := exec.Command("node", s.bin, "--host", "127.0.0.1", "--port", strconv.Itoa(s.port),
+	cmd := exec.Command("node", s.bin, "--host", s.host, "--port", strconv.Itoa(s.port),
 		"--dir", filepath.Join(s.dir, "data"), "--config", filepath.Join(s.dir, "config.json"))
 	cmd.Dir = s.dir
 	if err := os.MkdirAll(filepath.Join(s.dir, "data"), 0o755); err != nil {
@@ -73,7 +74,7 @@ func (s *privateServer) start() {
 	}
 	s.cmd = cmd
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", s.port))
+		resp, err := http.Get("http://" + net.JoinHostPort(s.host, strconv.Itoa(s.port)) + "/")
 		if err == nil {
 			resp.Body.Close()
 			return

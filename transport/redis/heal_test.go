@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os/exec"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,72 +11,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/kombu-go/kombu/internal/testenv"
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/kombu"
 )
-
-// privateRedis is a redis-server of the test's own, on a free loopback
-// port, with appendonly and fsync on every write, that the test may kill
-// and start again (the shared server must never be restarted).
-type privateRedis struct {
-	t    *testing.T
-	port int
-	dir  string
-	cmd  *exec.Cmd
-}
-
-func startPrivateRedis(t *testing.T) *privateRedis {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if testenv.InCI() {
-			t.Fatal("redis-server not installed")
-		}
-		t.Skip("redis-server not installed")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &privateRedis{t: t, port: port, dir: t.TempDir()}
-	r.start()
-	t.Cleanup(r.kill)
-	return r
-}
-
-func (r *privateRedis) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
-
-func (r *privateRedis) start() {
-	r.t.Helper()
-	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir", r.dir, "--daemonize", "no")
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(r.port), 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatalf("redis-server on %d did not start: %v", r.port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill stops the server with SIGKILL (no shutdown save) and waits for it.
-func (r *privateRedis) kill() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
 
 // TestRedisRestartConnectionHeals: redis is killed and started again
 // twice while publishers with a retry policy run. Connected() turns false
@@ -88,10 +22,12 @@ func (r *privateRedis) kill() {
 // unexpected is, and Close leaves no goroutine behind.
 func TestRedisRestartConnectionHeals(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
-	srv := startPrivateRedis(t)
+	// A redis-server of the test's own (the shared one is never
+	// restarted), with appendonly and fsync on every write.
+	srv := faulttest.StartRedis(t, faulttest.RedisOptions{AppendFsync: "always"})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := kombu.Dial(ctx, srv.url(), nil)
+	conn, err := kombu.Dial(ctx, srv.URL(""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,13 +70,17 @@ func TestRedisRestartConnectionHeals(t *testing.T) {
 		for nConfirmed.Load() < at && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
-		srv.kill()
+		if err := srv.Kill(); err != nil {
+			t.Fatal(err)
+		}
 		// Down long enough for go-redis's own retries to give up, so
 		// that calls fail and kombu's retry policy takes over.
 		for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 			sawDisconnected = sawDisconnected || !conn.Connected()
 		}
-		srv.start()
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("restart %d done at %d confirmed", restart+1, nConfirmed.Load())
 	}
 	wg.Wait()
@@ -148,7 +88,7 @@ func TestRedisRestartConnectionHeals(t *testing.T) {
 		t.Error("Connected() stayed true while redis was down and publishers failed")
 	}
 
-	check, err := kombu.Dial(ctx, srv.url(), nil)
+	check, err := kombu.Dial(ctx, srv.URL(""), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,5 +138,6 @@ func TestRedisRestartConnectionHeals(t *testing.T) {
 	if err := check.Close(); err != nil {
 		t.Fatal(err)
 	}
-	goleak.VerifyNone(t, ignore)
+	// The server's own process waiter lives until the test's cleanup.
+	goleak.VerifyNone(t, ignore, goleak.IgnoreAnyFunction("github.com/kombu-go/kombu/internal/faulttest.(*RedisServer).Restart.func1"))
 }
