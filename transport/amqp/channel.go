@@ -319,18 +319,42 @@ func (c *Channel) openGen() (*gen, error) {
 }
 
 // setupErr classifies a failure to open an AMQP channel or to apply its
-// settings (confirm.select, basic.qos). Nothing the caller asked for has
-// happened yet, so when the connection is gone the failure is
-// ErrConnectionLost, safe to retry, whatever amqp091-go reported: a
-// connection cut while it waited for the reply fails the request with its
-// own 501 FRAME_ERROR ("EOF", "connection reset by peer"), which mapErr
-// cannot tell from a broker's.
+// settings (confirm.select, basic.qos): nothing the caller asked for has
+// happened yet, so a cut connection is ErrConnectionLost (see
+// cutConnectionErr).
 func (c *Channel) setupErr(err error) error {
-	mapped := mapErr(err, c.conn.isClosed)
-	if errors.Is(mapped, driver.ErrConnectionLost) || !c.conn.isClosed() || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return mapped
+	if lost := c.cutConnectionErr(err); lost != nil {
+		return lost
+	}
+	return mapErr(err, c.conn.isClosed)
+}
+
+// cutConnectionErr returns err as ErrConnectionLost when the connection is
+// gone and err is amqp091-go's own report of it, not a reply of the broker:
+// a request waiting for its reply when the socket broke fails with a 501
+// FRAME_ERROR ("EOF", "connection reset by peer") that mapErr cannot tell
+// from a broker's. Only for requests whose repetition changes nothing
+// (channel setup, declarations, bindings), since the broker may have acted
+// on it. It returns nil otherwise.
+func (c *Channel) cutConnectionErr(err error) error {
+	var ae *amqp.Error
+	if err == nil || errors.Is(err, driver.ErrConnectionLost) || (errors.As(err, &ae) && ae.Server) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || !c.conn.isClosed() {
+		return nil
 	}
 	return fmt.Errorf("%w: %w", driver.ErrConnectionLost, err)
+}
+
+// doIdempotent is do for a request that has the same effect when repeated
+// (a declaration, a binding): a connection cut under it is
+// ErrConnectionLost, so that a retry policy (a publish's Declare list, a
+// Worker's redeclare) carries on.
+func (c *Channel) doIdempotent(ctx context.Context, fn func(ch *amqp.Channel) error) error {
+	err := c.do(ctx, fn)
+	if lost := c.cutConnectionErr(err); lost != nil {
+		return lost
+	}
+	return err
 }
 
 // retire forgets a dead generation: its unacked deliveries went back to
@@ -588,7 +612,7 @@ func (c *Channel) ExchangeDeclare(ctx context.Context, e driver.Exchange) error 
 		}
 		return nil
 	}
-	return c.do(ctx, func(ch *amqp.Channel) error {
+	return c.doIdempotent(ctx, func(ch *amqp.Channel) error {
 		if e.Passive {
 			return ch.ExchangeDeclarePassive(e.Name, typ, e.Durable, e.AutoDelete, e.Internal, false, args)
 		}
@@ -618,7 +642,7 @@ func (c *Channel) ExchangeBind(ctx context.Context, destination, source, routing
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, func(ch *amqp.Channel) error { return ch.ExchangeBind(destination, routingKey, source, false, t) })
+	return c.doIdempotent(ctx, func(ch *amqp.Channel) error { return ch.ExchangeBind(destination, routingKey, source, false, t) })
 }
 
 // ExchangeUnbind removes an exchange-to-exchange binding.
@@ -630,7 +654,7 @@ func (c *Channel) ExchangeUnbind(ctx context.Context, destination, source, routi
 	if err != nil {
 		return err
 	}
-	return c.do(ctx, func(ch *amqp.Channel) error { return ch.ExchangeUnbind(destination, routingKey, source, false, t) })
+	return c.doIdempotent(ctx, func(ch *amqp.Channel) error { return ch.ExchangeUnbind(destination, routingKey, source, false, t) })
 }
 
 // QueueDeclare declares q (or checks it exists, with q.Passive).
@@ -643,7 +667,7 @@ func (c *Channel) QueueDeclare(ctx context.Context, q driver.Queue) (driver.Queu
 		return driver.QueueInfo{}, err
 	}
 	var info amqp.Queue
-	err = c.do(ctx, func(ch *amqp.Channel) error {
+	err = c.doIdempotent(ctx, func(ch *amqp.Channel) error {
 		var err error
 		if q.Passive {
 			info, err = ch.QueueDeclarePassive(q.Name, q.Durable, q.AutoDelete, q.Exclusive, false, args)
@@ -689,7 +713,7 @@ func (c *Channel) binding(ctx context.Context, b driver.Binding, op func(*amqp.C
 		}
 		return nil
 	}
-	return c.do(ctx, func(ch *amqp.Channel) error { return op(ch, t) })
+	return c.doIdempotent(ctx, func(ch *amqp.Channel) error { return op(ch, t) })
 }
 
 // QueuePurge removes the ready messages of queue.
@@ -754,7 +778,7 @@ func (c *Channel) Qos(ctx context.Context, prefetchCount int) error {
 		}
 	}
 	c.mu.Unlock()
-	err := c.do(ctx, func(ch *amqp.Channel) error { return ch.Qos(prefetchCount, 0, false) })
+	err := c.doIdempotent(ctx, func(ch *amqp.Channel) error { return ch.Qos(prefetchCount, 0, false) })
 	c.poke(c.settled)
 	if err != nil {
 		return err

@@ -321,4 +321,16 @@ func TestChannelSetupFailureOnBrokenConnectionIsConnectionLost(t *testing.T) {
 	if !strings.Contains(err.Error(), "EOF") {
 		t.Fatalf("setupErr = %v, want the cause kept", err)
 	}
+	// A broker's own reply (here a connection exception) is an answer, not
+	// a cut: it stays what it is even though the connection is closed.
+	refused := &amqp.Error{Code: amqp.NotAllowed, Reason: "NOT_ALLOWED", Server: true}
+	if err := ch.setupErr(refused); errors.Is(err, kombu.ErrConnectionLost) {
+		t.Fatalf("broker reply: setupErr = %v, want it not reclassified", err)
+	}
+	// Declarations are repeated safely: do on a dead connection is a
+	// recoverable loss too.
+	_, err = ch.QueueDeclare(tctx(t), driver.Queue{Name: unique(t, "cut")})
+	if !errors.Is(err, kombu.ErrConnectionLost) {
+		t.Fatalf("QueueDeclare on a closed connection: %v, want ErrConnectionLost", err)
+	}
 }
