@@ -336,65 +336,25 @@ func TestWorkerSurvives20RedisRestarts(t *testing.T) {
 }
 
 // faultRabbit is the RabbitMQ node that fault tests may kill
-// (scripts/services.sh starts it; transport/amqp's crash tests use it
-// too).
+// (scripts/services.sh starts it). faulttest.FaultRabbit holds the node's
+// lock for the whole test: transport/amqp's crash tests and internal/faults
+// kill and restart the same node, and go test runs those packages beside
+// this one.
 func faultRabbit(t *testing.T) broker {
-	u := testenv.ServerURL(t, "KOMBU_TEST_AMQP_FAULT_URL")
-	pidFile := testenv.ServerURL(t, "KOMBU_TEST_AMQP_FAULT_PIDFILE")
-	restartCmd := testenv.ServerURL(t, "KOMBU_TEST_AMQP_FAULT_RESTART")
-	pid := func(t *testing.T) int {
-		b, err := os.ReadFile(pidFile)
-		if err != nil {
+	node := faulttest.FaultRabbit(t)
+	kill := func(t *testing.T) {
+		if err := node.Kill(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid <= 1 {
-			t.Fatalf("pid file %s holds %q", pidFile, b)
-		}
-		return pid
-	}
-	alive := func(pid int) bool {
-		if syscall.Kill(pid, 0) != nil {
-			return false
-		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return false
-		}
-		s := string(stat)
-		i := strings.LastIndexByte(s, ')')
-		return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 	}
 	restart := func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		if out, err := exec.CommandContext(ctx, restartCmd).CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v\n%s", restartCmd, err, out)
+		if err := node.Restart(ctx); err != nil {
+			t.Fatal(err)
 		}
 	}
-	kill := func(t *testing.T) {
-		p := pid(t)
-		if err := syscall.Kill(p, syscall.SIGKILL); err != nil {
-			t.Fatalf("kill -9 %d: %v", p, err)
-		}
-		deadline := time.Now().Add(time.Minute)
-		for alive(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("node pid %d alive a minute after kill -9", p)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	if p, err := os.ReadFile(pidFile); err != nil || !alive(atoiOr0(string(p))) {
-		t.Log("fault node is down; starting it")
-		restart(t)
-	}
-	return broker{name: "rabbitmq", transport: "amqp", url: u, downtime: 300 * time.Millisecond, kill: kill, restart: restart}
-}
-
-func atoiOr0(s string) int {
-	n, _ := strconv.Atoi(strings.TrimSpace(s))
-	return n
+	return broker{name: "rabbitmq", transport: "amqp", url: node.URL, downtime: 300 * time.Millisecond, kill: kill, restart: restart}
 }
 
 // RabbitMQ killed with SIGKILL and restarted twice mid-stream: the same

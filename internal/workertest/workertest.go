@@ -103,7 +103,10 @@ func (l *Ledger) Handler() kombu.Handler {
 // down and checks that Shutdown and Run both returned nil in time.
 func Run(t *testing.T, w *kombu.Worker) (stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	// Only a bound against a stray worker: the tests end it with stop.
+	// (A minute was too short: on a loaded machine a RabbitMQ restart
+	// takes 15-20 s, and a worker whose ctx ended looks stalled.)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	runErr := make(chan error, 1)
 	go func() { runErr <- w.Run(ctx) }()
 	var once sync.Once
