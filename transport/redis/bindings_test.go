@@ -5,8 +5,10 @@ import (
 	"net/url"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/kombu-go/kombu/kombu"
+	"github.com/kombu-go/kombu/kombu/driver"
 )
 
 // TestListBindingsMadeByAnotherProcess: binding rows written straight into
@@ -80,5 +82,39 @@ func TestListBindingsMadeByAnotherProcess(t *testing.T) {
 	c.Del(ctx, p+"_kombu.binding."+own.Name)
 	if got := list(kombu.Queue{Name: q}.ListBindings(ctx, ch)); slices.Contains(got, own.Name+"|mine|"+q) {
 		t.Errorf("a binding another process removed is still listed: %q", got)
+	}
+}
+
+// TestInteropListsPythonBindings: a queue Python kombu declared and bound
+// (topic and direct) is listed with those bindings by a Go connection that
+// never declared anything.
+func TestInteropListsPythonBindings(t *testing.T) {
+	conn := dialDriver(t, nil) // no global_keyprefix: Python's default
+	c := rawClient(t, storeOf(t, conn))
+	ctx := testCtx(t)
+	q := uniqueName(t, "q")
+	var want []string
+	for _, ic := range interopCases[:2] {
+		ex := uniqueName(t, ic.typ)
+		cleanupKeys(t, c, "", q, bindingKeyPrefix+ex)
+		py := startPython(t, "py_produce.py", map[string]any{
+			"url": pyURL(t), "exchange": ex, "type": ic.typ, "queue": q, "binding_key": ic.bindingKey, "routing_key": ic.routingKey, "count": 1,
+		})
+		py.line(30 * time.Second)
+		<-py.done
+		want = append(want, ex+"|"+ic.bindingKey+"|"+q)
+	}
+	slices.Sort(want)
+	bs, err := openChannel(t, conn).(driver.BindingLister).QueueBindings(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, b := range bs {
+		got = append(got, b.Exchange+"|"+b.RoutingKey+"|"+b.Queue)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("bindings of Python's queue: %q, want %q", got, want)
 	}
 }
