@@ -12,7 +12,8 @@
 // DelayedRequeuer (a requeue held back by the server for a delay, which
 // kombu's redelivery policy uses for its backoff),
 // Fanouter (native broadcast), BindingStore (binding tables shared between
-// processes, as kombu's redis transport does), QueueStore,
+// processes, as kombu's redis transport does), QueueBindingStore (a
+// queue's stored bindings on any exchange, for driver.BindingLister), QueueStore,
 // NameValidator and Quarantiner.
 //
 // # Undecodable messages

@@ -152,6 +152,16 @@ type BindingStore interface {
 	Bindings(ctx context.Context, exchange string) ([]StoredBinding, error)
 }
 
+// QueueBindingStore is implemented by BindingStores that can find the
+// stored bindings of one queue whatever the exchange (redis: a SCAN of the
+// binding tables; SQL, mongodb, couchdb: a query), so that a listing of a
+// queue's bindings (driver.BindingLister) shows the ones other processes
+// made on exchanges this one never declared. Without it, only the tables
+// of the exchanges this connection knows are read.
+type QueueBindingStore interface {
+	QueueBindings(ctx context.Context, queue string) ([]StoredBinding, error)
+}
+
 // QueueStore is implemented by stores that create queues on the server
 // (SQS) or can tell whether one exists.
 type QueueStore interface {

@@ -75,6 +75,7 @@ func writeTable(w io.Writer) {
 		{"publisher confirms", func(f driver.Features) string { return yes(f.Confirms) }},
 		{"exchange-to-exchange bindings", func(f driver.Features) string { return yes(f.ExchangeBinding) }},
 		{"declarations shared between connections", func(f driver.Features) string { return yes(f.SharedState) }},
+		{"bindings can be listed (`kombu inspect`)", func(f driver.Features) string { return yes(f.ListBindings) }},
 		{"the broker counts every delivery", func(f driver.Features) string { return yes(f.DeliveryCount) }},
 		{"largest message body", func(f driver.Features) string {
 			if f.MaxBodySize == 0 {

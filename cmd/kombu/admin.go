@@ -275,6 +275,6 @@ func featureMap(ft driver.Features) map[string]any {
 		"priority": prio, "ttl": ft.TTL, "queue_limits": ft.QueueLimits, "headers_exchange": ft.Headers,
 		"durable_fanout": ft.DurableFanout, "mandatory": ft.Mandatory, "persistent": ft.Persistent,
 		"leases": ft.Leases, "confirms": ft.Confirms, "exchange_binding": ft.ExchangeBinding,
-		"shared_state": ft.SharedState,
+		"shared_state": ft.SharedState, "list_bindings": ft.ListBindings,
 	}
 }

@@ -82,6 +82,7 @@ type statements struct {
 	addBinding     string
 	removeBinding  string
 	bindings       string
+	queueBindings  string
 	quarantineDel  string
 	quarantineIns  string
 }
@@ -140,6 +141,7 @@ func newStatements(e Engine, t Tables) *statements {
 		addBinding:     "INSERT INTO " + b + " (exchange, routing_key, pattern, queue) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
 		removeBinding:  "DELETE FROM " + b + " WHERE exchange = ? AND routing_key = ? AND pattern = ? AND queue = ?",
 		bindings:       "SELECT routing_key, pattern, queue FROM " + b + " WHERE exchange = ? ORDER BY routing_key, queue, pattern",
+		queueBindings:  "SELECT exchange, routing_key, pattern FROM " + b + " WHERE queue = ? ORDER BY exchange, routing_key, pattern",
 		quarantineDel:  "DELETE FROM " + m + " WHERE id = ? AND version = ? RETURNING payload",
 		quarantineIns:  "INSERT INTO " + qq + " (queue, payload, reason, quarantined_at) VALUES (?, ?, ?, ?)",
 	}
@@ -172,7 +174,7 @@ func newStatements(e Engine, t Tables) *statements {
 	s.readyCount = "SELECT count(*) FROM (SELECT 1 FROM " + m + " WHERE queue_id = " + qid + " AND visible = TRUE LIMIT 1) AS r"
 	for _, p := range []*string{&s.putOne, &s.putBatch, &s.ensureQueue, &s.queueExists, &s.claim, &s.readyCount, &s.restoreExpired, &s.ack,
 		&s.requeueDelete, &s.requeueInsert, &s.extend, &s.purge, &s.size, &s.deleteMessages, &s.deleteBindings, &s.deleteQueue,
-		&s.addBinding, &s.removeBinding, &s.bindings, &s.quarantineDel, &s.quarantineIns} {
+		&s.addBinding, &s.removeBinding, &s.bindings, &s.queueBindings, &s.quarantineDel, &s.quarantineIns} {
 		*p = rebind(e, *p)
 	}
 	return s

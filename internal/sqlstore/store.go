@@ -734,23 +734,10 @@ func (s *Store) RemoveBinding(ctx context.Context, b virtual.StoredBinding) erro
 
 // Bindings implements virtual.BindingStore.
 func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.StoredBinding, error) {
-	if err := s.begin(ctx); err != nil {
-		return nil, err
-	}
-	rows, err := s.c.DB.QueryContext(ctx, s.st.bindings, exchange)
-	if err != nil {
-		return nil, s.wrap(ctx, "bindings", err)
-	}
-	defer rows.Close()
-	var out []virtual.StoredBinding
-	for rows.Next() {
-		b := virtual.StoredBinding{Exchange: exchange}
-		if err := rows.Scan(&b.RoutingKey, &b.Pattern, &b.Queue); err != nil {
-			return nil, s.wrap(ctx, "bindings", err)
-		}
-		out = append(out, b)
-	}
-	return out, s.wrap(ctx, "bindings", rows.Err())
+	return s.queryBindings(ctx, s.st.bindings, exchange, func(rows *sql.Rows, b *virtual.StoredBinding) error {
+		b.Exchange = exchange
+		return rows.Scan(&b.RoutingKey, &b.Pattern, &b.Queue)
+	})
 }
 
 // Ping implements driver.Pinger.

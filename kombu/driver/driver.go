@@ -12,7 +12,8 @@
 // # Growing the contract
 //
 // New capabilities arrive as optional interfaces that a Channel or Conn may
-// implement (Pinger, BatchPublisher, LeaseExtender, ReturnNotifier), never as
+// implement (Pinger, BatchPublisher, LeaseExtender, ReturnNotifier,
+// BindingLister), never as
 // new required methods, so existing transports keep compiling.
 //
 // # Concurrency
@@ -86,6 +87,11 @@ type Features struct {
 	// itself (SQS ApproximateReceiveCount), handed up as the
 	// x-delivery-count header, so a requeue is counted.
 	DeliveryCount bool
+	// ListBindings: the channel is a BindingLister, so the bindings of a
+	// queue or an exchange can be listed, those made by other connections
+	// of the process included (not over AMQP 0-9-1, which has no method
+	// for it).
+	ListBindings bool
 	// MaxBodySize is the largest message body the transport carries with
 	// modest headers, in bytes (SQS: its 1 MiB message limit less kombu's
 	// encoding); 0 means no limit of its own. Larger publishes fail with
@@ -246,6 +252,23 @@ type ReturnNotifier interface {
 type ExchangeBinder interface {
 	ExchangeBind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
 	ExchangeUnbind(ctx context.Context, destination, source, routingKey string, args map[string]any) error
+}
+
+// BindingLister is implemented by channels that can tell which bindings
+// exist: the queue bindings of a virtual transport, which keeps the tables
+// itself. AMQP 0-9-1 has no method to list bindings (only RabbitMQ's
+// management HTTP API has), so an amqp channel is not one. A channel that
+// implements it but cannot answer for some broker returns an error wrapping
+// ErrNotSupported. Args is set where the transport keeps the binding's
+// arguments (nil for a binding known only from a table another process
+// wrote). A queue or exchange that does not exist has no bindings: an
+// empty list, not an error. The implicit binding of every queue to the
+// default exchange is not listed.
+type BindingLister interface {
+	// QueueBindings lists the bindings of queue, whatever the exchange.
+	QueueBindings(ctx context.Context, queue string) ([]Binding, error)
+	// ExchangeBindings lists the queues bound to exchange.
+	ExchangeBindings(ctx context.Context, exchange string) ([]Binding, error)
 }
 
 // Exchange is the declaration of an exchange.

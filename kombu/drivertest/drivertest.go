@@ -36,7 +36,7 @@
 // Features.TTL, Features.Mandatory, Features.Priority,
 // Features.QueueLimits, Features.DurableFanout); priority order follows
 // Features.Priority and Features.PriorityLevels; without
-// Features.ExchangeBinding, Leases or SharedState the suite checks that
+// Features.ExchangeBinding, Leases, ListBindings or SharedState the suite checks that
 // the operation is refused with ErrNotSupported, or skips only the
 // cross-connection part. Fanout to a queue with no live consumer is only
 // expected with Features.DurableFanout; otherwise every fanout test starts

@@ -25,6 +25,7 @@ var exchangeCases = []testCase{
 	{"ExchangeToExchange", testExchangeToExchange},
 	{"AlternateExchange", testAlternateExchange},
 	{"InternalExchange", testInternalExchange},
+	{"ListBindings", testListBindings},
 }
 
 // probeHeader marks the messages subscribe publishes to learn that fanout

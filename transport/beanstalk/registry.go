@@ -120,3 +120,21 @@ func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.Stored
 	defer s.reg.mu.Unlock()
 	return s.reg.bindings[exchange], nil // never modified in place
 }
+
+// QueueBindings implements virtual.QueueBindingStore: the process's
+// binding tables, every exchange's, keeping queue's rows.
+func (s *Store) QueueBindings(ctx context.Context, queue string) ([]virtual.StoredBinding, error) {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	var out []virtual.StoredBinding
+	for _, bs := range s.reg.bindings {
+		for _, b := range bs {
+			if b.Queue == queue {
+				out = append(out, b)
+			}
+		}
+	}
+	return out, nil
+}
+
+var _ virtual.QueueBindingStore = (*Store)(nil)

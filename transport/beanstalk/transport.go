@@ -25,6 +25,7 @@ var Description = driver.Description{
 		Leases:        true, // a reservation's TTR, restarted by touch
 		Confirms:      true, // Publish returns once beanstalkd answered INSERTED
 		DeliveryCount: true, // stats-job reserves, as x-delivery-count
+		ListBindings:  true, // virtual lists its binding tables
 	},
 }
 

@@ -813,10 +813,21 @@ func (s *Store) RemoveBinding(ctx context.Context, b virtual.StoredBinding) erro
 // Bindings implements virtual.BindingStore: the exchange's binding
 // documents, one _all_docs range (their ids start with the exchange).
 func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.StoredBinding, error) {
+	return s.readBindings(ctx, bindingIDPrefix(exchange), func(d *bindingDoc) bool { return d.Exchange == exchange })
+}
+
+// QueueBindings implements virtual.QueueBindingStore: the _all_docs range
+// of every binding document, keeping queue's.
+func (s *Store) QueueBindings(ctx context.Context, queue string) ([]virtual.StoredBinding, error) {
+	return s.readBindings(ctx, bindingPrefix, func(d *bindingDoc) bool { return d.Queue == queue })
+}
+
+// readBindings reads the binding documents whose ids start with prefix
+// and keeps those that keep accepts.
+func (s *Store) readBindings(ctx context.Context, prefix string, keep func(*bindingDoc) bool) ([]virtual.StoredBinding, error) {
 	if s.closed.Load() {
 		return nil, errStoreClosed
 	}
-	prefix := bindingIDPrefix(exchange)
 	rs := s.db.AllDocs(ctx, kivik.Params(map[string]any{
 		"include_docs": true,
 		"startkey":     prefix,
@@ -829,7 +840,7 @@ func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.Stored
 		if err := rs.ScanDoc(&d); err != nil {
 			return nil, wrap(ctx, "read bindings", err)
 		}
-		if d.Kind == kindBinding && d.Exchange == exchange {
+		if d.Kind == kindBinding && keep(&d) {
 			out = append(out, virtual.StoredBinding{Exchange: d.Exchange, RoutingKey: d.RoutingKey, Pattern: d.Pattern, Queue: d.Queue})
 		}
 	}
@@ -870,3 +881,5 @@ func (s *Store) Close() error {
 	s.http.CloseIdleConnections()
 	return errors.Join(errs...)
 }
+
+var _ virtual.QueueBindingStore = (*Store)(nil)

@@ -19,6 +19,7 @@ var Description = driver.Description{
 		DurableFanout: true,
 		Mandatory:     true,
 		SharedState:   true,
+		ListBindings:  true, // virtual lists its binding tables
 	},
 }
 

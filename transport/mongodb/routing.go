@@ -50,7 +50,19 @@ func (s *Store) RemoveBinding(ctx context.Context, b virtual.StoredBinding) erro
 // Bindings implements virtual.BindingStore: the exchange's routing rows,
 // each once.
 func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.StoredBinding, error) {
-	cur, err := s.routing.Find(ctx, bson.D{{Key: "exchange", Value: exchange}})
+	return s.findBindings(ctx, bson.D{{Key: "exchange", Value: exchange}})
+}
+
+// QueueBindings implements virtual.QueueBindingStore: the queue's routing
+// rows, whatever the exchange, each once.
+func (s *Store) QueueBindings(ctx context.Context, queue string) ([]virtual.StoredBinding, error) {
+	return s.findBindings(ctx, bson.D{{Key: fQueue, Value: queue}})
+}
+
+// findBindings reads the routing rows that filter selects, each once,
+// leaving out expired ones.
+func (s *Store) findBindings(ctx context.Context, filter bson.D) ([]virtual.StoredBinding, error) {
+	cur, err := s.routing.Find(ctx, filter)
 	if err != nil {
 		return nil, s.wrap(ctx, "bindings", err)
 	}
@@ -59,7 +71,7 @@ func (s *Store) Bindings(ctx context.Context, exchange string) ([]virtual.Stored
 	seen := map[virtual.StoredBinding]bool{}
 	for cur.Next(ctx) {
 		var b virtual.StoredBinding
-		b.Exchange = exchange
+		b.Exchange, _ = cur.Current.Lookup("exchange").StringValueOK()
 		b.Queue, _ = cur.Current.Lookup(fQueue).StringValueOK()
 		b.RoutingKey, _ = cur.Current.Lookup("routing_key").StringValueOK()
 		b.Pattern, _ = cur.Current.Lookup("pattern").StringValueOK()
@@ -144,3 +156,5 @@ func (s *Store) queueExpiry(ctx context.Context, queue string) time.Time {
 	}
 	return time.Time{}
 }
+
+var _ virtual.QueueBindingStore = (*Store)(nil)

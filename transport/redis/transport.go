@@ -21,6 +21,7 @@ var Description = driver.Description{
 		Persistent:     true,
 		Leases:         true,
 		Confirms:       true, // Publish returns once redis has stored the message
+		ListBindings:   true, // virtual lists its binding tables
 	},
 }
 

@@ -21,6 +21,7 @@ var Description = driver.Description{
 		Persistent:    true,
 		Leases:        true,
 		Confirms:      true, // Publish returns once the row is committed
+		ListBindings:  true, // virtual lists its binding tables
 	},
 }
 

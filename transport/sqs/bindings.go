@@ -105,3 +105,25 @@ func (t *bindingTable) dropQueue(queue string) {
 		}
 	}
 }
+
+// QueueBindings implements virtual.QueueBindingStore: the process's table,
+// every exchange's, keeping queue's rows.
+func (s *Store) QueueBindings(_ context.Context, queue string) ([]virtual.StoredBinding, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
+	t := s.bindings
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var out []virtual.StoredBinding
+	for _, set := range t.rows {
+		for b := range set {
+			if b.Queue == queue {
+				out = append(out, b)
+			}
+		}
+	}
+	return out, nil
+}
+
+var _ virtual.QueueBindingStore = (*Store)(nil)

@@ -26,7 +26,8 @@ var Description = driver.Description{
 		DeliveryCount: true, // ApproximateReceiveCount
 		// 1 MiB messages holding kombu's envelope in base64, whose body is
 		// base64 again: 16/9 of the body plus headers.
-		MaxBodySize: 512 << 10,
+		MaxBodySize:  512 << 10,
+		ListBindings: true, // virtual lists its binding tables
 	},
 }
 
