@@ -223,7 +223,7 @@ func (k KilledConsumer) Run(t *testing.T) Result {
 		note += "; " + k.Note
 	}
 	Record(t, Row{Test: "consumer process killed", Transport: k.Transport,
-		Fault: fmt.Sprintf("SIGKILL of a consumer holding %d unacked (after %d acks)", len(held), len(acked)),
+		Fault:  fmt.Sprintf("SIGKILL of a consumer holding %d unacked (after %d acks)", len(held), len(acked)),
 		Result: r, Resume: firstBack, Elapsed: time.Since(start), Note: note})
 
 	if !r.OK() || r.Unexplained != 0 || r.Published != k.Total {
