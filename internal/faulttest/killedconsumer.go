@@ -44,6 +44,10 @@ type KilledConsumer struct {
 
 	Total, Acks, Hold int
 	Prefetch          int // of both consumers; at least Hold
+	// AckMultipleEvery, when above 1, makes the killed consumer ack with
+	// one multiple ack every that many messages (Acks a multiple of it)
+	// instead of one by one.
+	AckMultipleEvery int
 
 	// Drain bounds the fresh consumer's work after the kill (default 30 s).
 	Drain time.Duration
@@ -85,6 +89,7 @@ type childOrders struct {
 	Prefetch int    `json:"prefetch"`
 	Acks     int    `json:"acks"`
 	Hold     int    `json:"hold"`
+	Every    int    `json:"every"` // AckMultipleEvery
 }
 
 // InKilledConsumerProcess reports whether this test binary runs as the
@@ -126,6 +131,7 @@ func consumeAndHold(o childOrders, w io.Writer) error {
 		return err
 	}
 	out := bufio.NewWriter(w)
+	var unacked []*kombu.Message // received, not yet covered by a multiple ack
 	for acked, held := 0, 0; held < o.Hold; {
 		// Bounded: a consumer that gets nothing ends, and the parent
 		// reports it instead of waiting for ever.
@@ -136,13 +142,26 @@ func consumeAndHold(o childOrders, w io.Writer) error {
 			return fmt.Errorf("receive after %d acks, %d held: %w", acked, held, err)
 		}
 		fmt.Fprintf(out, "delivered %s %t\n", m.Body, m.Redelivered)
-		if acked < o.Acks {
+		switch {
+		case acked < o.Acks && o.Every > 1:
+			if unacked = append(unacked, m); len(unacked) < o.Every {
+				break
+			}
+			if err := m.AckMultiple(ctx); err != nil {
+				return fmt.Errorf("ack multiple: %w", err)
+			}
+			for _, u := range unacked {
+				fmt.Fprintf(out, "acked %s\n", u.Body)
+			}
+			acked += len(unacked)
+			unacked = unacked[:0]
+		case acked < o.Acks:
 			if err := m.Ack(ctx); err != nil {
 				return fmt.Errorf("ack: %w", err)
 			}
 			acked++
 			fmt.Fprintf(out, "acked %s\n", m.Body)
-		} else {
+		default:
 			held++
 		}
 		if err := out.Flush(); err != nil {
@@ -164,8 +183,9 @@ func consumedQueue(name string) kombu.Queue {
 // Run plays the scenario on t, records its row and returns its result.
 func (k KilledConsumer) Run(t *testing.T) Result {
 	t.Helper()
-	if k.Acks <= 0 || k.Hold <= 0 || k.Total < k.Acks+k.Hold || k.Prefetch < k.Hold {
-		t.Fatalf("KilledConsumer: want 0 < Acks, 0 < Hold <= Prefetch, Acks+Hold <= Total; got %+v", k)
+	if k.Acks <= 0 || k.Hold <= 0 || k.Total < k.Acks+k.Hold || k.Prefetch < k.Hold ||
+		k.AckMultipleEvery > 1 && (k.Acks%k.AckMultipleEvery != 0 || k.Prefetch < k.AckMultipleEvery) {
+		t.Fatalf("KilledConsumer: want 0 < Acks, 0 < Hold <= Prefetch, Acks+Hold <= Total, Acks a multiple of AckMultipleEvery <= Prefetch; got %+v", k)
 	}
 	if k.Drain <= 0 {
 		k.Drain = 30 * time.Second
@@ -181,6 +201,7 @@ func (k KilledConsumer) Run(t *testing.T) Result {
 
 	child := k.startChild(t)
 	acked, held := map[int]bool{}, map[int]bool{}
+	received := 0
 	for waiting := true; waiting; {
 		line, err := child.next(60 * time.Second)
 		if err != nil {
@@ -191,9 +212,10 @@ func (k KilledConsumer) Run(t *testing.T) Result {
 		case "delivered":
 			body, redelivered, _ := strings.Cut(rest, " ")
 			seq, ok := ledger.Delivery(nil, []byte(body), redelivered == "true")
-			if ok && len(acked) == k.Acks {
+			if ok && received >= k.Acks {
 				held[seq] = true
 			}
+			received++
 		case "acked":
 			seq, ok := ledger.Seq(nil, []byte(rest))
 			if !ok {
@@ -425,7 +447,7 @@ type consumerProcess struct {
 
 func (k KilledConsumer) startChild(t *testing.T) *consumerProcess {
 	t.Helper()
-	orders, _ := json.Marshal(childOrders{URL: k.URL, Queue: k.Queue, Prefetch: k.Prefetch, Acks: k.Acks, Hold: k.Hold})
+	orders, _ := json.Marshal(childOrders{URL: k.URL, Queue: k.Queue, Prefetch: k.Prefetch, Acks: k.Acks, Hold: k.Hold, Every: k.AckMultipleEvery})
 	cmd := exec.Command(os.Args[0], "-test.run=^"+HelperTest+"$", "-test.count=1")
 	cmd.Env = append(os.Environ(), killedConsumerEnv+"="+string(orders))
 	cmd.Stderr = os.Stderr
