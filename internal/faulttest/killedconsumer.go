@@ -112,7 +112,7 @@ func KilledConsumerProcess(t *testing.T) {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
-	if err := consumeAndHold(o, os.Stdout); err != nil {
+	if _, err := consumeAndHold(o, os.Stdout); err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)
 	}
@@ -120,15 +120,17 @@ func KilledConsumerProcess(t *testing.T) {
 	os.Exit(3)
 }
 
-func consumeAndHold(o childOrders, w io.Writer) error {
+// consumeAndHold is the consumer process's work; it returns its connection,
+// still consuming, once it holds o.Hold messages.
+func consumeAndHold(o childOrders, w io.Writer) (*kombu.Connection, error) {
 	ctx := context.Background()
 	conn, err := kombu.Dial(ctx, o.URL, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	c, err := conn.Consumer(ctx, []kombu.Queue{consumedQueue(o.Queue)}, &kombu.ConsumerOptions{PrefetchCount: o.Prefetch})
 	if err != nil {
-		return err
+		return conn, err
 	}
 	out := bufio.NewWriter(w)
 	var unacked []*kombu.Message // received, not yet covered by a multiple ack
@@ -139,7 +141,7 @@ func consumeAndHold(o childOrders, w io.Writer) error {
 		m, err := c.Receive(rctx)
 		cancel()
 		if err != nil {
-			return fmt.Errorf("receive after %d acks, %d held: %w", acked, held, err)
+			return conn, fmt.Errorf("receive after %d acks, %d held: %w", acked, held, err)
 		}
 		fmt.Fprintf(out, "delivered %s %t\n", m.Body, m.Redelivered)
 		switch {
@@ -148,7 +150,7 @@ func consumeAndHold(o childOrders, w io.Writer) error {
 				break
 			}
 			if err := m.AckMultiple(ctx); err != nil {
-				return fmt.Errorf("ack multiple: %w", err)
+				return conn, fmt.Errorf("ack multiple: %w", err)
 			}
 			for _, u := range unacked {
 				fmt.Fprintf(out, "acked %s\n", u.Body)
@@ -157,7 +159,7 @@ func consumeAndHold(o childOrders, w io.Writer) error {
 			unacked = unacked[:0]
 		case acked < o.Acks:
 			if err := m.Ack(ctx); err != nil {
-				return fmt.Errorf("ack: %w", err)
+				return conn, fmt.Errorf("ack: %w", err)
 			}
 			acked++
 			fmt.Fprintf(out, "acked %s\n", m.Body)
@@ -165,11 +167,11 @@ func consumeAndHold(o childOrders, w io.Writer) error {
 			held++
 		}
 		if err := out.Flush(); err != nil {
-			return err
+			return conn, err
 		}
 	}
 	fmt.Fprintln(out, "holding")
-	return out.Flush()
+	return conn, out.Flush()
 }
 
 // consumedQueue is the queue of the scenario, bound to the default exchange
