@@ -19,8 +19,8 @@ go vet $pkg || rc=1
 echo "--- gofmt -l (tracked .go files)"
 scripts/check-gofmt.sh || rc=1
 
-# The fault tests (internal/faults, internal/workertest) append their rows to one table of
-# figures here; it is printed last,
+# The fault tests (internal/faults, internal/workertest, and each transport's killed-consumer and
+# server-restart tests) append their rows to one table of figures here; it is printed last,
 # since go test shows a passing package's output only with -v.
 export KOMBU_FAULT_TABLE="${KOMBU_SERVICES_DIR:-$PWD/.services}/fault-table.md"
 mkdir -p "$(dirname "$KOMBU_FAULT_TABLE")"

@@ -84,10 +84,10 @@ type ProxyStats struct {
 // Proxy is a TCP proxy on 127.0.0.1 in front of one backend, with faults
 // injected on demand.
 type Proxy struct {
-	backend string
-	ln      net.Listener
+	ln net.Listener
 
 	mu      sync.Mutex
+	backend string
 	fault   Fault
 	gen     uint64        // bumps on every fault change, so a stale heal timer does nothing
 	changed chan struct{} // closed and replaced on every fault change
@@ -133,6 +133,15 @@ func NewProxy(backend string) (*Proxy, error) {
 
 // Addr is the proxy's host:port.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// SetBackend sends the connections accepted from now on to backend
+// (host:port); those open stay where they are. A server that is killed
+// and started again on another port stays behind the proxy's address.
+func (p *Proxy) SetBackend(backend string) {
+	p.mu.Lock()
+	p.backend = backend
+	p.mu.Unlock()
+}
 
 // Stats returns the counters.
 func (p *Proxy) Stats() ProxyStats {
@@ -234,7 +243,7 @@ func (p *Proxy) acceptLoop() {
 		}
 		p.accepted.Add(1)
 		p.mu.Lock()
-		closed, resetting := p.closed, p.fault.Kind == ResetAll
+		closed, resetting, backend := p.closed, p.fault.Kind == ResetAll, p.backend
 		p.mu.Unlock()
 		if closed || resetting {
 			if resetting {
@@ -243,7 +252,7 @@ func (p *Proxy) acceptLoop() {
 			resetSocket(client)
 			continue
 		}
-		server, err := net.DialTimeout("tcp", p.backend, 5*time.Second)
+		server, err := net.DialTimeout("tcp", backend, 5*time.Second)
 		if err != nil {
 			resetSocket(client) // the backend is down: so is the proxy
 			continue

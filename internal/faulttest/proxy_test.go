@@ -136,6 +136,28 @@ func TestProxyPass(t *testing.T) {
 	}
 }
 
+// TestProxySetBackend: connections accepted after SetBackend go to the new
+// backend; one opened before stays on the old.
+func TestProxySetBackend(t *testing.T) {
+	first, second := startBackend(t, true), startBackend(t, true)
+	p := StartProxy(t, first.ln.Addr().String())
+	before := dialProxy(t, p)
+	if got, err := roundTrip(before, "one", time.Second); err != nil || got != "one" {
+		t.Fatalf("through the first backend: %q, %v", got, err)
+	}
+	p.SetBackend(second.ln.Addr().String())
+	after := dialProxy(t, p)
+	if got, err := roundTrip(after, "two", time.Second); err != nil || got != "two" {
+		t.Fatalf("through the second backend: %q, %v", got, err)
+	}
+	if got, err := roundTrip(before, "three", time.Second); err != nil || got != "three" {
+		t.Fatalf("the older connection: %q, %v", got, err)
+	}
+	if a, b := first.received(), second.received(); a != "onethree" || b != "two" {
+		t.Fatalf("first backend got %q, second %q; want %q and %q", a, b, "onethree", "two")
+	}
+}
+
 func TestProxyResetAll(t *testing.T) {
 	b := startBackend(t, true)
 	p := StartProxy(t, b.ln.Addr().String())

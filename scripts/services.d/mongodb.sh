@@ -122,6 +122,8 @@ svc_mongodb_status() { echo "FerretDB $(basename "$(ferretdb_bin)") 127.0.0.1:$(
 
 svc_mongodb_env() {
 	echo "export KOMBU_TEST_MONGODB_URL='mongodb://127.0.0.1:$(mongodb_port)/kombu_test'"
+	# transport/mongodb's restart test starts a FerretDB of its own from it.
+	echo "export KOMBU_TEST_FERRETDB='$(ferretdb_bin)'"
 }
 
 SERVICES+=(mongodb)

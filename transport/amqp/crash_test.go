@@ -1,13 +1,10 @@
 package amqp
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
@@ -550,259 +547,26 @@ func TestBrokerCrashF3(t *testing.T) {
 
 // F8: a consumer process killed with SIGKILL mid-batch.
 
-const envF8Helper = "KOMBU_TEST_F8_HELPER"
-
-// TestF8ConsumerProcess is the consumer that TestConsumerKilledF8 starts
-// in a process of its own; it does nothing in a normal run. It consumes
-// with prefetch F8_PREFETCH and acks every 10 messages with one multiple
-// ack, writing to stdout "got SEQ REDELIVERED" for each message, "ack SEQ"
-// before an ack and "acked SEQ" after it returned nil. Past F8_PAUSE_AFTER
-// messages it stops half way through a batch, writes "paused SEQ" and
-// waits to be killed.
-func TestF8ConsumerProcess(t *testing.T) {
-	if os.Getenv(envF8Helper) != "1" {
-		return
-	}
-	url, qname, run := os.Getenv("F8_URL"), os.Getenv("F8_QUEUE"), os.Getenv("F8_RUN")
-	total, _ := strconv.Atoi(os.Getenv("F8_TOTAL"))
-	prefetch, _ := strconv.Atoi(os.Getenv("F8_PREFETCH"))
-	pauseAfter, _ := strconv.Atoi(os.Getenv("F8_PAUSE_AFTER"))
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second) // the parent kills it long before
-	defer cancel()
-	conn, err := kombu.Dial(ctx, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	cons, err := conn.Consumer(ctx, []kombu.Queue{{Name: qname, Durable: true}}, &kombu.ConsumerOptions{PrefetchCount: prefetch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := bufio.NewWriter(os.Stdout)
-	for i := 1; ; i++ {
-		m, err := cons.Receive(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seq, ok := ledgerSeq(m, run, total)
-		if !ok {
-			seq = -1
-		}
-		fmt.Fprintf(out, "got %d %t\n", seq, m.Redelivered)
-		if i > pauseAfter && i%10 == 5 {
-			// Half way through a batch: wait here for the SIGKILL.
-			fmt.Fprintf(out, "paused %d\n", seq)
-			must(t, out.Flush())
-			<-ctx.Done()
-			t.Fatal("not killed")
-		}
-		if i%10 == 0 {
-			fmt.Fprintf(out, "ack %d\n", seq)
-			must(t, out.Flush())
-			if err := m.AckMultiple(ctx); err != nil {
-				t.Fatal(err)
-			}
-			fmt.Fprintf(out, "acked %d\n", seq)
-		}
-		must(t, out.Flush())
-	}
-}
+// TestHelperProcessConsumer is not a test: it is the consumer process
+// TestConsumerKilledF8 kills (see faulttest.KilledConsumer).
+func TestHelperProcessConsumer(t *testing.T) { faulttest.KilledConsumerProcess(t) }
 
 // TestConsumerKilledF8 publishes 4000 messages to a durable queue, lets a
 // consumer process (prefetch 50, a multiple ack every 10 messages) work
 // through them and SIGKILLs it after 2000 acks, mid-batch (5 messages of
-// the next batch received, not acked). A fresh
-// consumer then drains the queue. Pass: lost = 0, duplicates (messages the
-// killed process had received and that came again) ≤ prefetch, each with
-// Redelivered set, unexpected = 0.
+// the next batch received, not acked). A fresh consumer then drains the
+// queue. Pass: lost = 0, unexpected = 0, every message received by the
+// killed process and not acked comes again with Redelivered set, and no
+// other duplicate but up to one batch whose multiple ack (fire and forget
+// in AMQP) the kill cut off before it reached RabbitMQ.
 func TestConsumerKilledF8(t *testing.T) {
 	t.Parallel()
-	url := serverURL(t)
-	const (
-		total     = 4000
-		killAfter = 2000
-		prefetch  = 50
-	)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	run := runID()
-	qname := unique(t, "f8")
-	queue := kombu.Queue{Name: qname, Durable: true}
-
-	conn, err := kombu.Dial(ctx, url, nil)
-	must(t, err)
-	defer conn.Close()
-	ch, err := conn.Channel(ctx)
-	must(t, err)
-	_, err = queue.Declare(ctx, ch)
-	must(t, err)
-	t.Cleanup(func() {
-		c, err := kombu.Dial(context.Background(), url, nil)
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		if ch, err := c.Channel(context.Background()); err == nil {
-			_, _ = queue.Delete(context.Background(), ch, false, false)
-		}
-	})
-	prod, err := conn.Producer(ctx, nil)
-	must(t, err)
-	// Publishes from several goroutines share the channel's confirm window.
-	var pubWG sync.WaitGroup
-	var pubErr atomic.Value
-	for g := range 8 {
-		pubWG.Go(func() {
-			for seq := g; seq < total; seq += 8 {
-				err := prod.Publish(ctx, []byte(ledgerBody(run, seq)), &kombu.PublishOptions{
-					RoutingKey: qname, ContentType: "text/plain", ContentEncoding: "utf-8",
-					Headers: map[string]any{"run": run, "seq": int64(seq)},
-				})
-				if err != nil {
-					pubErr.CompareAndSwap(nil, err)
-					return
-				}
-			}
-		})
-	}
-	pubWG.Wait()
-	if err, _ := pubErr.Load().(error); err != nil {
-		t.Fatal(err)
-	}
-
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestF8ConsumerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), envF8Helper+"=1", "F8_URL="+url, "F8_QUEUE="+qname, "F8_RUN="+run,
-		"F8_TOTAL="+strconv.Itoa(total), "F8_PREFETCH="+strconv.Itoa(prefetch), "F8_PAUSE_AFTER="+strconv.Itoa(killAfter))
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	must(t, err)
-	must(t, cmd.Start())
-
-	got := map[int]bool{}   // received by the killed process
-	sent := map[int]bool{}  // covered by an ack it started
-	acked := map[int]bool{} // covered by an ack that returned nil
-	var pending []int       // received, not yet covered by an ack line
-	var ackPending []int    // covered by "ack", not yet by "acked"
-	childRedelivered := 0
-	killed := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) < 2 {
-			continue
-		}
-		seq, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "got":
-			if seq < 0 {
-				t.Errorf("the consumer process got an unexpected message")
-				continue
-			}
-			got[seq] = true
-			pending = append(pending, seq)
-			if len(f) > 2 && f[2] == "true" {
-				childRedelivered++
-			}
-		case "paused":
-			// Mid-batch: past killAfter acks, half of the next batch
-			// received and not acked, the prefetch window full.
-			must(t, cmd.Process.Signal(syscall.SIGKILL))
-			killed = true
-		case "ack":
-			for _, s := range pending {
-				sent[s] = true
-			}
-			ackPending, pending = append(ackPending, pending...), nil
-		case "acked":
-			for _, s := range ackPending {
-				acked[s] = true
-			}
-			ackPending = nil
-		}
-	}
-	werr := cmd.Wait()
-	if !killed {
-		t.Fatalf("the consumer process ended before %d acks (acked %d): %v\n%s", killAfter, len(acked), werr, stderr.String())
-	}
-	t.Logf("killed the consumer process after %d acked; it had received %d (%d redelivered), %d of them in its unfinished batch or ack",
-		len(acked), len(got), childRedelivered, len(got)-len(acked))
-
-	// A fresh consumer drains the queue until it has been idle for 2 s.
-	cons, err := conn.Consumer(ctx, []kombu.Queue{queue}, &kombu.ConsumerOptions{PrefetchCount: prefetch})
-	must(t, err)
-	drained := map[int]int{}
-	var dups, dupsNotRedelivered, redeliveredTotal, unexpected int
-	for {
-		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
-		m, err := cons.Receive(rctx)
-		rcancel()
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-			break
-		}
-		must(t, err)
-		seq, ok := ledgerSeq(m, run, total)
-		must(t, m.Ack(ctx))
-		if !ok {
-			unexpected++
-			continue
-		}
-		drained[seq]++
-		if drained[seq] > 1 {
-			unexpected++ // twice within one consumer that acks everything
-		}
-		if m.Redelivered {
-			redeliveredTotal++
-		}
-		if got[seq] {
-			dups++
-			if !m.Redelivered {
-				dupsNotRedelivered++
-			}
-		}
-	}
-	must(t, cons.Close())
-	info, err := kombu.Queue{Name: qname, Passive: true}.Declare(ctx, ch)
-	must(t, err)
-
-	lost := 0
-	for seq := range total {
-		if drained[seq] == 0 && !acked[seq] && !sent[seq] {
-			lost++
-		}
-	}
-	ambiguous := 0 // an ack was sent but the kill came before it returned
-	for seq := range sent {
-		if !acked[seq] && drained[seq] == 0 {
-			ambiguous++
-		}
-	}
-	t.Logf("F8 %d messages, prefetch %d: killed after %d acks; drained %d; lost %d, unexpected %d, duplicates %d (all redelivered: %t; bound %d), redelivered in drain %d, acks sent but unconfirmed and not redelivered %d, left in queue %d",
-		total, prefetch, len(acked), len(drained), lost, unexpected, dups, dupsNotRedelivered == 0, prefetch, redeliveredTotal, ambiguous, info.Messages)
-	if lost != 0 {
-		t.Errorf("lost %d messages", lost)
-	}
-	if unexpected != 0 {
-		t.Errorf("%d unexpected deliveries", unexpected)
-	}
-	if dups > prefetch {
-		t.Errorf("%d duplicates, more than the prefetch count %d", dups, prefetch)
-	}
-	if dupsNotRedelivered != 0 {
-		t.Errorf("%d duplicates without the Redelivered flag", dupsNotRedelivered)
-	}
-	if redeliveredTotal > prefetch {
-		t.Errorf("%d redelivered messages, more than the prefetch count %d", redeliveredTotal, prefetch)
-	}
-	if info.Messages != 0 {
-		t.Errorf("%d messages left in the queue", info.Messages)
-	}
-	for seq := range acked {
-		if drained[seq] > 0 && !got[seq] {
-			t.Errorf("seq %d acked by the killed process without having been received", seq)
-		}
-	}
+	faulttest.KilledConsumer{
+		Transport: "amqp", URL: serverURL(t), Queue: unique(t, "f8"),
+		Total: 4000, Acks: 2000, Hold: 5, Prefetch: 50, AckMultipleEvery: 10,
+		AckedAgain: 10,
+		// RabbitMQ requeues a dead connection's deliveries at once.
+		LatestRedelivery: 5 * time.Second,
+		Note:             "multiple ack every 10; requeued when the connection drops",
+	}.Run(t)
 }

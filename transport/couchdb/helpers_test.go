@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-kivik/kivik/v4"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/testenv"
 )
 
@@ -31,6 +32,7 @@ func serverURL(t testing.TB) string {
 // so databases go at the end, a second after the last store closed.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	faulttest.PrintTable()
 	dbsMu.Lock()
 	urls := dbs
 	dbsMu.Unlock()

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/testenv"
 )
 
@@ -83,6 +84,7 @@ func TestMain(m *testing.M) {
 	if testDB.drop != nil {
 		testDB.drop()
 	}
+	faulttest.PrintTable()
 	os.Exit(code)
 }
 

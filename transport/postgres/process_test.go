@@ -3,21 +3,26 @@ package postgres
 import (
 	"testing"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/sqltest"
 )
 
-// TestHelperProcess is the consumer process of the tests below when
-// started by them (sqltest.ChildMain); otherwise it does nothing.
+// TestHelperProcess is the consumer process of TestConcurrentConsumers
+// when started by it (sqltest.ChildMain); otherwise it does nothing.
 func TestHelperProcess(t *testing.T) {
 	if !sqltest.ChildMain() {
-		t.Skip("helper process for TestCrashedConsumer and TestConcurrentConsumers")
+		t.Skip("helper process for TestConcurrentConsumers")
 	}
 }
+
+// TestHelperProcessConsumer is not a test: it is the consumer process
+// TestCrashedConsumer kills (see faulttest.KilledConsumer).
+func TestHelperProcessConsumer(t *testing.T) { faulttest.KilledConsumerProcess(t) }
 
 // TestCrashedConsumer: a consumer killed with SIGKILL while holding
 // unacked messages loses none; they come back after the visibility timeout.
 func TestCrashedConsumer(t *testing.T) {
-	sqltest.CrashedConsumer(t, withOptions(testURL(t), "visibility_timeout", "2"))
+	sqltest.CrashedConsumer(t, "postgres", withOptions(testURL(t), "visibility_timeout", "2"))
 }
 
 // TestConcurrentConsumers: four consumer processes on one queue ack every

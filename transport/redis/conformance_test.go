@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/kombu/drivertest"
 )
 
@@ -24,6 +25,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	stop()
 	reportSkips()
+	faulttest.PrintTable()
 	os.Exit(code)
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/testenv"
 )
 
@@ -55,7 +56,7 @@ func chooseServer(redisURL string, inCI bool) serverChoice {
 // startTestServer picks the server as described at testServer and says which
 // on stderr. It returns a function that stops miniredis, if it started one.
 func startTestServer() (stop func()) {
-	if os.Getenv(helperEnv) != "" || os.Getenv(logHelperEnv) != "" {
+	if faulttest.InKilledConsumerProcess() || os.Getenv(logHelperEnv) != "" {
 		return func() {} // a helper process: it gets its URL from the parent, and its stderr is checked
 	}
 	raw := os.Getenv(testenv.RedisURL)
