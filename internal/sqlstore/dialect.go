@@ -162,8 +162,15 @@ func newStatements(e Engine, t Tables) *statements {
 			"FROM unnest(?::text[], ?::text[], ?::smallint[], ?::bigint[]) WITH ORDINALITY AS u(queue, payload, priority, expires_at, ord) " +
 			"JOIN " + q + " AS q ON q.name = u.queue ORDER BY u.ord"
 		// SKIP LOCKED: concurrent consumers take disjoint rows and never
-		// wait for each other.
-		s.claim = "UPDATE " + m + " AS m " + set + " FROM (" + pick + " FOR UPDATE SKIP LOCKED) AS picked" +
+		// wait for each other. MATERIALIZED: the pick runs once. As a
+		// subquery the planner may rerun it inside a nested loop (it does
+		// when the table's statistics say it is nearly empty), and each
+		// rerun skips the rows this statement already took and locks the
+		// next ones: a claim of 2 took 3. The placeholders are numbered
+		// here so that the arguments keep SQLite's order (lease, queue, n).
+		pickOnce := strings.Replace(strings.Replace(pick, "?", "$2", 1), "?", "$3", 1)
+		s.claim = "WITH picked AS MATERIALIZED (" + pickOnce + " FOR UPDATE SKIP LOCKED) " +
+			"UPDATE " + m + " AS m " + strings.Replace(set, "?", "$1", 1) + " FROM picked" +
 			" WHERE m.id = picked.id" + strings.ReplaceAll(ret, " id,", " m.id,")
 	default:
 		// SQLite has one writer at a time: the single UPDATE is atomic.
