@@ -76,6 +76,7 @@ func writeTable(w io.Writer) {
 		{"exchange-to-exchange bindings", func(f driver.Features) string { return yes(f.ExchangeBinding) }},
 		{"declarations shared between connections", func(f driver.Features) string { return yes(f.SharedState) }},
 		{"the broker counts every delivery", func(f driver.Features) string { return yes(f.DeliveryCount) }},
+		{"requeued messages keep their order (channel close, Recover)", func(f driver.Features) string { return yes(f.RequeueOrder) }},
 		{"largest message body", func(f driver.Features) string {
 			if f.MaxBodySize == 0 {
 				return "-"

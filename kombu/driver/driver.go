@@ -86,6 +86,11 @@ type Features struct {
 	// itself (SQS ApproximateReceiveCount), handed up as the
 	// x-delivery-count header, so a requeue is counted.
 	DeliveryCount bool
+	// RequeueOrder: unacked messages that go back to their queue together
+	// (their channel closes, Recover) are delivered again in the order
+	// they were first delivered, as RabbitMQ does. SQS standard queues
+	// keep no order at all.
+	RequeueOrder bool
 	// MaxBodySize is the largest message body the transport carries with
 	// modest headers, in bytes (SQS: its 1 MiB message limit less kombu's
 	// encoding); 0 means no limit of its own. Larger publishes fail with

@@ -24,6 +24,7 @@ var closeCases = []testCase{
 	{"UnackedReturnOnConsumerClose", func(e *env) { testUnackedReturn(e, "consumer") }},
 	{"UnackedReturnOnChannelClose", func(e *env) { testUnackedReturn(e, "channel") }},
 	{"UnackedReturnOnConnectionClose", func(e *env) { testUnackedReturn(e, "connection") }},
+	{"UnackedReturnInOrder", func(e *env) { testRequeueOrder(e, "close") }},
 	{"ConsumerClose", testConsumerClose},
 	{"ConsumerCloseOnSharedChannel", testConsumerCloseShared},
 	{"CloseUnblocks", testCloseUnblocks},

@@ -22,6 +22,7 @@ var Description = driver.Description{
 		Persistent:    true,
 		Leases:        true,
 		Confirms:      true, // Publish returns once CouchDB has stored the document
+		RequeueOrder:  true, // documents keep their place
 	},
 }
 

@@ -19,6 +19,7 @@ var Description = driver.Description{
 		DurableFanout: true,
 		Mandatory:     true,
 		SharedState:   true,
+		RequeueOrder:  true, // virtual puts them back in delivery order, at the back
 	},
 }
 

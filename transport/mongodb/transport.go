@@ -15,12 +15,13 @@ var Description = driver.Description{
 	DefaultHost: "127.0.0.1",
 	DefaultPort: DefaultPort,
 	Features: driver.Features{
-		Priority:   driver.PriorityHighFirst, // stored as 9-priority, served ascending, as Python kombu
-		TTL:        true,                     // expire_at on the document, checked by consumers
-		Mandatory:  true,                     // routing happens in the publisher, which knows
-		Persistent: true,
-		Leases:     true,
-		Confirms:   true, // Publish returns once the server has stored the message
+		Priority:     driver.PriorityHighFirst, // stored as 9-priority, served ascending, as Python kombu
+		TTL:          true,                     // expire_at on the document, checked by consumers
+		Mandatory:    true,                     // routing happens in the publisher, which knows
+		Persistent:   true,
+		Leases:       true,
+		Confirms:     true, // Publish returns once the server has stored the message
+		RequeueOrder: true, // back under their old _id: their old place
 	},
 }
 

@@ -21,6 +21,7 @@ var Description = driver.Description{
 		Persistent:     true,
 		Leases:         true,
 		Confirms:       true, // Publish returns once redis has stored the message
+		RequeueOrder:   true, // RequeueBatch: one script, at the front
 	},
 }
 

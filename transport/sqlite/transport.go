@@ -21,6 +21,7 @@ var Description = driver.Description{
 		Persistent:    true,
 		Leases:        true,
 		Confirms:      true, // Publish returns once the row is committed
+		RequeueOrder:  true, // new rows at the back, in delivery order
 	},
 }
 
