@@ -239,6 +239,18 @@ type DelayedRequeuer interface {
 	RequeueAfter(ctx context.Context, tag uint64, delay time.Duration) error
 }
 
+// BatchRequeuer is implemented by channels that can requeue several
+// deliveries at once (virtual transports, through their store's
+// virtual.BatchRequeuer). RequeueBatch settles each tag like Reject with
+// requeue; the messages come back in the order of their delivery tags
+// where the transport keeps an order (Features.RequeueOrder), which
+// requeueing them one at a time does not ensure on a store that pushes
+// each one to the front of its queue. kombu uses it for the messages a
+// consumer closing on a shared channel had fetched but not handed out.
+type BatchRequeuer interface {
+	RequeueBatch(ctx context.Context, tags []uint64) error
+}
+
 // ReturnNotifier is implemented by channels that learn about unroutable
 // mandatory messages asynchronously (AMQP basic.return).
 type ReturnNotifier interface {

@@ -25,6 +25,7 @@ var closeCases = []testCase{
 	{"UnackedReturnOnChannelClose", func(e *env) { testUnackedReturn(e, "channel") }},
 	{"UnackedReturnOnConnectionClose", func(e *env) { testUnackedReturn(e, "connection") }},
 	{"UnackedReturnInOrder", func(e *env) { testRequeueOrder(e, "close") }},
+	{"ConsumerCloseReturnsFetchedInOrder", testRequeueOrderConsumerClose},
 	{"ConsumerClose", testConsumerClose},
 	{"ConsumerCloseOnSharedChannel", testConsumerCloseShared},
 	{"CloseUnblocks", testCloseUnblocks},

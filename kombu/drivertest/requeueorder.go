@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/kombu-go/kombu/kombu"
 )
@@ -59,9 +60,17 @@ func testRequeueOrder(e *env, how string) {
 			e.t.Fatalf("recover: %v", err)
 		}
 	}
+	e.checkRequeueOrder(again, how, first, sent)
+}
+
+// checkRequeueOrder consumes every message of sent from c: those in
+// first were handed back by how and come back marked redelivered (in
+// order with Features.RequeueOrder), the others not, in order.
+func (e *env) checkRequeueOrder(c *kombu.Consumer, how string, first, sent []string) {
+	e.t.Helper()
 	var requeued, others []string
 	for range sent {
-		m := e.recv(again)
+		m := e.recv(c)
 		body := string(m.Body)
 		if slices.Contains(first, body) {
 			requeued = append(requeued, body)
@@ -73,7 +82,7 @@ func testRequeueOrder(e *env, how string) {
 		}
 		e.ack(m)
 	}
-	e.expectNone(again)
+	e.expectNone(c)
 
 	all := slices.Concat(requeued, others)
 	slices.SortFunc(all, strings.Compare)
@@ -89,4 +98,47 @@ func testRequeueOrder(e *env, how string) {
 	if !slices.IsSorted(others) {
 		e.t.Errorf("after %s, the messages never delivered came as %q; want them in the order they were sent", how, others)
 	}
+}
+
+// testRequeueOrderConsumerClose: a consumer closing on a channel it shares
+// hands back the messages it had fetched but not handed out (kombu's
+// inbox), and they too keep their order with Features.RequeueOrder.
+func testRequeueOrderConsumerClose(e *env) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	var sent []string
+	for i := range requeueOrderCount + requeueOrderBehind {
+		sent = append(sent, fmt.Sprintf("m%02d", i))
+	}
+	e.sendTo(p, q.Name, sent...)
+	e.eventuallyLen(q, len(sent))
+
+	ctx, cancel := e.wait()
+	c, err := kombu.NewConsumer(ctx, e.ch, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: requeueOrderCount})
+	cancel()
+	if err != nil {
+		e.t.Fatalf("consumer: %v", err)
+	}
+	held := e.recv(c)
+	if string(held.Body) != sent[0] {
+		e.t.Fatalf("first delivery %q, want %q", held.Body, sent[0])
+	}
+	// The consumer fetches more of its prefetch than it handed out (how
+	// many at once is the transport's): wait until it has at least 3
+	// and stops, as nothing asks it for more.
+	fetched := 0
+	e.eventually("the consumer to fetch messages it does not hand out", func() bool {
+		n := len(sent) - e.queueLen(q)
+		stable := n == fetched
+		fetched = n
+		if !stable {
+			time.Sleep(100 * time.Millisecond)
+		}
+		return stable && n >= 3
+	})
+	if err := c.Close(); err != nil {
+		e.t.Fatalf("consumer close: %v", err)
+	}
+	e.ack(held) // the channel is still open
+	e.checkRequeueOrder(e.consumer(nil, []kombu.Queue{q}, nil), "consumer close", sent[1:fetched], sent[1:])
 }
