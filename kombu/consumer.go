@@ -708,13 +708,42 @@ func (c *Consumer) Close() error {
 		return c.ch.Close()
 	}
 	ctx := context.Background()
-	err := c.Cancel(ctx)
+	return errors.Join(c.Cancel(ctx), c.requeueInbox(ctx, inbox))
+}
+
+// requeueInbox hands back the messages the consumer fetched but never
+// handed out, in one call where the channel can (driver.BatchRequeuer),
+// so that they keep their order; nobody else holds them.
+func (c *Consumer) requeueInbox(ctx context.Context, inbox []*Message) error {
+	br, ok := c.ch.drv.(driver.BatchRequeuer)
+	var batch []*Message
+	var errs []error
 	for _, m := range inbox {
-		if !m.Acknowledged() {
-			err = errors.Join(err, m.Requeue(ctx))
+		switch {
+		case m.Acknowledged():
+		case ok && !m.noAck && !c.ch.isClosed():
+			batch = append(batch, m)
+		default:
+			errs = append(errs, m.Requeue(ctx))
 		}
 	}
-	return err
+	if len(batch) == 0 {
+		return errors.Join(errs...)
+	}
+	tags := make([]uint64, len(batch))
+	for i, m := range batch {
+		tags[i] = m.DeliveryTag
+	}
+	if err := br.RequeueBatch(ctx, tags); err != nil {
+		return errors.Join(append(errs, c.ch.wrap("requeue", batch[0].Queue, err))...)
+	}
+	for _, m := range batch {
+		m.mu.Lock()
+		m.state = Requeued
+		m.mu.Unlock()
+		m.observe(ctx, EventRequeued, 0, nil)
+	}
+	return errors.Join(errs...)
 }
 
 // ended records that the broker ended one of the consumer's tags.

@@ -732,9 +732,7 @@ func (ch *Channel) track(items []Item, forConsumers bool, noAck bool) []*driver.
 			q.delivery.DecodeError = fmt.Errorf("%w; moving it aside failed, so it is gone: %w", q.delivery.DecodeError, err)
 		}
 	}
-	for _, it := range orphans {
-		ch.requeueItem(ctx, it)
-	}
+	ch.requeueItems(ctx, orphans)
 	return ds
 }
 
@@ -1124,6 +1122,32 @@ func (ch *Channel) Recover(ctx context.Context, requeue bool) error {
 	return ch.requeueItems(ctx, items)
 }
 
+// RequeueBatch implements driver.BatchRequeuer: the deliveries go back
+// together, in the order of their tags (the order they were delivered),
+// as on Close. An unknown tag is an error; the others are requeued.
+func (ch *Channel) RequeueBatch(ctx context.Context, tags []uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch.mu.Lock()
+	if ch.closed {
+		ch.mu.Unlock()
+		return driver.ErrClosed
+	}
+	var errs []error
+	items := make([]Item, 0, len(tags))
+	for _, t := range slices.Sorted(slices.Values(tags)) {
+		it, err := ch.settleOneLocked(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		items = append(items, it)
+	}
+	ch.mu.Unlock()
+	return errors.Join(append(errs, ch.requeueItems(ctx, items))...)
+}
+
 // requeueItems requeues items in delivery order, in one round trip where
 // the store can (BatchRequeuer).
 func (ch *Channel) requeueItems(ctx context.Context, items []Item) error {
@@ -1241,6 +1265,7 @@ var (
 	_ driver.BatchPublisher  = (*Channel)(nil)
 	_ driver.LeaseExtender   = (*Channel)(nil)
 	_ driver.DelayedRequeuer = (*Channel)(nil)
+	_ driver.BatchRequeuer   = (*Channel)(nil)
 	_ driver.Conn            = (*Conn)(nil)
 	_ driver.Pinger          = (*Conn)(nil)
 )

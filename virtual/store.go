@@ -87,7 +87,10 @@ type Acker interface {
 }
 
 // BatchRequeuer requeues many unacked items in one round trip (SQS
-// ChangeMessageVisibilityBatch). virtual uses it on Close and Recover.
+// ChangeMessageVisibilityBatch, a redis script). virtual uses it on Close
+// and Recover, with the items in delivery order: a store that keeps an
+// order puts them back so that they are delivered again in that order
+// (one that pushes to the front of a queue pushes the last one first).
 type BatchRequeuer interface {
 	RequeueBatch(ctx context.Context, items []Item) error
 }

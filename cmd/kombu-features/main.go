@@ -77,6 +77,7 @@ func writeTable(w io.Writer) {
 		{"declarations shared between connections", func(f driver.Features) string { return yes(f.SharedState) }},
 		{"bindings can be listed (`kombu inspect`)", func(f driver.Features) string { return yes(f.ListBindings) }},
 		{"the broker counts every delivery", func(f driver.Features) string { return yes(f.DeliveryCount) }},
+		{"requeued messages keep their order (channel close, Recover)", func(f driver.Features) string { return yes(f.RequeueOrder) }},
 		{"largest message body", func(f driver.Features) string {
 			if f.MaxBodySize == 0 {
 				return "-"

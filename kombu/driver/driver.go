@@ -92,6 +92,11 @@ type Features struct {
 	// of the process included (not over AMQP 0-9-1, which has no method
 	// for it).
 	ListBindings bool
+	// RequeueOrder: unacked messages that go back to their queue together
+	// (their channel closes, Recover) are delivered again in the order
+	// they were first delivered, as RabbitMQ does. SQS standard queues
+	// keep no order at all.
+	RequeueOrder bool
 	// MaxBodySize is the largest message body the transport carries with
 	// modest headers, in bytes (SQS: its 1 MiB message limit less kombu's
 	// encoding); 0 means no limit of its own. Larger publishes fail with
@@ -238,6 +243,18 @@ type LeaseExtender interface {
 // waits in the consumer as without this interface.
 type DelayedRequeuer interface {
 	RequeueAfter(ctx context.Context, tag uint64, delay time.Duration) error
+}
+
+// BatchRequeuer is implemented by channels that can requeue several
+// deliveries at once (virtual transports, through their store's
+// virtual.BatchRequeuer). RequeueBatch settles each tag like Reject with
+// requeue; the messages come back in the order of their delivery tags
+// where the transport keeps an order (Features.RequeueOrder), which
+// requeueing them one at a time does not ensure on a store that pushes
+// each one to the front of its queue. kombu uses it for the messages a
+// consumer closing on a shared channel had fetched but not handed out.
+type BatchRequeuer interface {
+	RequeueBatch(ctx context.Context, tags []uint64) error
 }
 
 // ReturnNotifier is implemented by channels that learn about unroutable

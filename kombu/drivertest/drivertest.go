@@ -17,7 +17,8 @@
 // exchanges, several bindings, unbinding, exchange-to-exchange bindings,
 // redeclare conflicts, passive declares), settlement (ack, reject,
 // requeue, double and concurrent settling, settling after the channel
-// closed or the connection reconnected, unknown delivery tags, recover),
+// closed or the connection reconnected, unknown delivery tags, recover,
+// the order of messages handed back together by a close or Recover),
 // prefetch, priorities, message properties and headers (gocloud-style
 // weird strings, non-UTF-8 refused at Publish), bodies, serializers and
 // compression, entity management (purge, delete, auto-delete, exclusive,

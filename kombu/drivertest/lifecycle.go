@@ -24,6 +24,8 @@ var closeCases = []testCase{
 	{"UnackedReturnOnConsumerClose", func(e *env) { testUnackedReturn(e, "consumer") }},
 	{"UnackedReturnOnChannelClose", func(e *env) { testUnackedReturn(e, "channel") }},
 	{"UnackedReturnOnConnectionClose", func(e *env) { testUnackedReturn(e, "connection") }},
+	{"UnackedReturnInOrder", func(e *env) { testRequeueOrder(e, "close") }},
+	{"ConsumerCloseReturnsFetchedInOrder", testRequeueOrderConsumerClose},
 	{"ConsumerClose", testConsumerClose},
 	{"ConsumerCloseOnSharedChannel", testConsumerCloseShared},
 	{"CloseUnblocks", testCloseUnblocks},

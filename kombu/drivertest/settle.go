@@ -25,6 +25,7 @@ var settlementCases = []testCase{
 	{"AckMultiple", testAckMultiple},
 	{"UnknownDeliveryTag", testUnknownDeliveryTag},
 	{"Recover", testRecover},
+	{"RecoverInOrder", func(e *env) { testRequeueOrder(e, "recover") }},
 	{"ExtendLease", testExtendLease},
 	{"NoAck", testNoAck},
 }

@@ -25,6 +25,7 @@ var Description = driver.Description{
 		Mandatory:       true,
 		Persistent:      true,
 		Confirms:        true,
+		RequeueOrder:    true, // RabbitMQ requeues at their old place
 		ExchangeBinding: true,
 		SharedState:     true,
 	},

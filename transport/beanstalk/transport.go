@@ -24,6 +24,7 @@ var Description = driver.Description{
 		Persistent:    true, // jobs live in beanstalkd (and its binlog with -b)
 		Leases:        true, // a reservation's TTR, restarted by touch
 		Confirms:      true, // Publish returns once beanstalkd answered INSERTED
+		RequeueOrder:  true, // released with their old priority and job id: their old place
 		DeliveryCount: true, // stats-job reserves, as x-delivery-count
 		ListBindings:  true, // virtual lists its binding tables
 	},

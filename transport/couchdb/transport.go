@@ -23,6 +23,7 @@ var Description = driver.Description{
 		Leases:        true,
 		Confirms:      true, // Publish returns once CouchDB has stored the document
 		ListBindings:  true, // virtual lists its binding tables
+		RequeueOrder:  true, // documents keep their place
 	},
 }
 

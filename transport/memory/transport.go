@@ -20,6 +20,7 @@ var Description = driver.Description{
 		Mandatory:     true,
 		SharedState:   true,
 		ListBindings:  true, // virtual lists its binding tables
+		RequeueOrder:  true, // virtual puts them back in delivery order, at the back
 	},
 }
 

@@ -22,6 +22,7 @@ var Description = driver.Description{
 		Leases:       true,
 		Confirms:     true, // Publish returns once the server has stored the message
 		ListBindings: true, // virtual lists its binding tables
+		RequeueOrder: true, // back under their old _id: their old place
 	},
 }
 

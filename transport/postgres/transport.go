@@ -24,6 +24,7 @@ var Description = driver.Description{
 		Leases:        true,
 		Confirms:      true, // Publish returns once the row is committed
 		ListBindings:  true, // virtual lists its binding tables
+		RequeueOrder:  true, // new rows at the back, in delivery order
 	},
 }
 

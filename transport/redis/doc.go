@@ -127,7 +127,13 @@
 // Close returns. If the process dies in between, the message is delivered
 // again after the visibility timeout. Reject with requeue, Recover and
 // Close put unacked messages back at the front of their queue (the list of
-// their priority), marked redelivered.
+// their priority), marked redelivered as kombu's restore marks them
+// (headers.redelivered and properties.delivery_info.redelivered). Recover
+// and Close hand all of a channel's unacked messages back in one script
+// (Store.RequeueBatch, one round trip per 1000), which pushes the last one
+// delivered first, so that they come back in the order they were
+// delivered, as on RabbitMQ. (Python kombu's restore_unacked pushes them
+// one at a time in delivery order, which reverses them.)
 //
 // A value in a queue that is not a kombu envelope is never dropped: it
 // reaches the consumer's decode error path (driver.Delivery.DecodeError,

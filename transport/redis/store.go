@@ -989,7 +989,8 @@ func (s *Store) flushAcks(ctx context.Context) error {
 // unacked messages of a closing channel. (kombu's reject(requeue=True)
 // LPUSHes to the back instead; virtual uses Requeue for both.) If the entry
 // is gone (its visibility timeout expired and it was restored), the message
-// is already back in its queue and nothing happens.
+// is already back in its queue and nothing happens. Several deliveries
+// handed back together go through RequeueBatch, which keeps their order.
 func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 	r, err := s.receiptOf(it)
 	if err != nil {

@@ -22,6 +22,7 @@ var Description = driver.Description{
 		Leases:         true,
 		Confirms:       true, // Publish returns once redis has stored the message
 		ListBindings:   true, // virtual lists its binding tables
+		RequeueOrder:   true, // RequeueBatch: one script, at the front
 	},
 }
 
