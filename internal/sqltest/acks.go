@@ -344,7 +344,7 @@ func ackFlushFailureRedelivers(t *testing.T, h AckHarness) {
 	if n := e.rows(); n != 1 {
 		t.Fatalf("%d rows after failed acks, want 1 (leased)", n)
 	}
-	again := e.store(time.Hour, time.Second) // sweeps expired leases every 250 ms
+	again := e.store(time.Hour, time.Second)                                  // sweeps expired leases every 250 ms
 	items, err := again.GetBatch(e.ctx, []string{e.queue}, 1, 10*time.Second) // after the lease expires
 	if err != nil {
 		t.Fatalf("the message whose ack failed was not delivered again: %v", err)
