@@ -28,11 +28,18 @@ const closeFlushTimeout = 5 * time.Second
 type ackQueue struct {
 	mu      sync.Mutex
 	pending []receipt
-	held    map[receipt]struct{} // pending and sent
-	since   time.Time            // when the oldest pending ack was made
-	sending int                  // statements carrying acks that have not returned
-	armed   bool                 // timer is pending
+	held    map[receipt]struct{}    // pending and sent
+	since   time.Time               // when the oldest pending ack was made
+	flights map[*ackFlight]struct{} // statements carrying acks that have not returned
+	armed   bool                    // timer is pending
 	timer   *time.Timer
+}
+
+// ackFlight is one statement carrying acks; done is closed when it has
+// returned.
+type ackFlight struct {
+	acks []receipt
+	done chan struct{}
 }
 
 // acked reports whether r was acked and its delete has not committed yet.
@@ -104,31 +111,57 @@ func (s *Store) armAcksLocked(d time.Duration) {
 	}
 }
 
-// takeAcks returns the pending acks to be sent; the caller reports the
-// outcome with ackSent.
-func (s *Store) takeAcks() []receipt {
+// takeAcks returns the pending acks to be sent (nil: none), and the
+// flights already under way; the caller reports the outcome with ackSent.
+func (s *Store) takeAcks() (f *ackFlight, earlier []*ackFlight) {
 	q := &s.acks
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	rs := q.pending
-	q.pending = nil
-	if len(rs) > 0 {
-		q.sending++
+	earlier = q.flightsLocked()
+	if len(q.pending) == 0 {
+		return nil, earlier
 	}
-	return rs
+	f = &ackFlight{acks: q.pending, done: make(chan struct{})}
+	q.pending = nil
+	if q.flights == nil {
+		q.flights = map[*ackFlight]struct{}{}
+	}
+	q.flights[f] = struct{}{}
+	return f, earlier
 }
 
-// ackSent records the outcome of sending rs: committed, they are forgotten;
-// failed, they are pending again (a retried delete is harmless: it matches
-// the same claim or nothing).
-func (s *Store) ackSent(rs []receipt, err error) {
-	if len(rs) == 0 {
+func (q *ackQueue) flightsLocked() []*ackFlight {
+	fs := make([]*ackFlight, 0, len(q.flights))
+	for f := range q.flights {
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+// waitFlights waits until the flights have returned, or ctx is done.
+func waitFlights(ctx context.Context, fs []*ackFlight) {
+	for _, f := range fs {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// ackSent records the outcome of flight f: committed, its acks are
+// forgotten; failed, they are pending again (a retried delete is harmless:
+// it matches the same claim or nothing).
+func (s *Store) ackSent(f *ackFlight, err error) {
+	if f == nil {
 		return
 	}
+	rs := f.acks
 	q := &s.acks
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.sending--
+	delete(q.flights, f)
+	close(f.done)
 	if err == nil {
 		for _, r := range rs {
 			delete(q.held, r)
@@ -163,12 +196,12 @@ func (s *Store) flushAcksAsync() {
 
 // flushAcks sends the pending acks now, in one statement.
 func (s *Store) flushAcks(ctx context.Context) error {
-	rs := s.takeAcks()
-	if len(rs) == 0 {
+	f, _ := s.takeAcks()
+	if f == nil {
 		return nil
 	}
-	_, err := s.c.LeaseDB.ExecContext(ctx, s.st.ack, s.ackArgs(rs)...)
-	s.ackSent(rs, err)
+	_, err := s.c.LeaseDB.ExecContext(ctx, s.st.ack, s.ackArgs(f.acks)...)
+	s.ackSent(f, err)
 	if err != nil {
 		return s.c.Wrap("ack", err)
 	}
@@ -195,22 +228,26 @@ func (s *Store) ackArgs(rs []receipt) []any {
 
 // claimWithAcks runs the claim and deletes the pending acks in the same
 // round trip: PostgreSQL in one statement (a DELETE in a WITH), SQLite in
-// one transaction (one commit, not two).
+// one transaction (one commit, not two). It returns once the acks sent
+// before it have returned too, so that every ack made before a receive
+// that delivers is committed (unless its delete failed): a consumer that
+// crashes then redelivers only what it had not acked.
 func (s *Store) claimWithAcks(ctx context.Context, lease int64, queue string, n int) ([]claimedRow, error) {
-	acks := s.takeAcks()
-	if len(acks) == 0 {
-		rows, err := s.c.LeaseDB.QueryContext(ctx, s.st.claim, lease, queue, n)
-		return scanClaim(rows, err)
-	}
+	f, earlier := s.takeAcks()
 	var got []claimedRow
 	var err error
-	if s.st.claimAcking != "" {
-		rows, qerr := s.c.LeaseDB.QueryContext(ctx, s.st.claimAcking, append(s.ackArgs(acks), lease, queue, n)...)
-		got, err = scanClaim(rows, qerr)
-	} else {
-		got, err = s.claimInTx(ctx, acks, lease, queue, n)
+	switch {
+	case f == nil:
+		got, err = scanClaim(s.c.LeaseDB.QueryContext(ctx, s.st.claim, lease, queue, n))
+	case s.st.claimAcking != "":
+		got, err = scanClaim(s.c.LeaseDB.QueryContext(ctx, s.st.claimAcking, append(s.ackArgs(f.acks), lease, queue, n)...))
+	default:
+		got, err = s.claimInTx(ctx, f.acks, lease, queue, n)
 	}
-	s.ackSent(acks, err)
+	s.ackSent(f, err)
+	if len(got) > 0 {
+		waitFlights(ctx, earlier)
+	}
 	return got, err
 }
 
@@ -269,15 +306,10 @@ func (s *Store) closeAcks() error {
 	defer cancel()
 	err := s.flushAcks(ctx)
 	// A claim or a timer flush under way may fail and give its acks back.
-	for {
-		q.mu.Lock()
-		sending := q.sending
-		q.mu.Unlock()
-		if sending == 0 || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	q.mu.Lock()
+	under := q.flightsLocked()
+	q.mu.Unlock()
+	waitFlights(ctx, under)
 	if err == nil {
 		err = s.flushAcks(ctx)
 	}
