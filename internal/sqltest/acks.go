@@ -142,6 +142,17 @@ func (e *ackEnv) rows() int {
 	return e.count("SELECT count(*) FROM "+e.tables.Message+" WHERE queue_id = (SELECT id FROM "+e.tables.Queue+" WHERE name = ?)", e.queue)
 }
 
+// closeLeaving closes s, which must succeed and leave want rows.
+func (e *ackEnv) closeLeaving(s *sqlstore.Store, want int, why string) {
+	e.t.Helper()
+	if err := s.Close(); err != nil {
+		e.t.Fatal(err)
+	}
+	if n := e.rows(); n != want {
+		e.t.Fatalf("%d rows after Close, want %d: %s", n, want, why)
+	}
+}
+
 func isAckDelete(s Statement) bool { return s.Contains("DELETE") }
 
 func describe(stmts []Statement) string {
@@ -252,12 +263,7 @@ func ackCloseFlushes(t *testing.T, h AckHarness) {
 	if got := e.rows(); got != n {
 		t.Fatalf("%d rows before Close, want %d (acks pending)", got, n)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if got := e.rows(); got != 0 {
-		t.Fatalf("%d rows after Close, want 0: Close did not send the pending acks", got)
-	}
+	e.closeLeaving(s, 0, "Close did not send the pending acks")
 	if stmts := e.log.Take(); len(stmts) != 1 || !isAckDelete(stmts[0]) {
 		t.Fatalf("want the %d acks in one delete:%s", n, describe(stmts))
 	}
@@ -301,22 +307,12 @@ func lateAckSparesNewDelivery(t *testing.T, h AckHarness) {
 	if err := s.Ack(e.ctx, a); err != nil { // late again, sent on its own by Close
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.rows(); n != 1 {
-		t.Fatalf("%d rows after a late ack sent by Close, want 1: it deleted the new delivery", n)
-	}
+	e.closeLeaving(s, 1, "the late ack sent by Close deleted the new delivery")
 	s2 := e.store(time.Hour, time.Hour)
 	if err := s2.Ack(e.ctx, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := s2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.rows(); n != 0 {
-		t.Fatalf("%d rows after the current delivery's ack, want 0", n)
-	}
+	e.closeLeaving(s2, 0, "the current delivery's ack deleted nothing")
 }
 
 func ackFlushFailureRedelivers(t *testing.T, h AckHarness) {
@@ -370,12 +366,7 @@ func failedClaimKeepsAcks(t *testing.T, h AckHarness) {
 		t.Fatalf("claim carrying a failing ack: %v, want the failure", err)
 	}
 	e.log.FailWhen(nil)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.rows(); n != 1 {
-		t.Fatalf("%d rows, want 1 (a deleted by Close, b ready)", n)
-	}
+	e.closeLeaving(s, 1, "want a deleted by Close, b ready")
 	if n, err := e.store(time.Hour, time.Hour).Size(e.ctx, e.queue); err != nil || n != 1 {
 		t.Fatalf("size %d, %v: want b ready", n, err)
 	}
@@ -407,12 +398,7 @@ func pendingAckIsAcked(t *testing.T, h AckHarness) {
 	if n := e.count("SELECT count(*) FROM " + e.tables.Quarantine); n != 0 {
 		t.Fatalf("%d quarantined rows after Quarantine of an acked delivery, want 0", n)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if n := e.rows(); n != 0 {
-		t.Fatalf("%d rows after Close, want 0", n)
-	}
+	e.closeLeaving(s, 0, "Close did not send the pending ack")
 }
 
 // claimWaitsForEarlierAcks: a claim that delivers returns only once the
