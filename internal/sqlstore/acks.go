@@ -76,14 +76,18 @@ func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
 		}
 		rs[i] = r
 	}
-	s.addAcks(rs)
-	return nil
+	return s.addAcks(rs)
 }
 
-func (s *Store) addAcks(rs []receipt) {
+func (s *Store) addAcks(rs []receipt) error {
 	q := &s.acks
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if s.closed.Load() {
+		// Checked under mu: an ack made before Close took mu is sent by
+		// Close; after, it is refused, never silently dropped.
+		return errStoreClosed
+	}
 	if len(q.pending) == 0 {
 		q.since = time.Now()
 	}
@@ -95,6 +99,7 @@ func (s *Store) addAcks(rs []receipt) {
 		q.pending = append(q.pending, r)
 	}
 	s.armAcksLocked(s.c.AckDelay)
+	return nil
 }
 
 // armAcksLocked starts the flush timer unless it runs already.
