@@ -250,8 +250,14 @@ func (s *Store) claimWithAcks(ctx context.Context, lease int64, queue string, n 
 		got, err = s.claimInTx(ctx, f.acks, lease, queue, n)
 	}
 	s.ackSent(f, err)
-	if len(got) > 0 {
+	if err == nil && len(got) > 0 {
 		waitFlights(ctx, earlier)
+		if err := ctx.Err(); err != nil {
+			// As a claim cancelled after its commit: the rows stay
+			// leased (handing them to a caller that gave up would break
+			// its prefetch window).
+			return nil, err
+		}
 	}
 	return got, err
 }
