@@ -116,23 +116,22 @@ func (s *Store) armAcksLocked(d time.Duration) {
 	}
 }
 
-// takeAcks returns the pending acks to be sent (nil: none), and the
-// flights already under way; the caller reports the outcome with ackSent.
-func (s *Store) takeAcks() (f *ackFlight, earlier []*ackFlight) {
+// takeAcks returns the pending acks to be sent (nil: none); the caller
+// reports the outcome with ackSent.
+func (s *Store) takeAcks() *ackFlight {
 	q := &s.acks
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	earlier = q.flightsLocked()
 	if len(q.pending) == 0 {
-		return nil, earlier
+		return nil
 	}
-	f = &ackFlight{acks: q.pending, done: make(chan struct{})}
+	f := &ackFlight{acks: q.pending, done: make(chan struct{})}
 	q.pending = nil
 	if q.flights == nil {
 		q.flights = map[*ackFlight]struct{}{}
 	}
 	q.flights[f] = struct{}{}
-	return f, earlier
+	return f
 }
 
 func (q *ackQueue) flightsLocked() []*ackFlight {
@@ -201,7 +200,7 @@ func (s *Store) flushAcksAsync() {
 
 // flushAcks sends the pending acks now, in one statement.
 func (s *Store) flushAcks(ctx context.Context) error {
-	f, _ := s.takeAcks()
+	f := s.takeAcks()
 	if f == nil {
 		return nil
 	}
@@ -233,12 +232,9 @@ func (s *Store) ackArgs(rs []receipt) []any {
 
 // claimWithAcks runs the claim and deletes the pending acks in the same
 // round trip: PostgreSQL in one statement (a DELETE in a WITH), SQLite in
-// one transaction (one commit, not two). It returns once the acks sent
-// before it have returned too, so that every ack made before a receive
-// that delivers is committed (unless its delete failed): a consumer that
-// crashes then redelivers only what it had not acked.
+// one transaction (one commit, not two).
 func (s *Store) claimWithAcks(ctx context.Context, lease int64, queue string, n int) ([]claimedRow, error) {
-	f, earlier := s.takeAcks()
+	f := s.takeAcks()
 	var got []claimedRow
 	var err error
 	switch {
@@ -250,15 +246,6 @@ func (s *Store) claimWithAcks(ctx context.Context, lease int64, queue string, n 
 		got, err = s.claimInTx(ctx, f.acks, lease, queue, n)
 	}
 	s.ackSent(f, err)
-	if err == nil && len(got) > 0 {
-		waitFlights(ctx, earlier)
-		if err := ctx.Err(); err != nil {
-			// As a claim cancelled after its commit: the rows stay
-			// leased (handing them to a caller that gave up would break
-			// its prefetch window).
-			return nil, err
-		}
-	}
 	return got, err
 }
 

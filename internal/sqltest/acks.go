@@ -38,7 +38,6 @@ func RunAckTests(t *testing.T, h AckHarness) {
 	t.Run("FlushFailureRedelivers", func(t *testing.T) { ackFlushFailureRedelivers(t, h) })
 	t.Run("FailedClaimKeepsAcks", func(t *testing.T) { failedClaimKeepsAcks(t, h) })
 	t.Run("PendingAckIsAcked", func(t *testing.T) { pendingAckIsAcked(t, h) })
-	t.Run("ClaimWaitsForEarlierAcks", func(t *testing.T) { claimWaitsForEarlierAcks(t, h) })
 }
 
 // ackEnv is one test's tables, a logged pool and an unlogged one.
@@ -399,42 +398,4 @@ func pendingAckIsAcked(t *testing.T, h AckHarness) {
 		t.Fatalf("%d quarantined rows after Quarantine of an acked delivery, want 0", n)
 	}
 	e.closeLeaving(s, 0, "Close did not send the pending ack")
-}
-
-// claimWaitsForEarlierAcks: a claim that delivers returns only once the
-// acks sent before it (by the timer) have returned, so that a consumer
-// killed after a receive redelivers nothing it had acked before.
-func claimWaitsForEarlierAcks(t *testing.T, h AckHarness) {
-	e := newAckEnv(t, h)
-	s := e.store(10*time.Millisecond, time.Hour)
-	e.put(s, "a", "b")
-	a := e.get(s, 1)[0]
-	// The timer's delete alone (not the claim's) is held on its way.
-	started, release := e.log.Hold(func(st Statement) bool { return isAckDelete(st) && st.Tx == 0 && !st.Contains("UPDATE") })
-	defer release()
-	if err := s.Ack(e.ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-started:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the timer never sent the ack")
-	}
-	got := make(chan error, 1)
-	go func() {
-		_, err := s.GetBatch(e.ctx, []string{e.queue}, 1, 5*time.Second)
-		got <- err
-	}()
-	select {
-	case err := <-got:
-		t.Fatalf("the claim returned (%v) while an ack sent before it was still under way", err)
-	case <-time.After(300 * time.Millisecond):
-	}
-	release()
-	if err := <-got; err != nil {
-		t.Fatal(err)
-	}
-	if n := e.rows(); n != 1 {
-		t.Fatalf("%d rows, want 1 (a deleted, b leased)", n)
-	}
 }

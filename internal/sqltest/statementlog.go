@@ -29,16 +29,7 @@ type StatementLog struct {
 	mu      sync.Mutex
 	entries []Statement
 	fail    func(query string) bool
-	hold    *hold
 	txs     int
-}
-
-// hold stops the statements it matches until released.
-type hold struct {
-	match   func(Statement) bool
-	started chan struct{}
-	once    sync.Once
-	release chan struct{}
 }
 
 // Wrap returns a connector whose connections log to l.
@@ -61,38 +52,12 @@ func (l *StatementLog) FailWhen(f func(query string) bool) {
 	l.mu.Unlock()
 }
 
-// Hold stops every statement match accepts before it reaches the engine,
-// until release is called; started is closed when the first one waits.
-func (l *StatementLog) Hold(match func(Statement) bool) (started <-chan struct{}, release func()) {
-	h := &hold{match: match, started: make(chan struct{}), release: make(chan struct{})}
-	l.mu.Lock()
-	l.hold = h
-	l.mu.Unlock()
-	var once sync.Once
-	return h.started, func() {
-		once.Do(func() {
-			l.mu.Lock()
-			l.hold = nil
-			l.mu.Unlock()
-			close(h.release)
-		})
-	}
-}
-
-// record logs q, waits while a hold stops it, and reports whether it must
-// fail.
+// record logs q and reports whether it must fail.
 func (l *StatementLog) record(q string, tx int) error {
-	st := Statement{Query: q, Tx: tx, At: time.Now()}
 	l.mu.Lock()
-	l.entries = append(l.entries, st)
-	fail := l.fail != nil && l.fail(q)
-	h := l.hold
-	l.mu.Unlock()
-	if h != nil && h.match(st) {
-		h.once.Do(func() { close(h.started) })
-		<-h.release
-	}
-	if fail {
+	defer l.mu.Unlock()
+	l.entries = append(l.entries, Statement{Query: q, Tx: tx, At: time.Now()})
+	if l.fail != nil && l.fail(q) {
 		return ErrInjected
 	}
 	return nil
