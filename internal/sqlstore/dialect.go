@@ -67,10 +67,11 @@ type statements struct {
 	ensureQueue    string
 	queueExists    string
 	claim          string
+	claimAcking    string // PostgreSQL: ack, then claim, in one statement; "" elsewhere
 	claimPrecheck  bool   // look with readyCount before claiming (SQLite)
 	readyCount     string // 1 when the queue has a ready row, else 0; no lock taken
 	restoreExpired string
-	ack            string
+	ack            string // deletes many (id, version) pairs; arguments: Store.ackArgs
 	requeueDelete  string
 	requeueInsert  string
 	extend         string
@@ -128,7 +129,6 @@ func newStatements(e Engine, t Tables) *statements {
 		queueExists: "SELECT count(*) FROM " + q + " WHERE name = ?",
 		restoreExpired: "UPDATE " + m + " SET visible = TRUE, lease_until = NULL, version = version + 1 " +
 			"WHERE visible = FALSE AND lease_until IS NOT NULL AND lease_until < ?",
-		ack:           "DELETE FROM " + m + " WHERE id = ? AND version = ?",
 		requeueDelete: "DELETE FROM " + m + " WHERE id = ? AND version = ? RETURNING queue_id, priority, expires_at, delivery_count",
 		requeueInsert: "INSERT INTO " + m + " (" + idCol(msgID) + "visible, payload, version, queue_id, priority, expires_at, delivery_count) " +
 			"VALUES (" + msgID + "TRUE, ?, 1, ?, ?, ?, ?)",
@@ -172,14 +172,25 @@ func newStatements(e Engine, t Tables) *statements {
 		s.claim = "WITH picked AS MATERIALIZED (" + pickOnce + " FOR UPDATE SKIP LOCKED) " +
 			"UPDATE " + m + " AS m " + strings.Replace(set, "?", "$1", 1) + " FROM picked" +
 			" WHERE m.id = picked.id" + strings.ReplaceAll(ret, " id,", " m.id,")
+		// Acks: the version guard deletes only the claim acked, never
+		// the row claimed again since its lease expired.
+		s.ack = "DELETE FROM " + m + " AS d USING unnest(?::bigint[], ?::bigint[]) AS a(id, version)" +
+			" WHERE d.id = a.id AND d.version = a.version"
+		// Acked rows are invisible and the claim takes visible ones, so
+		// the two parts never touch the same row.
+		s.claimAcking = "WITH acked AS (" + s.ack + ") " + s.claim
 	default:
 		// SQLite has one writer at a time: the single UPDATE is atomic.
 		s.claim = "UPDATE " + m + " " + set + " WHERE id IN (" + pick + ")" + ret
+		// No arrays: the pairs come as one JSON text, so that the
+		// statement is the same for any number of acks.
+		s.ack = "DELETE FROM " + m + " WHERE (id, version) IN " +
+			"(SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))"
 		// A read first, so that polling an empty queue takes no write lock.
 		s.claimPrecheck = true
 	}
 	s.readyCount = "SELECT count(*) FROM (SELECT 1 FROM " + m + " WHERE queue_id = " + qid + " AND visible = TRUE LIMIT 1) AS r"
-	for _, p := range []*string{&s.putOne, &s.putBatch, &s.ensureQueue, &s.queueExists, &s.claim, &s.readyCount, &s.restoreExpired, &s.ack,
+	for _, p := range []*string{&s.putOne, &s.putBatch, &s.ensureQueue, &s.queueExists, &s.claim, &s.claimAcking, &s.readyCount, &s.restoreExpired, &s.ack,
 		&s.requeueDelete, &s.requeueInsert, &s.extend, &s.purge, &s.size, &s.deleteMessages, &s.deleteBindings, &s.deleteQueue,
 		&s.addBinding, &s.removeBinding, &s.bindings, &s.queueBindings, &s.quarantineDel, &s.quarantineIns} {
 		*p = rebind(e, *p)

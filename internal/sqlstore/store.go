@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,6 +45,9 @@ type Config struct {
 	OnClose func() error
 	// As answers kombu's As for the engine's client types.
 	As func(target any) bool
+	// AckDelay is how long an ack waits for the next claim to carry it
+	// before it is sent on its own; 0: DefaultAckDelay.
+	AckDelay time.Duration
 }
 
 // Store is the virtual.Store of the SQL transports. It is safe for
@@ -61,6 +63,8 @@ type Store struct {
 
 	idleMu sync.Mutex
 	idle   map[string]idleMark // queue -> when it was last found empty
+
+	acks ackQueue
 }
 
 // idleMark remembers that a queue was empty when the waker's channel was
@@ -86,7 +90,12 @@ func New(c Config) *Store {
 	if c.Wrap == nil {
 		c.Wrap = func(_ string, err error) error { return err }
 	}
-	return &Store{c: c, st: newStatements(c.Engine, c.Tables), done: make(chan struct{}), idle: map[string]idleMark{}}
+	if c.AckDelay <= 0 {
+		c.AckDelay = DefaultAckDelay
+	}
+	s := &Store{c: c, st: newStatements(c.Engine, c.Tables), done: make(chan struct{}), idle: map[string]idleMark{}}
+	s.acks.held = map[receipt]struct{}{}
+	return s
 }
 
 // DB returns the store's database handle.
@@ -427,23 +436,8 @@ func (s *Store) claim(ctx context.Context, queue string, n int) ([]virtual.Item,
 		}
 	}
 	lease := time.Now().Add(s.c.VisibilityTimeout).UnixMilli()
-	rows, err := s.c.LeaseDB.QueryContext(ctx, s.st.claim, lease, queue, n)
+	got, err := s.claimWithAcks(ctx, lease, queue, n)
 	if err != nil {
-		return nil, s.wrap(ctx, "claim", err)
-	}
-	var got []claimedRow
-	for rows.Next() {
-		var r claimedRow
-		if err := rows.Scan(&r.id, &r.version, &r.payload, &r.priority, &r.expiresAt, &r.deliveries); err != nil {
-			rows.Close()
-			return nil, s.wrap(ctx, "claim", err)
-		}
-		got = append(got, r)
-	}
-	if err := rows.Close(); err != nil {
-		return nil, s.wrap(ctx, "claim", err)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, s.wrap(ctx, "claim", err)
 	}
 	// RETURNING gives no order.
@@ -529,52 +523,6 @@ func receiptOf(it virtual.Item) (receipt, error) {
 	return r, nil
 }
 
-// Ack implements virtual.Acker: the row is deleted. A receipt whose lease
-// expired (the row was claimed again since) deletes nothing: the other
-// claim owns the row now.
-func (s *Store) Ack(ctx context.Context, it virtual.Item) error {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	r, err := receiptOf(it)
-	if err != nil {
-		return err
-	}
-	_, err = s.c.LeaseDB.ExecContext(ctx, s.st.ack, r.id, r.version)
-	return s.wrap(ctx, "ack", err)
-}
-
-// AckBatch implements virtual.BatchAcker: one DELETE per 400 receipts.
-func (s *Store) AckBatch(ctx context.Context, items []virtual.Item) error {
-	if err := s.begin(ctx); err != nil {
-		return err
-	}
-	const chunk = 400
-	for len(items) > 0 {
-		part := items[:min(chunk, len(items))]
-		items = items[len(part):]
-		var b strings.Builder
-		args := make([]any, 0, 2*len(part))
-		b.WriteString("DELETE FROM " + s.c.Tables.Message + " WHERE (id, version) IN (VALUES ")
-		for i, it := range part {
-			r, err := receiptOf(it)
-			if err != nil {
-				return err
-			}
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString("(CAST(? AS INTEGER), CAST(? AS SMALLINT))")
-			args = append(args, r.id, r.version)
-		}
-		b.WriteString(")")
-		if _, err := s.c.LeaseDB.ExecContext(ctx, rebind(s.c.Engine, b.String()), args...); err != nil {
-			return s.wrap(ctx, "ack", err)
-		}
-	}
-	return nil
-}
-
 // Requeue implements virtual.Acker: the row is replaced by a new one at the
 // back of its queue, marked redelivered.
 func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
@@ -584,6 +532,9 @@ func (s *Store) Requeue(ctx context.Context, it virtual.Item) error {
 	r, err := receiptOf(it)
 	if err != nil {
 		return err
+	}
+	if s.acks.acked(r) {
+		return nil // as after the delete: nothing to requeue
 	}
 	var payload []byte
 	if it.DecodeErr != nil {
@@ -624,6 +575,9 @@ func (s *Store) ExtendLease(ctx context.Context, it virtual.Item, d time.Duratio
 	if err != nil {
 		return err
 	}
+	if s.acks.acked(r) {
+		return errAcked(r)
+	}
 	res, err := s.c.LeaseDB.ExecContext(ctx, s.st.extend, time.Now().Add(d).UnixMilli(), r.id, r.version)
 	if err != nil {
 		return s.wrap(ctx, "extend lease", err)
@@ -643,6 +597,9 @@ func (s *Store) Quarantine(ctx context.Context, it virtual.Item) error {
 	r, err := receiptOf(it)
 	if err != nil {
 		return err
+	}
+	if s.acks.acked(r) {
+		return nil // as after the delete: nothing to keep
 	}
 	tx, err := s.c.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -751,14 +708,14 @@ func (s *Store) Ping(ctx context.Context) error {
 // As implements driver.Aser with the engine's answer.
 func (s *Store) As(target any) bool { return s.c.As != nil && s.c.As(target) }
 
-// Close implements virtual.Store. Unacked rows are returned by virtual
-// (Requeue) before the Conn closes the store.
+// Close implements virtual.Store: it sends the pending acks. Unacked rows
+// are returned by virtual (Requeue) before the Conn closes the store.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	close(s.done)
-	var errs []error
+	errs := []error{s.closeAcks()}
 	errs = append(errs, s.c.Waker.Close())
 	if s.c.OnClose != nil {
 		errs = append(errs, s.c.OnClose())

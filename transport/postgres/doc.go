@@ -57,6 +57,18 @@
 // rows; a consumer that dies leaves rows whose lease expires, and any
 // connection's periodic sweep makes them visible again (redelivered).
 // Rows Python kombu received (visible = false, no lease) are never touched.
+//
+// Acks are not a round trip of their own: an ack is held by the
+// connection and its DELETE travels in the statement of the connection's
+// next claim (a DELETE in a WITH, before the UPDATE that claims), or is
+// sent on its own 2 ms after the ack when no claim comes, and always before
+// Close returns; many acks are one DELETE. The delete matches the row and
+// the version its claim set, so a late ack of a delivery whose lease
+// expired and that was claimed again deletes nothing. Like an AMQP
+// basic.ack it is not confirmed: if the process dies before the ack is
+// sent, or the delete fails, the row stays leased and is delivered again
+// after visibility_timeout (never lost). Requeue, reject and ExtendLease of
+// a delivery already acked behave as after the delete.
 // Priorities 0..9 are served highest first; message TTL, dead-lettering,
 // mandatory returns and lease extension work. Bindings live in the
 // database, so every process routes with them; exchange declarations are

@@ -38,7 +38,9 @@
 // readers never wait; writers take turns (busy_timeout). A claim is one
 // UPDATE ... RETURNING statement, atomic because SQLite has one writer at
 // a time: concurrent consumers never get the same row, but their claims
-// are serialised with every publish. A consumer first looks with a read
+// are serialised with every publish. Pending acks (see transport/postgres)
+// are deleted in the transaction of the next claim, so that claim and acks
+// cost one commit. A consumer first looks with a read
 // (no lock) and claims only when a row is ready, so idle consumers do not
 // take the write lock. Publishes of the same process wake its consumers
 // at once; another process's publish is seen at the next poll.

@@ -43,9 +43,16 @@ func ExampleNewConnector() {
 	}
 	body, _ := msg.Payload()
 	fmt.Println(conn.TransportName(), body, msg.Ack(ctx))
+	// The ack's DELETE rides the connection's next claim, or goes on its
+	// own a moment later; Close sends it at the latest.
+	_ = queue.Close()
+	_ = conn.Close()
 
+	// Another connection on the file: the acked message is gone.
+	again := kombu.NewConnectionFromConnector(sqlite.NewConnector(opts), nil)
+	defer again.Close()
 	var db *sql.DB
-	if conn.As(&db) {
+	if err := again.Connect(ctx); err == nil && again.As(&db) {
 		var rows int
 		_ = db.QueryRow("SELECT count(*) FROM kombu_message").Scan(&rows)
 		fmt.Println("rows left after the ack:", rows)
