@@ -168,17 +168,24 @@ func newStatements(e Engine, t Tables) *statements {
 		// rerun skips the rows this statement already took and locks the
 		// next ones: a claim of 2 took 3. The placeholders are numbered
 		// here so that the arguments keep SQLite's order (lease, queue, n).
-		pickOnce := strings.Replace(strings.Replace(pick, "?", "$2", 1), "?", "$3", 1)
-		s.claim = "WITH picked AS MATERIALIZED (" + pickOnce + " FOR UPDATE SKIP LOCKED) " +
-			"UPDATE " + m + " AS m " + strings.Replace(set, "?", "$1", 1) + " FROM picked" +
-			" WHERE m.id = picked.id" + strings.ReplaceAll(ret, " id,", " m.id,")
+		// Placeholders are numbered here: claim's arguments keep SQLite's
+		// order (lease, queue, n), claimAcking's put the ack arrays first.
+		picked := func(queue, n string) string {
+			return "picked AS MATERIALIZED (" + strings.Replace(strings.Replace(pick, "?", queue, 1), "?", n, 1) + " FOR UPDATE SKIP LOCKED) "
+		}
+		update := func(lease string) string {
+			return "UPDATE " + m + " AS m " + strings.Replace(set, "?", lease, 1) + " FROM picked" +
+				" WHERE m.id = picked.id" + strings.ReplaceAll(ret, " id,", " m.id,")
+		}
+		s.claim = "WITH " + picked("$2", "$3") + update("$1")
 		// Acks: the version guard deletes only the claim acked, never
 		// the row claimed again since its lease expired.
 		s.ack = "DELETE FROM " + m + " AS d USING unnest(?::bigint[], ?::bigint[]) AS a(id, version)" +
 			" WHERE d.id = a.id AND d.version = a.version"
 		// Acked rows are invisible and the claim takes visible ones, so
 		// the two parts never touch the same row.
-		s.claimAcking = "WITH acked AS (" + s.ack + ") " + s.claim
+		ackNumbered := strings.Replace(strings.Replace(s.ack, "?", "$1", 1), "?", "$2", 1)
+		s.claimAcking = "WITH acked AS (" + ackNumbered + "), " + picked("$4", "$5") + update("$3")
 	default:
 		// SQLite has one writer at a time: the single UPDATE is atomic.
 		s.claim = "UPDATE " + m + " " + set + " WHERE id IN (" + pick + ")" + ret
