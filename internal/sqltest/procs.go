@@ -233,7 +233,10 @@ func CrashedConsumer(t *testing.T, transport, raw string) {
 		Transport: transport, URL: raw, Queue: fmt.Sprintf("crash.%d", time.Now().UnixNano()),
 		Total: 200, Acks: 50, Hold: 20, Prefetch: 20,
 		EarliestRedelivery: time.Second, // half the lease: no sooner
-		Note:               "visibility timeout 2 s",
+		// Acks ride the next claim or go alone 2 ms later: a kill loses
+		// those not sent yet (at most a prefetch window), which come back.
+		AckedAgain: 20,
+		Note:       "visibility timeout 2 s",
 	}.Run(t)
 }
 

@@ -64,9 +64,11 @@ func rawE2E(tb testing.TB, raw, queue string, n, batch int, asyncClaims bool) ti
 		got := 0
 		for got < n {
 			lease := time.Now().Add(time.Hour).UnixMilli()
-			rows, err := cc.Query(ctx, `UPDATE kombu_message AS m SET visible = false, lease_until = $1, version = version + 1
-				FROM (SELECT id FROM kombu_message WHERE queue_id = $2 AND visible = true ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED) AS p
-				WHERE m.id = p.id RETURNING m.id, m.payload`, lease, qid, batch)
+			// MATERIALIZED, as kombu-go's claim: a subquery can be rerun
+			// per row and take more than batch (see sqlstore's dialect).
+			rows, err := cc.Query(ctx, `WITH p AS MATERIALIZED (SELECT id FROM kombu_message WHERE queue_id = $2 AND visible = true ORDER BY priority DESC, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+				UPDATE kombu_message AS m SET visible = false, lease_until = $1, version = version + 1
+				FROM p WHERE m.id = p.id RETURNING m.id, m.payload`, lease, qid, batch)
 			if err != nil {
 				done <- err
 				return
