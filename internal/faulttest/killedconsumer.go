@@ -182,6 +182,28 @@ func consumedQueue(name string) kombu.Queue {
 	return q
 }
 
+// dialDeclared connects to url and declares the scenario's queue (a
+// declaration, not a passive one: redis knows no empty queue), failing
+// t on error. The caller closes the connection.
+func dialDeclared(t testing.TB, ctx context.Context, url, queue string) (*kombu.Connection, kombu.QueueInfo) {
+	t.Helper()
+	conn, err := kombu.Dial(ctx, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := conn.DefaultChannel(ctx)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	info, err := consumedQueue(queue).Declare(ctx, ch)
+	if err != nil {
+		conn.Close()
+		t.Fatal(err)
+	}
+	return conn, info
+}
+
 // Run plays the scenario on t, records its row and returns its result.
 func (k KilledConsumer) Run(t *testing.T) Result {
 	t.Helper()
@@ -296,18 +318,8 @@ func (k KilledConsumer) Run(t *testing.T) Result {
 // publish puts messages 0..Total-1 to the queue, in batches.
 func (k KilledConsumer) publish(t *testing.T, ctx context.Context, ledger *Ledger) {
 	t.Helper()
-	conn, err := kombu.Dial(ctx, k.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := dialDeclared(t, ctx, k.URL, k.Queue)
 	defer conn.Close()
-	ch, err := conn.DefaultChannel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := consumedQueue(k.Queue).Declare(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { k.deleteQueue(t) })
 	p, err := conn.Producer(ctx, nil)
 	if err != nil {
@@ -407,18 +419,10 @@ func (k KilledConsumer) drain(t *testing.T, ctx context.Context, ledger *Ledger,
 // the server holds nothing more for it.
 func (k KilledConsumer) checkEmpty(t *testing.T, ctx context.Context) {
 	t.Helper()
-	conn, err := kombu.Dial(ctx, k.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, info := dialDeclared(t, ctx, k.URL, k.Queue)
 	defer conn.Close()
-	ch, err := conn.DefaultChannel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A declaration, not a passive one: redis knows no empty queue.
-	if info, err := consumedQueue(k.Queue).Declare(ctx, ch); err != nil || info.Messages != 0 {
-		t.Errorf("%d messages left in the queue after the drain (%v)", info.Messages, err)
+	if info.Messages != 0 {
+		t.Errorf("%d messages left in the queue after the drain", info.Messages)
 	}
 	if k.Leftover != nil {
 		if n, err := k.Leftover(ctx); err != nil || n != 0 {

@@ -18,18 +18,8 @@ func childLines(t *testing.T, n int, o childOrders) []string {
 	o.Queue = "q"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := kombu.Dial(ctx, o.URL, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := dialDeclared(t, ctx, o.URL, o.Queue)
 	defer conn.Close()
-	ch, err := conn.DefaultChannel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := consumedQueue(o.Queue).Declare(ctx, ch); err != nil {
-		t.Fatal(err)
-	}
 	p, err := conn.Producer(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
