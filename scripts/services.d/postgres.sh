@@ -104,7 +104,6 @@ svc_postgres_status() { echo "postgres 127.0.0.1:$(pg_port) pid $(pg_pid)"; }
 
 svc_postgres_env() {
 	echo "export KOMBU_TEST_POSTGRES_URL='postgres://$PG_USER@127.0.0.1:$(pg_port)/postgres?sslmode=disable'"
-	echo "export KOMBU_TEST_POSTGRES_SERVICE='$PG_DIR'"
 }
 
 SERVICES+=(postgres)

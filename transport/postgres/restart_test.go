@@ -3,44 +3,108 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kombu-go/kombu/internal/faulttest"
 	"github.com/kombu-go/kombu/internal/testenv"
 	"github.com/kombu-go/kombu/kombu"
 )
 
-// restartServer restarts the test cluster (same port, same data) with
-// pg_ctl, as user postgres, the way scripts/services.d/postgres.sh runs it.
-func restartServer(t *testing.T) time.Duration {
+// privateCluster is a PostgreSQL cluster of the test's own, on an address
+// of its own (faulttest.PrivateLoopback): the restart must not take the
+// shared server away from tests of other packages running beside this one.
+type privateCluster struct {
+	dir, pgCtl, host string
+	port             int
+}
+
+// pgBin finds a PostgreSQL server binary (Debian keeps them per version).
+func pgBin(t *testing.T, name string) string {
 	t.Helper()
-	dir := testenv.ServerURL(t, "KOMBU_TEST_POSTGRES_SERVICE")
-	ctls, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	if len(ctls) == 0 {
-		t.Fatal("no pg_ctl under /usr/lib/postgresql")
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
+	if len(bins) == 0 {
+		t.Fatalf("no %s under /usr/lib/postgresql (make test installs postgresql)", name)
 	}
-	sort.Strings(ctls)
-	start := time.Now()
-	// The server's log goes to its log file, and pg_ctl's output to a
-	// file: the restarted server keeps whatever stdout it is given, and a
-	// pipe would keep this call waiting for it to exit.
-	out, err := os.CreateTemp(t.TempDir(), "pg_ctl")
+	sort.Strings(bins)
+	return bins[len(bins)-1]
+}
+
+// asPostgres runs a server binary, as user postgres when the test runs as
+// root (the server refuses root). Its output goes to a file: a server
+// started by pg_ctl keeps whatever stdout it is given, and a pipe would
+// keep this call waiting for it to exit.
+func (c *privateCluster) asPostgres(t *testing.T, bin string, args ...string) error {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		args = append([]string{"-u", "postgres", "--", bin}, args...)
+		bin = "runuser"
+	}
+	out, err := os.Create(filepath.Join(c.dir, "cmd.log"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr, cmd.Dir = out, out, "/"
+	if err := cmd.Run(); err != nil {
+		b, _ := os.ReadFile(out.Name())
+		return fmt.Errorf("%s %v: %w\n%s", bin, args, err, b)
+	}
+	return nil
+}
+
+func startPrivateCluster(t *testing.T) *privateCluster {
+	t.Helper()
+	testenv.ServerURL(t, PostgresURL) // where the shared server runs, the binaries are installed
+	dir, err := os.MkdirTemp("", "kombu-pg-restart-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer out.Close()
-	cmd := exec.Command("runuser", "-u", "postgres", "--", ctls[len(ctls)-1], "-D", filepath.Join(dir, "data"),
-		"-l", filepath.Join(dir, "postgres.log"), "-m", "fast", "-w", "-t", "60", "restart")
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Dir = "/"
-	if err := cmd.Run(); err != nil {
-		b, _ := os.ReadFile(out.Name())
-		t.Fatalf("pg_ctl restart: %v\n%s", err, b)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil { // the server runs as postgres
+		t.Fatal(err)
+	}
+	host, port, err := faulttest.PrivateLoopback()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &privateCluster{dir: dir, pgCtl: pgBin(t, "pg_ctl"), host: host, port: port}
+	if err := c.asPostgres(t, pgBin(t, "initdb"), "-D", filepath.Join(dir, "data"), "-U", "postgres", "-A", "trust",
+		"-E", "UTF8", "--locale=C.UTF-8"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ctl(t, "start"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.ctl(t, "stop") })
+	return c
+}
+
+func (c *privateCluster) url() string {
+	return fmt.Sprintf("postgres://postgres@%s/postgres?sslmode=disable", net.JoinHostPort(c.host, strconv.Itoa(c.port)))
+}
+
+// ctl runs pg_ctl start, stop or restart (same address, same data).
+func (c *privateCluster) ctl(t *testing.T, action string) error {
+	return c.asPostgres(t, c.pgCtl, "-D", filepath.Join(c.dir, "data"), "-l", filepath.Join(c.dir, "postgres.log"),
+		"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=%s -c fsync=on", c.port, c.dir, c.host),
+		"-m", "fast", "-w", "-t", "60", action)
+}
+
+// restartServer restarts the cluster and returns how long it took.
+func (c *privateCluster) restartServer(t *testing.T) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := c.ctl(t, "restart"); err != nil {
+		t.Fatal(err)
 	}
 	return time.Since(start)
 }
@@ -50,7 +114,9 @@ func restartServer(t *testing.T) time.Duration {
 // returned nil is consumed afterwards (duplicates from retried publishes
 // whose commit was not reported are allowed).
 func TestServerRestartMidStream(t *testing.T) {
-	raw := withOptions(testURL(t), "visibility_timeout", "2")
+	testStart := time.Now()
+	cluster := startPrivateCluster(t)
+	raw := withOptions(cluster.url(), "visibility_timeout", "2")
 	queue := fmt.Sprintf("restart.%d", time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -112,7 +178,7 @@ func TestServerRestartMidStream(t *testing.T) {
 	consDone := make(chan error, 1)
 	go func() { consDone <- consume(consCtx, dialKombu(t, raw)) }()
 	time.Sleep(700 * time.Millisecond)
-	took := restartServer(t)
+	took := cluster.restartServer(t)
 	wg.Wait()
 	stopCons()
 	consErr := <-consDone
@@ -151,6 +217,11 @@ func TestServerRestartMidStream(t *testing.T) {
 	}
 	t.Logf("restart took %v; %d of %d publishes confirmed (%d failed), lost %d, delivered twice %d; first consumer ended with %v",
 		took.Round(time.Millisecond), len(confirmed), total, len(failed), lost, dup, consErr)
+	faulttest.Record(t, faulttest.Row{
+		Test: "PostgreSQL restarted mid-stream", Transport: "postgres", Fault: "pg_ctl restart (fast) of a private cluster",
+		Result:  faulttest.Result{Total: total, Published: len(confirmed), Delivered: len(received), Lost: lost, Duplicated: dup},
+		Elapsed: time.Since(testStart), Note: fmt.Sprintf("restart took %v", took.Round(time.Millisecond)),
+	})
 	if lost > 0 {
 		t.Errorf("%d confirmed publishes lost across the restart", lost)
 	}
