@@ -21,10 +21,8 @@ import (
 // when a KilledConsumer scenario runs the test binary again.
 const killedConsumerEnv = "KOMBU_FAULTTEST_KILLED_CONSUMER"
 
-// HelperTest is the test a package names to run its consumer process: it
-// must call [KilledConsumerProcess], e.g.
-//
-//	func TestHelperProcessConsumer(t *testing.T) { faulttest.KilledConsumerProcess(t) }
+// HelperTest is the test a package names to run its consumer process: a
+// one-line test whose body is faulttest.KilledConsumerProcess(t).
 const HelperTest = "TestHelperProcessConsumer"
 
 // KilledConsumer is the F8 scenario: Total messages are published to
