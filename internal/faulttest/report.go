@@ -105,3 +105,11 @@ func PrintTable() {
 		}
 	}
 }
+
+// Main is a TestMain for a package with fault tests and nothing else to
+// set up: it runs the tests, prints the table of their figures and exits.
+func Main(m *testing.M) {
+	code := m.Run()
+	PrintTable()
+	os.Exit(code)
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -25,11 +24,7 @@ import (
 
 // TestMain prints the figures of the fault tests below as a table, which
 // scripts/run-tests.sh adds to internal/faults' table.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	faulttest.PrintTable()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { faulttest.Main(m) }
 
 // broker is a server that a fault test can kill and start again on the
 // same address and data.

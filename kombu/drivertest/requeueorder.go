@@ -25,14 +25,7 @@ const requeueOrderCount, requeueOrderBehind = 10, 5
 // after the others, is the transport's (see docs/transports.md); the
 // others keep their order either way.
 func testRequeueOrder(e *env, how string) {
-	q := e.simpleQueue("q")
-	p := e.producer(nil, nil)
-	var sent []string
-	for i := range requeueOrderCount + requeueOrderBehind {
-		sent = append(sent, fmt.Sprintf("m%02d", i))
-	}
-	e.sendTo(p, q.Name, sent...)
-	e.eventuallyLen(q, len(sent))
+	q, sent := fillRequeueOrderQueue(e)
 
 	conn := e.dial(nil)
 	ch := e.channel(conn)
@@ -104,14 +97,7 @@ func (e *env) checkRequeueOrder(c *kombu.Consumer, how string, first, sent []str
 // hands back the messages it had fetched but not handed out (kombu's
 // inbox), and they too keep their order with Features.RequeueOrder.
 func testRequeueOrderConsumerClose(e *env) {
-	q := e.simpleQueue("q")
-	p := e.producer(nil, nil)
-	var sent []string
-	for i := range requeueOrderCount + requeueOrderBehind {
-		sent = append(sent, fmt.Sprintf("m%02d", i))
-	}
-	e.sendTo(p, q.Name, sent...)
-	e.eventuallyLen(q, len(sent))
+	q, sent := fillRequeueOrderQueue(e)
 
 	ctx, cancel := e.wait()
 	c, err := kombu.NewConsumer(ctx, e.ch, []kombu.Queue{q}, &kombu.ConsumerOptions{PrefetchCount: requeueOrderCount})
@@ -141,4 +127,18 @@ func testRequeueOrderConsumerClose(e *env) {
 	}
 	e.ack(held) // the channel is still open
 	e.checkRequeueOrder(e.consumer(nil, []kombu.Queue{q}, nil), "consumer close", sent[1:fetched], sent[1:])
+}
+
+// fillRequeueOrderQueue publishes the messages m00, m01, ... of a
+// requeue-order case to a new queue and waits until they are all in it.
+func fillRequeueOrderQueue(e *env) (kombu.Queue, []string) {
+	q := e.simpleQueue("q")
+	p := e.producer(nil, nil)
+	var sent []string
+	for i := range requeueOrderCount + requeueOrderBehind {
+		sent = append(sent, fmt.Sprintf("m%02d", i))
+	}
+	e.sendTo(p, q.Name, sent...)
+	e.eventuallyLen(q, len(sent))
+	return q, sent
 }
